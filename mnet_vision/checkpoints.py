@@ -1,0 +1,112 @@
+"""Loading and saving weights safely: ``weights_only`` loads, atomic writes, and mismatch errors
+that say which keys or shapes differ."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
+
+SCOPES = ("model", "backbone")
+FORMATS = ("mnet", "timm", "torchvision")
+
+
+class CheckpointMismatchError(ValueError):
+    """A state dict that does not fit a module; the message lists the differing keys and shapes."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO that writes to a temporary file and renames it into place, so a
+    crash mid-write never leaves a truncated ``last.ckpt`` in place of the previous good one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        atomic_save(checkpoint, path)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_file(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` on CPU, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle / zip errors carry no file name
+        raise ValueError(f"cannot load {path} as a weights-only torch file: {err}") from err
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a checkpoint dict or a state dict")
+    return dict(obj)
+
+
+def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The ``BackboneHeadModel`` state dict inside one of our Lightning checkpoints (``model.`` keys
+    of the task), or the mapping itself when it is already a plain state dict."""
+    state = checkpoint.get("state_dict", checkpoint)
+    prefix = "model."
+    if any(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return dict(state)
+
+
+def load_matching(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, show: int = 8) -> None:
+    """Load ``state`` into ``module`` strictly; on any difference raise
+    :class:`CheckpointMismatchError` listing missing keys, unexpected keys and shape differences."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{source} does not fit the {type(module).__name__} built from this config:"]
+        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape differences", shapes)):
+            if items:
+                more = f" ... and {len(items) - show} more" if len(items) > show else ""
+                parts.append(f"  {len(items)} {label}: {items[:show]}{more}")
+        raise CheckpointMismatchError("\n".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def init_from(model: nn.Module, path: str, scope: str = "model", format: str = "mnet") -> None:
+    """Fine-tuning start: load weights from ``path`` into the whole model or only its backbone.
+
+    Args:
+        model: a ``BackboneHeadModel``.
+        path: one of our checkpoints or state dicts (``mnet``), a timm ``mobilenetv1_100`` state
+            dict (``timm``), or a torchvision MobileNet V2/V3 state dict (``torchvision``).
+        scope: ``model`` (every weight must fit) or ``backbone`` (the head stays freshly initialised,
+            e.g. a new class count).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"init_from.scope must be one of {SCOPES}, got {scope!r}")
+    if format not in FORMATS:
+        raise ValueError(f"init_from.format must be one of {FORMATS}, got {format!r}")
+    state = load_file(path)
+    if format == "timm":
+        from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet
+        state = timm_mobilenetv1_to_mnet(state)
+    elif format == "torchvision":
+        from mnet_vision.backbones.convert import torchvision_mobilenet_to_mnet
+        state = torchvision_mobilenet_to_mnet(state)
+    else:
+        state = model_state_dict(state)
+    if scope == "backbone":
+        prefix = "backbone."
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        load_matching(model.backbone, state, f"backbone weights in {path}")
+    else:
+        load_matching(model, state, str(path))

@@ -1,0 +1,151 @@
+"""ImageFolder classification data (``<root>/<split>/<class>/*.jpg``): ImageNet, Stanford Dogs,
+or any tree in that layout."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.data.synthetic import DEFAULT_SPLITS, make_shapes_dataset
+from mnet_vision.data.sampling import EpochSampler
+from mnet_vision.data.skipping import collate_skipping, skip_record
+from mnet_vision.data.transforms import (TF_MEAN, TF_STD, apply_seeded, classification_eval_transform,
+                                         classification_train_transform)
+
+log = logging.getLogger(__name__)
+
+LAYOUT = "<root>/<split>/<class_name>/<image>.jpg (ImageFolder)"
+
+
+class ImageFolderDataset(Dataset):
+    """Samples of one split folder: ``{"image": (3, S, S) float, "label": int, "path": str}``.
+
+    The file index comes from torchvision's ImageFolder helpers (``find_classes``/``make_dataset``),
+    so an empty class folder is an error that names the class. Unreadable images raise
+    :class:`ImageReadError` when ``strict``, else become counted skip records.
+    """
+
+    def __init__(self, split_dir: str | Path, transform=None, strict: bool = False,
+                 classes: Sequence[str] | None = None):
+        split_dir = Path(split_dir)
+        if not split_dir.is_dir():
+            raise FileNotFoundError(f"image folder {split_dir} does not exist; expected layout {LAYOUT}")
+        found, _ = find_classes(str(split_dir)) if any(split_dir.iterdir()) else ([], {})
+        if not found:
+            raise FileNotFoundError(f"image folder {split_dir} has no class sub-folders; expected layout {LAYOUT}")
+        if classes is not None and list(classes) != found:
+            missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+            raise ValueError(f"classes in {split_dir} differ from the training split: missing {missing}, extra {extra}")
+        self.classes = found
+        self.class_to_idx = {c: i for i, c in enumerate(found)}
+        try:
+            self.samples = make_dataset(str(split_dir), self.class_to_idx, extensions=IMG_EXTENSIONS)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{split_dir}: {err}") from err
+        self.transform = transform
+        self.strict = strict
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key`` is an index, or ``(index, augmentation_seed)`` as :class:`EpochSampler` yields."""
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        path, label = self.samples[index]
+        try:
+            image = read_rgb(path)
+        except ImageReadError as err:
+            if self.strict:
+                raise
+            return skip_record(path, err)
+        if self.transform is not None:
+            image = apply_seeded(self.transform, seed, image=image)["image"]
+        return {"image": image, "label": label, "path": path}
+
+
+class ImageFolderDataModule(pl.LightningDataModule):
+    """Train/val/test loaders over ``<root>/{train,val,test}``; ``test`` falls back to ``val``.
+
+    Args:
+        root: the folder holding the split folders.
+        num_classes: how many class folders the training split must have (the model is built for it).
+        input_size: side of the square crops fed to the model.
+        batch_size, num_workers: DataLoader settings (per process under DDP).
+        seed: seeds the per-epoch shuffle and the augmentation (see :class:`EpochSampler`).
+        strict: raise on the first unreadable image instead of skipping and counting it.
+        min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
+    """
+
+    def __init__(self, root: str, num_classes: int, input_size: int = 224, batch_size: int = 64,
+                 num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.25,
+                 crop_fraction: float = 0.875, hflip: bool = True, mean: Sequence[float] = TF_MEAN,
+                 std: Sequence[float] = TF_STD, splits: Sequence[str] = ("train", "val", "test"), seed: int = 0):
+        super().__init__()
+        self.root = Path(root)
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
+        self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
+        self.eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
+        self.train_split, self.val_split, self.test_split = splits
+        self.classes: list[str] | None = None
+
+    def _split(self, name: str, transform) -> ImageFolderDataset:
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data root {self.root} does not exist; expected layout {LAYOUT}")
+        dataset = ImageFolderDataset(self.root / name, transform, self.strict, self.classes)
+        if self.classes is None:
+            if len(dataset.classes) != self.num_classes:
+                raise ValueError(f"{self.root / name} has {len(dataset.classes)} class folders but the model "
+                                 f"is configured for data.num_classes={self.num_classes}")
+            self.classes = dataset.classes
+        return dataset
+
+    def setup(self, stage: str | None = None) -> None:
+        self.classes = None
+        self.train_set = self._split(self.train_split, self.train_transform)
+        self.val_set = self._split(self.val_split, self.eval_transform)
+        test_name = self.test_split if (self.root / self.test_split).is_dir() else self.val_split
+        self.test_set = self._split(test_name, self.eval_transform)
+        log.info("%s: %d train / %d val / %d test (%s) images, %d classes", self.root, len(self.train_set),
+                 len(self.val_set), len(self.test_set), test_name, len(self.classes))
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        # Own sampler and generator: loading never draws from the global torch RNG, which the
+        # checkpointed RNG state (dropout) must find untouched after a resume.
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                          sampler=EpochSampler(len(dataset), self.seed, shuffle), collate_fn=collate_skipping,
+                          generator=torch.Generator().manual_seed(self.seed), drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+
+class SyntheticShapesDataModule(ImageFolderDataModule):
+    """:class:`ImageFolderDataModule` over the synthetic shapes set, generated on first use.
+
+    Args beyond the parent's: ``per_class`` images per class and split, ``image_size`` of the
+    stored images, ``generator_seed`` of the images (see :func:`mnet_vision.data.synthetic.make_shapes_dataset`).
+    """
+
+    def __init__(self, root: str, num_classes: int = 10, per_class: dict | None = None, image_size: int = 64,
+                 generator_seed: int = 0, **kwargs):
+        super().__init__(root, num_classes, **kwargs)
+        self.generator_args = dict(num_classes=num_classes, splits=dict(per_class or DEFAULT_SPLITS),
+                                   image_size=image_size, seed=generator_seed)
+
+    def prepare_data(self) -> None:
+        make_shapes_dataset(self.root, **self.generator_args)

@@ -1,0 +1,33 @@
+"""Counted skips of unreadable samples.
+
+A long run must not die on one bad image: a dataset returns a *skip record* in place of the
+sample, :func:`collate_skipping` drops it from the batch and lists its path under
+``batch["skipped"]``, and :class:`mnet_vision.tasks.callbacks.SkippedSamplesReport` counts and
+reports the skips at the end of each epoch. This works across DataLoader worker processes,
+since the record travels with the batch. ``strict`` datasets raise instead.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from torch.utils.data import default_collate
+
+log = logging.getLogger(__name__)
+
+SKIPPED = "skipped"
+
+
+def skip_record(path: str, error: Exception) -> dict[str, Any]:
+    """What a dataset returns for a sample it could not read (non-strict mode)."""
+    log.warning("skipping unreadable sample %s: %s", path, error)
+    return {SKIPPED: path, "error": str(error)}
+
+
+def collate_skipping(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """``default_collate`` over the readable samples; ``batch["skipped"]`` lists the paths of the
+    others. A batch whose samples were all skipped has no other keys."""
+    good = [s for s in samples if SKIPPED not in s]
+    batch: dict[str, Any] = default_collate(good) if good else {}
+    batch[SKIPPED] = [s[SKIPPED] for s in samples if SKIPPED in s]
+    return batch

@@ -1,0 +1,4 @@
+"""One LightningModule per task family."""
+from mnet_vision.tasks.classification import ClassificationTask
+
+__all__ = ["ClassificationTask"]

@@ -1,0 +1,137 @@
+"""Building tasks, data and trainers from a composed config; training and evaluating them.
+
+``tools/train.py`` and ``tools/eval.py`` are thin wrappers over :func:`train` and :func:`evaluate`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from mnet_vision.checkpoints import AtomicCheckpointIO, init_from, load_file, load_matching, model_state_dict
+from mnet_vision.model import build_model
+from mnet_vision.tasks.callbacks import RNGState, SkippedSamplesReport
+
+log = logging.getLogger(__name__)
+
+
+def build_task(cfg: DictConfig) -> pl.LightningModule:
+    """The task's LightningModule around ``build_model(cfg)``, weights from ``task.init_from`` if set.
+
+    The unresolved config is stored in every checkpoint the task writes (``mnet_config``).
+    """
+    model = build_model(cfg)
+    init = cfg.task.get("init_from")
+    if init is not None and init.get("path"):
+        init_from(model, init.path, init.get("scope", "model"), init.get("format", "mnet"))
+    config = OmegaConf.to_container(cfg, resolve=False)
+    return instantiate(cfg.task.module, model=model, run_config=config, _recursive_=False,
+                       _convert_="all")  # plain containers: checkpoints must load with weights_only
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, task: pl.LightningModule, **overrides: Any) -> pl.Trainer:
+    """``cfg.trainer`` plus our callbacks (best/last checkpoints, RNG state, skip report), the
+    configured loggers writing under ``run_dir`` and atomic checkpoint writes."""
+    monitor, mode = task.monitor
+    loggers = [instantiate(c, save_dir=str(run_dir)) for c in (cfg.get("logger") or {}).values()]
+    checkpoints = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch:03d}", monitor=monitor, mode=mode,
+                        save_top_k=1, auto_insert_metric_name=False),
+        # A separate callback for last.ckpt: Lightning's save_last only writes when a new best was
+        # saved, which would leave resume= an epoch (or many) behind.
+        ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
+                        enable_version_counter=False),
+        SkippedSamplesReport(),
+        RNGState(),
+    ]
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+                       default_root_dir=str(run_dir), **overrides)
+
+
+def default_run_dir(cfg: DictConfig) -> Path:
+    """Hydra's output folder when running under ``@hydra.main``, else ``outputs/<task>/<time>``."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path("outputs") / cfg.task.name / time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def resume_checkpoint(resume: str | None) -> str | None:
+    """A checkpoint path from ``resume``: a ``.ckpt`` file, or a run folder's ``checkpoints/last.ckpt``."""
+    if not resume:
+        return None
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={resume}: no checkpoint at {path}")
+    return str(path)
+
+
+def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Fit the configured task, then (``test_after_fit``) test its best checkpoint.
+
+    Writes checkpoints (``checkpoints/best-*.ckpt``, ``last.ckpt``), logs and ``metrics.json`` to
+    ``run_dir`` and returns the metrics dict.
+    """
+    pl.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    task = build_task(cfg)
+    datamodule = instantiate(cfg.data)
+    trainer = build_trainer(cfg, run_dir, task)
+    start = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.get("resume")), weights_only=True)
+    fit_seconds = time.perf_counter() - start
+    metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_path
+    if cfg.get("test_after_fit", True) and not trainer.fast_dev_run:
+        tested = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update(tested[0] if tested else {})
+    metrics.update(fit_seconds=fit_seconds, epochs=trainer.current_epoch, best_checkpoint=best,
+                   run_dir=str(run_dir))
+    _write_metrics(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on the ``val`` or ``test`` split of its data (or of ``overrides.data``).
+
+    The model is rebuilt from the config stored in the checkpoint and loaded strictly (with
+    ``weights_only=True``); a checkpoint that does not fit raises a message listing the keys/shapes.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    checkpoint = load_file(ckpt)
+    if "mnet_config" not in checkpoint:
+        raise ValueError(f"{ckpt} is not an mnet_vision training checkpoint (no 'mnet_config' entry)")
+    cfg = OmegaConf.create(checkpoint["mnet_config"])
+    if overrides:
+        cfg = OmegaConf.merge(cfg, overrides)
+    if cfg.task.get("init_from") is not None:
+        cfg.task.init_from.path = None  # the checkpoint's own weights are loaded below
+    task = build_task(cfg)
+    load_matching(task.model, model_state_dict(checkpoint), str(ckpt))
+    trainer = instantiate(cfg.trainer, logger=False, devices=1, num_nodes=1, strategy="auto",
+                          callbacks=[SkippedSamplesReport()])
+    datamodule = instantiate(cfg.data)
+    run = trainer.validate if split == "val" else trainer.test
+    results = run(task, datamodule=datamodule)
+    return dict(results[0]) if results else {}
+
+
+@rank_zero_only
+def _write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    log.info("metrics written to %s", path)

@@ -1,0 +1,25 @@
+"""Shared test settings: a tiny synthetic shapes set and the overrides that make runs take seconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY_SPLITS = {"train": 6, "val": 3, "test": 3}
+TINY_IMAGE = 32
+
+
+def tiny_overrides(root: Path | str, *extra: str) -> list[str]:
+    """Hydra overrides for a seconds-long run of the default task on the tiny shapes set."""
+    return [
+        f"data.root={root}",
+        *(f"data.per_class.{split}={n}" for split, n in TINY_SPLITS.items()),
+        f"data.image_size={TINY_IMAGE}",
+        f"task.input_size={TINY_IMAGE}",
+        "data.batch_size=16",
+        "data.num_workers=0",
+        "backbone.alpha=0.25",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "logger=csv",
+        *extra,
+    ]

@@ -1,0 +1,96 @@
+"""Training through the Python entry point: outputs, resume, fine-tuning, evaluation, skips."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from mnet_vision.checkpoints import CheckpointMismatchError, load_file
+from mnet_vision.config import compose
+from mnet_vision.training import evaluate, train
+from tests.helpers import tiny_overrides
+
+
+def _train(root, run_dir, *extra):
+    return train(compose(tiny_overrides(root, *extra)), run_dir=run_dir)
+
+
+def test_train_writes_checkpoints_logs_and_metrics(shapes_root, tmp_path):
+    metrics = _train(shapes_root, tmp_path / "run")
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert metrics["best_checkpoint"].startswith(str(run / "checkpoints" / "best-epoch000"))
+    assert json.loads((run / "metrics.json").read_text())["test/top1"] == pytest.approx(metrics["test/top1"])
+    assert list(run.glob("csv/version_0/metrics.csv"))
+    for key in ("test/top1", "test/top5", "test/loss", "val/top1", "train/loss"):
+        assert key in metrics
+    assert 0.0 <= metrics["test/top1"] <= metrics["test/top5"] <= 1.0
+    # no partially written checkpoint is left behind by the atomic writer
+    assert not list((run / "checkpoints").glob(".*tmp*"))
+
+
+def test_checkpoint_loads_weights_only_and_holds_config(shapes_root, tmp_path):
+    _train(shapes_root, tmp_path / "run")
+    ckpt = load_file(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ckpt["mnet_config"]["task"]["name"] == "shapes"
+    assert any(k.startswith("model.backbone.features.conv0") for k in ckpt["state_dict"])
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(shapes_root, tmp_path):
+    straight = _train(shapes_root, tmp_path / "straight", "trainer.max_epochs=2", "test_after_fit=false")
+    _train(shapes_root, tmp_path / "first", "trainer.max_epochs=1", "test_after_fit=false")
+    resumed = _train(shapes_root, tmp_path / "resumed", "trainer.max_epochs=2", "test_after_fit=false",
+                     f"resume={tmp_path / 'first'}")
+    a = load_file(tmp_path / "straight" / "checkpoints" / "last.ckpt")["state_dict"]
+    b = load_file(tmp_path / "resumed" / "checkpoints" / "last.ckpt")["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    assert resumed["val/loss"] == pytest.approx(straight["val/loss"], abs=1e-6)
+
+
+def test_resume_from_missing_checkpoint(shapes_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        _train(shapes_root, tmp_path / "r", f"resume={tmp_path / 'nothing'}")
+
+
+def test_evaluate_rebuilds_from_checkpoint(shapes_root, tmp_path):
+    trained = _train(shapes_root, tmp_path / "run")
+    metrics = evaluate(trained["best_checkpoint"], "test")
+    assert metrics["test/top1"] == pytest.approx(trained["test/top1"])
+    val = evaluate(trained["best_checkpoint"], "val", {"data": {"batch_size": 4}})
+    assert "val/top1" in val
+
+
+def test_checkpoint_of_another_config_names_the_difference(shapes_root, tmp_path):
+    trained = _train(shapes_root, tmp_path / "run")
+    ckpt = torch.load(trained["best_checkpoint"], weights_only=True)
+    ckpt["mnet_config"]["backbone"]["alpha"] = 0.5  # as if the file came from a wider model
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointMismatchError, match=r"shape differences: \['backbone.features.conv0.conv.weight"):
+        evaluate(tmp_path / "other.ckpt")
+
+
+def test_fine_tune_backbone_from_checkpoint(shapes_root, tmp_path):
+    trained = _train(shapes_root, tmp_path / "run")
+    ckpt = load_file(trained["best_checkpoint"])["state_dict"]
+    cfg = compose(tiny_overrides(shapes_root, f"task.init_from.path={trained['best_checkpoint']}",
+                                 "task.init_from.scope=backbone"))
+    from mnet_vision.training import build_task
+    task = build_task(cfg)
+    torch.testing.assert_close(task.model.backbone.features.conv0.conv.weight,
+                               ckpt["model.backbone.features.conv0.conv.weight"])
+    with pytest.raises(CheckpointMismatchError, match="missing keys"):
+        build_task(compose(tiny_overrides(shapes_root, "backbone=mobilenet_v3_small",
+                                          f"task.init_from.path={trained['best_checkpoint']}")))
+
+
+def test_unreadable_images_are_skipped_and_counted(shapes_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root, root)
+    for f in sorted((root / "train" / "star").iterdir())[:2]:
+        f.write_bytes(b"not a png")
+    metrics = _train(root, tmp_path / "run")
+    assert metrics["skipped/train"] == 2.0
+    with pytest.raises(Exception, match="not a png|cannot read image"):
+        _train(root, tmp_path / "strict", "data.strict=true")

@@ -1,0 +1,28 @@
+"""Evaluate a checkpoint: python tools/eval.py ckpt=outputs/.../checkpoints/best-epoch009.ckpt [split=val]
+
+Any other key=value (data.root=..., data.batch_size=..., trainer.accelerator=...) overrides the
+config stored in the checkpoint.
+"""
+import json
+import sys
+
+from omegaconf import OmegaConf
+
+from mnet_vision.reporting import print_metrics
+from mnet_vision.training import evaluate
+
+
+def main(argv: list[str]) -> None:
+    args = OmegaConf.from_dotlist(argv)
+    if "ckpt" not in args:
+        sys.exit("usage: python tools/eval.py ckpt=PATH [split=test|val] [output=metrics.json] [data.root=...]")
+    ckpt, split, output = args.pop("ckpt"), args.pop("split", "test"), args.pop("output", None)
+    metrics = evaluate(ckpt, split, args)
+    print_metrics(metrics)
+    if output:
+        with open(output, "w") as f:
+            json.dump(metrics, f, indent=2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
