@@ -5,6 +5,11 @@ from mnet_vision.data.synthetic import make_shapes_dataset
 from tests.helpers import TINY_IMAGE, TINY_SPLITS
 
 
+# Tiny tensors: one thread is faster and does not oversubscribe the 2 CI cores while subprocess
+# tests (the tools, DDP) run their own threads.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

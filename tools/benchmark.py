@@ -2,6 +2,7 @@
 
     python tools/benchmark.py [--batch 1 32] [--repeats 20] [--threads 2]
 """
+import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
 
 import torch

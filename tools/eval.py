@@ -3,6 +3,7 @@
 Any other key=value (data.root=..., data.batch_size=..., trainer.accelerator=...) overrides the
 config stored in the checkpoint.
 """
+import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json
 import sys
 

@@ -3,20 +3,14 @@
     python tools/profile.py task=imagenet backbone.alpha=0.5 task.input_size=160
     python tools/profile.py task=imagenet backbone.alpha=0.5 task.input_size=160 output=json
 """
-import os
-import sys
+import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
+import json
 
-# This file is named profile.py (the issue's CLI name), which shadows the standard library's
-# `profile` module that torch imports through cProfile; drop the script's folder from the path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import hydra
+from omegaconf import DictConfig
 
-import json  # noqa: E402
-
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from mnet_vision.complexity import count_complexity  # noqa: E402
-from mnet_vision.model import build_model  # noqa: E402
+from mnet_vision.complexity import count_complexity
+from mnet_vision.model import build_model
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="profile")

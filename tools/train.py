@@ -2,6 +2,7 @@
 
 Multirun: python tools/train.py -m backbone.alpha=1.0,0.75,0.5,0.25
 """
+import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import hydra
 from omegaconf import DictConfig
 

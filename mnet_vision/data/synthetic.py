@@ -23,7 +23,7 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 SHAPES = ("circle", "square", "triangle", "pentagon", "hexagon", "star", "cross", "ring", "diamond", "crescent")
-DEFAULT_SPLITS = {"train": 400, "val": 50, "test": 50}
+DEFAULT_SPLITS = {"train": 300, "val": 50, "test": 50}
 MARKER = "synthetic.json"
 
 

@@ -1,0 +1,69 @@
+"""The tools as a user runs them: subprocesses from the repository root."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import tiny_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_tool(tool: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{tool} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_profile_json_for_the_issue_example():
+    out = run_tool("profile.py", "task=imagenet", "backbone.alpha=0.5", "task.input_size=160", "output=json")
+    result = json.loads(out.stdout)
+    assert round(result["mult_adds"] / 1e6) == 77 and round(result["params"] / 1e6, 2) == 1.32  # Table 9: 76 M / 1.32 M
+    assert set(result["by_type"]) == {"conv_3x3", "depthwise_3x3", "conv_1x1", "fc"}
+
+
+def test_profile_table():
+    out = run_tool("profile.py", "task=dogs", "backbone=mobilenet_v3_small", "backbone.alpha=0.75")
+    assert "| **total** |" in out.stdout
+
+
+def test_train_then_eval(shapes_root, tmp_path):
+    run_dir = tmp_path / "run"
+    out = run_tool("train.py", *tiny_overrides(shapes_root), f"hydra.run.dir={run_dir}")
+    assert "| test/top1 |" in out.stdout
+    assert (run_dir / ".hydra" / "config.yaml").is_file()  # the resolved config beside the run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    out = run_tool("eval.py", f"ckpt={metrics['best_checkpoint']}", "split=test", f"output={tmp_path / 'eval.json'}",
+                   "data.num_workers=0")
+    evaluated = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluated["test/top1"] == pytest.approx(metrics["test/top1"])
+    assert "| test/top1 |" in out.stdout
+
+
+def test_multirun_over_widths(shapes_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    run_tool("train.py", "-m", *tiny_overrides(shapes_root, "backbone.alpha=0.25,0.5", "test_after_fit=false"),
+             f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}")
+    for job in ("0", "1"):
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+        assert (sweep / job / "metrics.json").is_file()
+
+
+def test_ddp_two_cpu_processes_match_one_process_shape(shapes_root, tmp_path):
+    single = tmp_path / "single"
+    run_tool("train.py", *tiny_overrides(shapes_root), f"hydra.run.dir={single}")
+    ddp = tmp_path / "ddp"
+    run_tool("train.py", *tiny_overrides(shapes_root, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                                                        "trainer.sync_batchnorm=false"),
+             f"hydra.run.dir={ddp}")
+    one = json.loads((single / "metrics.json").read_text())
+    two = json.loads((ddp / "metrics.json").read_text())
+    numeric = {k for k, v in one.items() if isinstance(v, (int, float))}
+    assert numeric == {k for k, v in two.items() if isinstance(v, (int, float))}
+    assert (ddp / "checkpoints" / "last.ckpt").is_file()
+    assert 0.0 <= two["test/top1"] <= 1.0
