@@ -1,8 +1,9 @@
 """CPU inference speed of our MobileNet V1 classifier beside timm's ``mobilenetv1_100``.
 
 Both models run in the same process with the same threads, the same inputs and interleaved
-timing (one call of each in turn, so drift in machine load hits both alike); the median of the
-repeats is reported with the ratio to timm's eager model.
+timing (one call of each in turn, the order rotating every round, so drift in machine load and
+cache effects hit all alike); the median of the repeats is reported with the ratio to timm's
+eager model.
 """
 from __future__ import annotations
 
@@ -59,8 +60,10 @@ def compare_with_timm(batch_sizes: Sequence[int] = (1, 32), size: int = 224, rep
                   for name, (_, cl) in candidates.items()}
         times: dict[str, list[float]] = {name: [] for name in candidates}
         with torch.inference_mode():
+            names = list(candidates)
             for i in range(warmup + repeats):
-                for name, (model, _) in candidates.items():
+                for name in names[i % len(names):] + names[: i % len(names)]:  # rotate who goes first
+                    model = candidates[name][0]
                     elapsed = _time_call(lambda: model(inputs[name]))
                     if i >= warmup:
                         times[name].append(elapsed)
