@@ -1,0 +1,7 @@
+"""mnet_vision: detection and embedding models on a shared MobileNet backbone.
+
+Entry points: :func:`mnet_vision.config.compose` (a run config from ``conf/`` with CLI-style
+overrides), :func:`mnet_vision.model.build_model`, :func:`mnet_vision.training.build_task`,
+:func:`mnet_vision.training.train` and :func:`mnet_vision.training.evaluate`.
+"""
+__version__ = "0.1.0"

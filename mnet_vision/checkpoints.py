@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet, torchvision_mobilenet_to_mnet
+
 SCOPES = ("model", "backbone")
 FORMATS = ("mnet", "timm", "torchvision")
 
@@ -97,10 +99,8 @@ def init_from(model: nn.Module, path: str, scope: str = "model", format: str = "
         raise ValueError(f"init_from.format must be one of {FORMATS}, got {format!r}")
     state = load_file(path)
     if format == "timm":
-        from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet
         state = timm_mobilenetv1_to_mnet(state)
     elif format == "torchvision":
-        from mnet_vision.backbones.convert import torchvision_mobilenet_to_mnet
         state = torchvision_mobilenet_to_mnet(state)
     else:
         state = model_state_dict(state)

@@ -38,7 +38,7 @@ def build_task(cfg: DictConfig) -> pl.LightningModule:
                        _convert_="all")  # plain containers: checkpoints must load with weights_only
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, task: pl.LightningModule, **overrides: Any) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, task: pl.LightningModule) -> pl.Trainer:
     """``cfg.trainer`` plus our callbacks (best/last checkpoints, RNG state, skip report), the
     configured loggers writing under ``run_dir`` and atomic checkpoint writes."""
     monitor, mode = task.monitor
@@ -57,7 +57,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, task: pl.LightningModule, **ov
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
-                       default_root_dir=str(run_dir), **overrides)
+                       default_root_dir=str(run_dir))
 
 
 def default_run_dir(cfg: DictConfig) -> Path:

@@ -23,3 +23,19 @@ def tiny_overrides(root: Path | str, *extra: str) -> list[str]:
         "logger=csv",
         *extra,
     ]
+
+
+def randomise_batchnorm(model):
+    """Give every BatchNorm non-trivial running stats and affine parameters (in place), so an
+    equality test between two implementations means something. Returns ``model``."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model

@@ -94,3 +94,15 @@ def test_unreadable_images_are_skipped_and_counted(shapes_root, tmp_path):
     assert metrics["skipped/train"] == 2.0
     with pytest.raises(Exception, match="not a png|cannot read image"):
         _train(root, tmp_path / "strict", "data.strict=true")
+
+
+def test_bf16_mixed_precision_trains(shapes_root, tmp_path):
+    metrics = _train(shapes_root, tmp_path / "run", "trainer.precision=bf16-mixed", "test_after_fit=false")
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+
+
+def test_imagenet_without_data_names_the_root(tmp_path):
+    cfg = compose(["task=imagenet", f"data.root={tmp_path / 'imagenet'}", "backbone.alpha=0.25", "logger=none",
+                   "trainer.enable_progress_bar=false"])
+    with pytest.raises(FileNotFoundError, match=r"data root .*imagenet does not exist; expected layout"):
+        train(cfg, run_dir=tmp_path / "run")

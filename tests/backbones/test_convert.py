@@ -9,20 +9,17 @@ from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet, torchvision_
 from mnet_vision.checkpoints import init_from
 from mnet_vision.heads import ClassifierHead
 from mnet_vision.model import BackboneHeadModel
+from tests.helpers import randomise_batchnorm
 
 timm = pytest.importorskip("timm")
 
 
 def _randomise(model: nn.Module) -> nn.Module:
     """Non-trivial BN running stats / affine params and a non-tiny classifier, so parity means something."""
+    randomise_batchnorm(model)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear):
                 m.weight.normal_(0, 0.05)
                 m.bias.uniform_(-0.1, 0.1)
     return model.eval()

@@ -5,6 +5,7 @@ import torchvision
 from torch import nn
 
 from mnet_vision.backbones import TorchvisionMobileNet
+from tests.helpers import randomise_batchnorm
 
 CASES = [("mobilenet_v2", 0.5), ("mobilenet_v2", 1.0), ("mobilenet_v3_large", 0.5), ("mobilenet_v3_small", 0.5)]
 
@@ -14,17 +15,6 @@ def _head_in_features(arch: str, alpha: float) -> int:
     model = getattr(torchvision.models, arch)(weights=None, width_mult=alpha)
     first_linear = next(m for m in model.classifier if isinstance(m, nn.Linear))
     return first_linear.in_features
-
-
-def _randomise_bn(module: nn.Module) -> None:
-    """Give every BatchNorm non-trivial running stats and affine parameters."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
 
 
 @pytest.mark.parametrize("arch, alpha", CASES)
@@ -76,7 +66,7 @@ def test_alpha_is_torchvision_width_mult():
 def test_torchvision_features_state_dict_loads_directly(arch):
     torch.manual_seed(0)
     tv = getattr(torchvision.models, arch)(weights=None)
-    _randomise_bn(tv)
+    randomise_batchnorm(tv)
     tv.eval()
     ours = TorchvisionMobileNet(arch, 1.0, taps=["conv13"]).eval()
     result = ours.features.load_state_dict(tv.features.state_dict(), strict=True)

@@ -6,23 +6,14 @@ from mnet_vision.backbones import MobileNetV1, TorchvisionMobileNet
 from mnet_vision.deploy import fold_batchnorm, prepare_for_inference
 from mnet_vision.heads import ClassifierHead
 from mnet_vision.model import BackboneHeadModel
-
-
-def _randomise_bn(model):
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.2)
-    return model.eval()
+from tests.helpers import randomise_batchnorm
 
 
 @pytest.mark.parametrize("backbone", [lambda: MobileNetV1(0.5, activation="relu6"), lambda: MobileNetV1(0.25, "conv"),
                                       lambda: TorchvisionMobileNet("mobilenet_v3_small", 0.5)])
 def test_folded_channels_last_equals_eager(backbone):
     b = backbone()
-    model = _randomise_bn(BackboneHeadModel(b, ClassifierHead(b.out_taps, 10)))
+    model = randomise_batchnorm(BackboneHeadModel(b, ClassifierHead(b.out_taps, 10))).eval()
     fast = prepare_for_inference(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
