@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 SHAPES = ("circle", "square", "triangle", "pentagon", "hexagon", "star", "cross", "ring", "diamond", "crescent")
 DEFAULT_SPLITS = {"train": 300, "val": 50, "test": 50}
 MARKER = "synthetic.json"
+# Bump when drawing changes, so a set made by an older generator is reported, never silently mixed.
+GENERATOR_VERSION = 1
 
 
 def _polygon(cx: float, cy: float, r: float, n: int, rot: float, inner: float | None = None) -> list[tuple[float, float]]:
@@ -38,40 +40,33 @@ def _polygon(cx: float, cy: float, r: float, n: int, rot: float, inner: float | 
     return points
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, rot: float,
-                fill: tuple[int, int, int], background: tuple[int, int, int]) -> None:
+def _draw_shape(mask: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, rot: float) -> None:
+    """Draw ``shape`` into an ``L`` mask: 255 where the shape is, 0 cut back out (ring hole,
+    crescent bite) so the background shows through there."""
     box = (cx - r, cy - r, cx + r, cy + r)
-    if shape == "circle":
-        draw.ellipse(box, fill=fill)
-    elif shape == "square":
-        draw.polygon(_polygon(cx, cy, r, 4, rot), fill=fill)
-    elif shape == "triangle":
-        draw.polygon(_polygon(cx, cy, r, 3, rot), fill=fill)
-    elif shape == "pentagon":
-        draw.polygon(_polygon(cx, cy, r, 5, rot), fill=fill)
-    elif shape == "hexagon":
-        draw.polygon(_polygon(cx, cy, r, 6, rot), fill=fill)
+    if shape in ("circle", "ring", "crescent"):
+        mask.ellipse(box, fill=255)
+        if shape == "ring":
+            mask.ellipse((cx - r * 0.55, cy - r * 0.55, cx + r * 0.55, cy + r * 0.55), fill=0)
+        elif shape == "crescent":
+            dx, dy = r * 0.5 * math.cos(rot), r * 0.5 * math.sin(rot)
+            mask.ellipse((cx - r + dx, cy - r + dy, cx + r + dx, cy + r + dy), fill=0)
+    elif shape in ("square", "triangle", "pentagon", "hexagon"):
+        sides = {"square": 4, "triangle": 3, "pentagon": 5, "hexagon": 6}[shape]
+        mask.polygon(_polygon(cx, cy, r, sides, rot), fill=255)
     elif shape == "star":
-        draw.polygon(_polygon(cx, cy, r, 5, rot, inner=0.45), fill=fill)
+        mask.polygon(_polygon(cx, cy, r, 5, rot, inner=0.45), fill=255)
+    elif shape == "diamond":
+        pts = _polygon(cx, cy, r, 4, rot)
+        mask.polygon([(cx + (x - cx) * (0.5 if i % 2 else 1.0), cy + (y - cy) * (0.5 if i % 2 else 1.0))
+                      for i, (x, y) in enumerate(pts)], fill=255)
     elif shape == "cross":
         w = r * 0.35
         for a in (rot, rot + math.pi / 2):
             dx, dy = math.cos(a), math.sin(a)
             px, py = -dy * w, dx * w
-            draw.polygon([(cx - dx * r + px, cy - dy * r + py), (cx + dx * r + px, cy + dy * r + py),
-                          (cx + dx * r - px, cy + dy * r - py), (cx - dx * r - px, cy - dy * r - py)], fill=fill)
-    elif shape == "ring":
-        draw.ellipse(box, fill=fill)
-        draw.ellipse((cx - r * 0.55, cy - r * 0.55, cx + r * 0.55, cy + r * 0.55), fill=background)
-    elif shape == "diamond":
-        pts = _polygon(cx, cy, r, 4, rot)
-        draw.polygon([(cx + (x - cx) * (0.5 if i % 2 else 1.0), cy + (y - cy) * (0.5 if i % 2 else 1.0))
-                      for i, (x, y) in enumerate(pts)], fill=fill)
-    elif shape == "crescent":
-        draw.ellipse(box, fill=fill)
-        off = r * 0.5
-        draw.ellipse((cx - r + off * math.cos(rot), cy - r + off * math.sin(rot),
-                      cx + r + off * math.cos(rot), cy + r + off * math.sin(rot)), fill=background)
+            mask.polygon([(cx - dx * r + px, cy - dy * r + py), (cx + dx * r + px, cy + dy * r + py),
+                          (cx + dx * r - px, cy + dy * r - py), (cx - dx * r - px, cy - dy * r - py)], fill=255)
     else:
         raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
 
@@ -89,13 +84,15 @@ def draw_shape_image(shape: str, rng: np.random.Generator, size: int = 64) -> np
     for _ in range(rng.integers(0, 3)):  # distractor strokes
         x0, y0, x1, y1 = rng.uniform(0, size, 4)
         draw.line((x0, y0, x1, y1), fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(1, 3)))
-    mean_bg = tuple(int(v) for v in np.clip(background.mean(axis=(0, 1)), 0, 255))
+    mean_bg = background.mean(axis=(0, 1))
     fill = rng.integers(0, 256, 3)
-    while np.abs(fill - np.array(mean_bg)).sum() < 150:  # keep the shape visible against the background
+    while np.abs(fill - mean_bg).sum() < 150:  # keep the shape visible against the background
         fill = rng.integers(0, 256, 3)
     r = rng.uniform(0.25, 0.45) * size
     cx, cy = rng.uniform(r, size - r, 2)
-    _draw_shape(draw, shape, cx, cy, r, rng.uniform(0, 2 * math.pi), tuple(int(v) for v in fill), mean_bg)
+    mask = Image.new("L", img.size, 0)
+    _draw_shape(ImageDraw.Draw(mask), shape, cx, cy, r, rng.uniform(0, 2 * math.pi))
+    img.paste(tuple(int(v) for v in fill), mask=mask)
     return np.asarray(img)
 
 
@@ -111,7 +108,7 @@ def make_shapes_dataset(root: str | Path, num_classes: int = 10, splits: Mapping
     if not 2 <= num_classes <= len(SHAPES):
         raise ValueError(f"num_classes must be in [2, {len(SHAPES)}], got {num_classes}")
     root = Path(root)
-    params = {"kind": "shapes", "num_classes": num_classes, "splits": dict(splits),
+    params = {"kind": "shapes", "version": GENERATOR_VERSION, "num_classes": num_classes, "splits": dict(splits),
               "image_size": image_size, "seed": seed}
     marker = root / MARKER
     if marker.exists():
