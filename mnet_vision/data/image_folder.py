@@ -37,9 +37,10 @@ class ImageFolderDataset(Dataset):
         split_dir = Path(split_dir)
         if not split_dir.is_dir():
             raise FileNotFoundError(f"image folder {split_dir} does not exist; expected layout {LAYOUT}")
-        found, _ = find_classes(str(split_dir)) if any(split_dir.iterdir()) else ([], {})
-        if not found:
-            raise FileNotFoundError(f"image folder {split_dir} has no class sub-folders; expected layout {LAYOUT}")
+        try:
+            found, _ = find_classes(str(split_dir))
+        except FileNotFoundError as err:  # torchvision's message lacks the expected layout
+            raise FileNotFoundError(f"image folder {split_dir} has no class sub-folders; expected layout {LAYOUT}") from err
         if classes is not None and list(classes) != found:
             missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
             raise ValueError(f"classes in {split_dir} differ from the training split: missing {missing}, extra {extra}")

@@ -89,3 +89,10 @@ def test_strict_fails_fast_naming_the_file(tree):
     ds = ImageFolderDataset(tree / "train", classification_eval_transform(32), strict=True)
     with pytest.raises(ImageReadError, match=bad.name):
         ds[0]
+
+
+def test_split_without_class_folders(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "loose.jpg").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="has no class sub-folders; expected layout"):
+        ImageFolderDataset(tmp_path / "train")
