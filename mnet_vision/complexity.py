@@ -56,12 +56,13 @@ class Complexity:
         }
 
     def to_dict(self) -> dict:
+        shares = self.shares()
         return {
             "mult_adds": self.mult_adds,
             "params": self.params,
             "params_with_bn": self.params_with_bn,
             "input_size": list(self.input_size),
-            "by_type": {k: {**v, **self.shares()[k]} for k, v in self.by_type.items()},
+            "by_type": {k: {**v, **shares[k]} for k, v in self.by_type.items()},
         }
 
     def table(self) -> str:

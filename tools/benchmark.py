@@ -1,6 +1,6 @@
 """CPU inference benchmark: our MobileNet V1 1.0-224 classifier vs timm's mobilenetv1_100.
 
-    python tools/benchmark.py [--batch 1 32] [--repeats 20] [--threads 2]
+    python tools/benchmark.py [--batch 1 32] [--repeats 40] [--threads 2]
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
@@ -14,7 +14,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
