@@ -104,11 +104,14 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return metrics
 
 
-def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict | None = None) -> dict[str, Any]:
+def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict | None = None,
+             out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on the ``val`` or ``test`` split of its data (or of ``overrides.data``).
 
     The model is rebuilt from the config stored in the checkpoint and loaded strictly (with
     ``weights_only=True``); a checkpoint that does not fit raises a message listing the keys/shapes.
+    Pictures the task draws (e.g. ``confusion_test.png``) go to ``out_dir``, by default
+    ``<run dir>/eval_<split>`` beside the checkpoint's ``checkpoints/`` folder.
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
@@ -122,12 +125,16 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict
         cfg.task.init_from.path = None  # the checkpoint's own weights are loaded below
     task = build_task(cfg)
     load_matching(task.model, model_state_dict(checkpoint), str(ckpt))
+    ckpt_dir = Path(ckpt).resolve().parent
+    run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / f"eval_{split}"
     trainer = instantiate(cfg.trainer, logger=False, devices=1, num_nodes=1, strategy="auto",
+                          enable_checkpointing=False, default_root_dir=str(out_dir),
                           callbacks=[SkippedSamplesReport()])
     datamodule = instantiate(cfg.data)
     run = trainer.validate if split == "val" else trainer.test
     results = run(task, datamodule=datamodule)
-    return dict(results[0]) if results else {}
+    return {**(results[0] if results else {}), "out_dir": str(out_dir)}
 
 
 @rank_zero_only

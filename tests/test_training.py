@@ -22,6 +22,7 @@ def test_train_writes_checkpoints_logs_and_metrics(shapes_root, tmp_path):
     assert metrics["best_checkpoint"].startswith(str(run / "checkpoints" / "best-epoch000"))
     assert json.loads((run / "metrics.json").read_text())["test/top1"] == pytest.approx(metrics["test/top1"])
     assert list(run.glob("csv/version_0/metrics.csv"))
+    assert (run / "confusion_test.png").stat().st_size > 1000
     for key in ("test/top1", "test/top5", "test/loss", "val/top1", "train/loss"):
         assert key in metrics
     assert 0.0 <= metrics["test/top1"] <= metrics["test/top5"] <= 1.0
@@ -58,6 +59,8 @@ def test_evaluate_rebuilds_from_checkpoint(shapes_root, tmp_path):
     trained = _train(shapes_root, tmp_path / "run")
     metrics = evaluate(trained["best_checkpoint"], "test")
     assert metrics["test/top1"] == pytest.approx(trained["test/top1"])
+    assert metrics["out_dir"] == str(tmp_path / "run" / "eval_test")
+    assert (tmp_path / "run" / "eval_test" / "confusion_test.png").is_file()
     val = evaluate(trained["best_checkpoint"], "val", {"data": {"batch_size": 4}})
     assert "val/top1" in val
 

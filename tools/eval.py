@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: python tools/eval.py ckpt=outputs/.../checkpoints/best-epoch009.ckpt [split=val]
 
 Any other key=value (data.root=..., data.batch_size=..., trainer.accelerator=...) overrides the
-config stored in the checkpoint.
+config stored in the checkpoint. Pictures (confusion_test.png) go to out_dir, by default
+<run dir>/eval_<split>.
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json
@@ -16,9 +17,11 @@ from mnet_vision.training import evaluate
 def main(argv: list[str]) -> None:
     args = OmegaConf.from_dotlist(argv)
     if "ckpt" not in args:
-        sys.exit("usage: python tools/eval.py ckpt=PATH [split=test|val] [output=metrics.json] [data.root=...]")
-    ckpt, split, output = args.pop("ckpt"), args.pop("split", "test"), args.pop("output", None)
-    metrics = evaluate(ckpt, split, args)
+        sys.exit("usage: python tools/eval.py ckpt=PATH [split=test|val] [output=metrics.json] [out_dir=DIR] "
+                 "[data.root=...]")
+    ckpt, split = args.pop("ckpt"), args.pop("split", "test")
+    output, out_dir = args.pop("output", None), args.pop("out_dir", None)
+    metrics = evaluate(ckpt, split, args, out_dir=out_dir)
     print_metrics(metrics)
     if output:
         with open(output, "w") as f:

@@ -1,14 +1,16 @@
 """Image classification (ImageNet, Stanford Dogs, any ImageFolder) as a LightningModule."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from mnet_vision.reporting import save_confusion_matrix
 from mnet_vision.tasks.optim import weight_decay_groups
 
 
@@ -45,6 +47,7 @@ class ClassificationTask(pl.LightningModule):
             for stage in ("train", "val", "test")
             for name, k in (("top1", 1), (f"top{top_k}", top_k))
         })
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
 
     def configure_model(self) -> None:
         if self.compile_model:
@@ -53,7 +56,8 @@ class ClassificationTask(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor | None:
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Loss and logits of a batch, metrics logged; None when every sample was skipped."""
         if "image" not in batch:  # every sample of this batch was skipped as unreadable
             return None
         logits = self(batch["image"])
@@ -66,16 +70,28 @@ class ClassificationTask(pl.LightningModule):
                 metric(logits.detach(), labels)
                 self.log(f"{stage}/{key.split('_', 1)[1]}", metric, prog_bar=key.endswith("top1"), on_epoch=True,
                          batch_size=n)
-        return loss
+        return loss, logits
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        out = self._step(batch, "train")
+        return None if out is None else out[0]
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        out = self._step(batch, "test")
+        if out is not None:
+            self.test_confusion.update(out[1].detach(), batch["label"])
+
+    def on_test_epoch_end(self) -> None:
+        """Writes ``confusion_test.png`` (rows: true class, columns: predicted) to the trainer's
+        ``default_root_dir``, for up to 50 classes (beyond that a picture no longer reads)."""
+        matrix = self.test_confusion.compute()
+        self.test_confusion.reset()
+        if self.trainer.is_global_zero and self.num_classes <= 50:
+            names = getattr(self.trainer.datamodule, "classes", None)
+            save_confusion_matrix(matrix, names, Path(self.trainer.default_root_dir) / "confusion_test.png")
 
     def configure_optimizers(self):
         optimizer = instantiate(self.optimizer_cfg)(weight_decay_groups(self.model, self.weight_decay))
