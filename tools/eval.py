@@ -1,8 +1,11 @@
-"""Evaluate a checkpoint: python tools/eval.py ckpt=outputs/.../checkpoints/best-epoch009.ckpt [split=val]
+"""Evaluate a checkpoint, or score a COCO results file against its ground truth.
 
-Any other key=value (data.root=..., data.batch_size=..., trainer.accelerator=...) overrides the
-config stored in the checkpoint. Pictures (confusion_test.png) go to out_dir, by default
-<run dir>/eval_<split>.
+    python tools/eval.py ckpt=outputs/.../checkpoints/best-epoch009.ckpt [split=val] [out_dir=DIR]
+    python tools/eval.py gt=instances_val2017.json results=detections.json [output=metrics.json]
+
+With ckpt=, any other key=value (data.root=..., data.batch_size=..., trainer.accelerator=...)
+overrides the config stored in the checkpoint; pictures (confusion_test.png) go to out_dir, by
+default <run dir>/eval_<split>. With gt= and results=, the 12 COCO box metrics are printed.
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json
@@ -10,19 +13,26 @@ import sys
 
 from omegaconf import OmegaConf
 
+from mnet_vision.metrics.coco import coco_table, evaluate_coco
 from mnet_vision.reporting import print_metrics
 from mnet_vision.training import evaluate
+
+USAGE = ("usage: python tools/eval.py ckpt=PATH [split=test|val] [output=metrics.json] [out_dir=DIR] [data.root=...]\n"
+         "       python tools/eval.py gt=GROUND_TRUTH.json results=DETECTIONS.json [output=metrics.json]")
 
 
 def main(argv: list[str]) -> None:
     args = OmegaConf.from_dotlist(argv)
-    if "ckpt" not in args:
-        sys.exit("usage: python tools/eval.py ckpt=PATH [split=test|val] [output=metrics.json] [out_dir=DIR] "
-                 "[data.root=...]")
-    ckpt, split = args.pop("ckpt"), args.pop("split", "test")
-    output, out_dir = args.pop("output", None), args.pop("out_dir", None)
-    metrics = evaluate(ckpt, split, args, out_dir=out_dir)
-    print_metrics(metrics)
+    output = args.pop("output", None)
+    if "gt" in args and "results" in args:
+        metrics = evaluate_coco(args.gt, args.results)
+        print(coco_table(metrics))
+    elif "ckpt" in args:
+        ckpt, split, out_dir = args.pop("ckpt"), args.pop("split", "test"), args.pop("out_dir", None)
+        metrics = evaluate(ckpt, split, args, out_dir=out_dir)
+        print_metrics(metrics)
+    else:
+        sys.exit(USAGE)
     if output:
         with open(output, "w") as f:
             json.dump(metrics, f, indent=2)

@@ -67,3 +67,14 @@ def test_ddp_two_cpu_processes_match_one_process_shape(shapes_root, tmp_path):
     assert numeric == {k for k, v in two.items() if isinstance(v, (int, float))}
     assert (ddp / "checkpoints" / "last.ckpt").is_file()
     assert 0.0 <= two["test/top1"] <= 1.0
+
+
+def test_eval_scores_a_coco_results_file(tmp_path):
+    from tests.metrics.test_coco import GT, _perfect
+
+    (tmp_path / "gt.json").write_text(json.dumps(GT))
+    (tmp_path / "res.json").write_text(json.dumps(_perfect()))
+    out = run_tool("eval.py", f"gt={tmp_path / 'gt.json'}", f"results={tmp_path / 'res.json'}",
+                   f"output={tmp_path / 'm.json'}")
+    assert "| AP | 1.0000 |" in out.stdout
+    assert json.loads((tmp_path / "m.json").read_text())["AR100"] == pytest.approx(1.0)

@@ -1,0 +1,1 @@
+"""Evaluation metrics: COCO detection mAP through pycocotools (more per task to come)."""

@@ -1,0 +1,160 @@
+"""COCO detection metrics through pycocotools, with the checks pycocotools itself lacks.
+
+pycocotools crashes on an empty result list (``IndexError`` in ``loadRes``), asserts with no detail
+when result image ids are not in the ground truth, and silently scores detections of unknown
+categories as false positives. :func:`evaluate_coco` validates first, so every such case is a
+clear error that names the file and entry, or (no detections at all) a reported zero.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+log = logging.getLogger(__name__)
+
+# The 12 numbers of COCOeval.summarize(), in its order.
+COCO_METRICS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+                "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
+
+
+def _quiet(fn, *args, **kwargs):
+    """Run a pycocotools call with its progress prints sent to the debug log."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        out = fn(*args, **kwargs)
+    if buffer.getvalue():
+        log.debug("%s", buffer.getvalue().strip())
+    return out
+
+
+def load_coco_gt(source: str | Path | dict) -> COCO:
+    """A pycocotools ``COCO`` from a ground-truth JSON file or dict, checked for the keys COCOeval
+    needs (``images``, ``annotations`` with ``id``/``image_id``/``category_id``/``bbox``/``area``/
+    ``iscrowd``, ``categories``); errors name the file and the first offending entry."""
+    name = str(source) if not isinstance(source, dict) else "<ground-truth dict>"
+    if isinstance(source, dict):
+        data = source
+    else:
+        try:
+            data = json.loads(Path(source).read_text())
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"COCO ground truth {source} does not exist") from err
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{name}: expected a list under {key!r}")
+    for i, ann in enumerate(data["annotations"]):
+        missing = [k for k in ("id", "image_id", "category_id", "bbox", "area", "iscrowd") if k not in ann]
+        if missing:
+            raise ValueError(f"{name}: annotations[{i}] lacks {missing}")
+        if ann["id"] == 0:  # COCOeval uses the id as a truth value: 0 is never matched
+            raise ValueError(f"{name}: annotations[{i}] has id 0; COCO annotation ids must start at 1")
+    coco = COCO()
+    coco.dataset = {"info": {}, **data}
+    _quiet(coco.createIndex)
+    return coco
+
+
+def validate_results(results: Sequence[dict], gt: COCO, source: str = "results") -> None:
+    """Raise ``ValueError`` naming the first entries whose image id or category id is not in the
+    ground truth, or whose ``bbox``/``score`` is malformed (``bbox`` is ``[x, y, w, h]``, w, h >= 0)."""
+    image_ids, category_ids = set(gt.getImgIds()), set(gt.getCatIds())
+    problems = []
+    for i, r in enumerate(results):
+        if r.get("image_id") not in image_ids:
+            problems.append(f"[{i}] image_id {r.get('image_id')!r} is not in the ground truth")
+        elif r.get("category_id") not in category_ids:
+            problems.append(f"[{i}] category_id {r.get('category_id')!r} is not one of {sorted(category_ids)}")
+        else:
+            box, score = r.get("bbox"), r.get("score")
+            if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(math.isfinite(v) for v in box)
+                    and box[2] >= 0 and box[3] >= 0):
+                problems.append(f"[{i}] bbox {box!r} is not a finite [x, y, w, h] with w, h >= 0")
+            elif not (isinstance(score, (int, float)) and math.isfinite(score)):
+                problems.append(f"[{i}] score {score!r} is not a finite number")
+        if len(problems) >= 5:
+            break
+    if problems:
+        raise ValueError(f"{source}: {len(problems)}+ bad detection(s): " + "; ".join(problems))
+
+
+def load_results(source: str | Path | Sequence[dict]) -> list[dict]:
+    """A COCO results list from a JSON file (or a list, returned as is)."""
+    if not isinstance(source, (str, Path)):
+        return list(source)
+    try:
+        data = json.loads(Path(source).read_text())
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"COCO results file {source} does not exist") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{source}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+    if not isinstance(data, list):
+        raise ValueError(f"{source}: a COCO results file holds a list of detections, got {type(data).__name__}")
+    return data
+
+
+def evaluate_coco(gt: COCO | str | Path | dict, results: str | Path | Sequence[dict],
+                  image_ids: Iterable[int] | None = None) -> dict[str, float]:
+    """The 12 standard COCO box metrics (:data:`COCO_METRICS`), in [0, 1].
+
+    Args:
+        gt: ground truth (a ``COCO``, a JSON path or a dict).
+        results: detections in COCO results format (``image_id``, ``category_id``, ``bbox`` xywh in
+            original pixels, ``score``), as a list or a JSON path.
+        image_ids: evaluate on these images only (default: every ground-truth image, so images
+            with no detections count as misses).
+
+    No detections at all gives zeros (pycocotools would crash). A metric with no ground truth in
+    its range (e.g. no small objects) is -1, as pycocotools reports it.
+    """
+    gt = gt if isinstance(gt, COCO) else load_coco_gt(gt)
+    source = str(results) if isinstance(results, (str, Path)) else "results"
+    results = load_results(results)
+    validate_results(results, gt, source)
+    if not results:
+        log.warning("%s holds no detections: every COCO metric is 0", source)
+        return {name: 0.0 for name in COCO_METRICS}
+    dt = _quiet(gt.loadRes, [dict(r) for r in results])  # loadRes adds keys: keep the caller's dicts intact
+    evaluator = COCOeval(gt, dt, iouType="bbox")
+    if image_ids is not None:
+        evaluator.params.imgIds = sorted(image_ids)
+    _quiet(evaluator.evaluate)
+    _quiet(evaluator.accumulate)
+    _quiet(evaluator.summarize)
+    return {name: float(v) for name, v in zip(COCO_METRICS, np.asarray(evaluator.stats))}
+
+
+def coco_table(metrics: dict[str, float]) -> str:
+    """The 12 metrics as a Markdown table, in pycocotools' order."""
+    rows = ["| metric | value |", "|---|---:|"]
+    rows += [f"| {name} | {metrics[name]:.4f} |" for name in COCO_METRICS if name in metrics]
+    return "\n".join(rows)
+
+
+def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` xyxy to COCO ``(N, 4)`` xywh."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def detections_to_results(image_id: int, boxes_xyxy: Any, labels: Any, scores: Any,
+                          label_to_category: Sequence[int] | dict[int, int]) -> list[dict]:
+    """COCO result entries for one image: boxes ``(N, 4)`` xyxy in original pixels, contiguous
+    model labels mapped back to dataset category ids through ``label_to_category``."""
+    boxes = xyxy_to_xywh(np.asarray(boxes_xyxy))
+    labels = np.asarray(labels).reshape(-1).tolist()
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1).tolist()
+    return [{"image_id": int(image_id), "category_id": int(label_to_category[int(label)]),
+             "bbox": [round(float(v), 3) for v in box], "score": float(score)}
+            for box, label, score in zip(boxes, labels, scores)]
