@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from mnet_vision.jsonfiles import read_json
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,7 @@ def load_coco_gt(source: str | Path | dict) -> COCO:
     needs (``images``, ``annotations`` with ``id``/``image_id``/``category_id``/``bbox``/``area``/
     ``iscrowd``, ``categories``); errors name the file and the first offending entry."""
     name = str(source) if not isinstance(source, dict) else "<ground-truth dict>"
-    if isinstance(source, dict):
-        data = source
-    else:
-        try:
-            data = json.loads(Path(source).read_text())
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"COCO ground truth {source} does not exist") from err
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{source}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+    data = source if isinstance(source, dict) else read_json(source, "COCO ground truth")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{name}: expected a list under {key!r}")
@@ -93,12 +86,7 @@ def load_results(source: str | Path | Sequence[dict]) -> list[dict]:
     """A COCO results list from a JSON file (or a list, returned as is)."""
     if not isinstance(source, (str, Path)):
         return list(source)
-    try:
-        data = json.loads(Path(source).read_text())
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"COCO results file {source} does not exist") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{source}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+    data = read_json(source, "COCO results file")
     if not isinstance(data, list):
         raise ValueError(f"{source}: a COCO results file holds a list of detections, got {type(data).__name__}")
     return data
