@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -63,8 +63,7 @@ def compare_with_timm(batch_sizes: Sequence[int] = (1, 32), size: int = 224, rep
             names = list(candidates)
             for i in range(warmup + repeats):
                 for name in names[i % len(names):] + names[: i % len(names)]:  # rotate who goes first
-                    model = candidates[name][0]
-                    elapsed = _time_call(lambda: model(inputs[name]))
+                    elapsed = _time_call(candidates[name][0], inputs[name])
                     if i >= warmup:
                         times[name].append(elapsed)
         base = statistics.median(times["timm mobilenetv1_100 (eager)"])
@@ -75,9 +74,9 @@ def compare_with_timm(batch_sizes: Sequence[int] = (1, 32), size: int = 224, rep
     return rows
 
 
-def _time_call(fn: Callable[[], object]) -> float:
+def _time_call(model: nn.Module, x: torch.Tensor) -> float:
     start = time.perf_counter()
-    fn()
+    model(x)
     return time.perf_counter() - start
 
 
