@@ -51,13 +51,16 @@ class CocoIndex:
         return ["__background__"] + [c["name"] for c in self.categories]
 
 
-def _load_json(path: Path) -> dict:
-    data = read_json(path, "COCO annotation file")
+def load_coco_json(source: str | Path | dict, what: str = "COCO annotation file") -> dict:
+    """A COCO dataset dict from a JSON file (or a dict, checked as is), with lists under
+    ``images``, ``annotations`` and ``categories``; errors name the file."""
+    data = source if isinstance(source, dict) else read_json(source, what)
+    name = "<COCO dict>" if isinstance(source, dict) else str(source)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object with 'images', 'annotations', 'categories'")
+        raise ValueError(f"{name}: expected a JSON object with 'images', 'annotations', 'categories'")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
-            raise ValueError(f"{path}: expected a list under {key!r}")
+            raise ValueError(f"{name}: expected a list under {key!r}")
     return data
 
 
@@ -70,7 +73,7 @@ def read_coco(annotation_file: str | Path, strict: bool = False) -> CocoIndex:
     raise ``ValueError`` naming the file and annotation id.
     """
     path = Path(annotation_file)
-    data = _load_json(path)
+    data = load_coco_json(path)
     categories = sorted(data["categories"], key=lambda c: c["id"])
     if not categories:
         raise ValueError(f"{path}: 'categories' is empty")

@@ -19,6 +19,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from mnet_vision.data.coco import load_coco_json
 from mnet_vision.jsonfiles import read_json
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,8 @@ def load_coco_gt(source: str | Path | dict) -> COCO:
     """A pycocotools ``COCO`` from a ground-truth JSON file or dict, checked for the keys COCOeval
     needs (``images``, ``annotations`` with ``id``/``image_id``/``category_id``/``bbox``/``area``/
     ``iscrowd``, ``categories``); errors name the file and the first offending entry."""
-    name = str(source) if not isinstance(source, dict) else "<ground-truth dict>"
-    data = source if isinstance(source, dict) else read_json(source, "COCO ground truth")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise ValueError(f"{name}: expected a list under {key!r}")
+    name = str(source) if not isinstance(source, dict) else "<COCO dict>"
+    data = load_coco_json(source, "COCO ground truth")
     for i, ann in enumerate(data["annotations"]):
         missing = [k for k in ("id", "image_id", "category_id", "bbox", "area", "iscrowd") if k not in ann]
         if missing:
