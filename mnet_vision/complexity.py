@@ -7,6 +7,7 @@ with forward hooks, so it holds for any model built from config, whatever its he
 """
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ def count_complexity(model: nn.Module, input_size: int | Iterable[int], in_chann
 
     Parameters are those of every conv/FC layer in the model (weights and biases), whether or
     not the forward pass reaches it; Mult-Adds are those of the layers it reaches, once per call.
+    The pass runs inside ``model.head.complexity_mode()`` when the head has one (detection heads:
+    Faster-RCNN then runs its box head on exactly the paper's 300 proposals).
     """
     h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"mult_adds": 0, "params": 0, "weights": 0})
@@ -104,8 +107,11 @@ def count_complexity(model: nn.Module, input_size: int | Iterable[int], in_chann
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, COUNTED)]
     was_training = model.training
     model.eval()
+    # A head whose cost depends on the data (Faster-RCNN: proposals surviving NMS) pins it to the
+    # paper's setting while counting; classification heads have no such mode.
+    complexity_mode = getattr(getattr(model, "head", None), "complexity_mode", None)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), (complexity_mode() if complexity_mode is not None else contextlib.nullcontext()):
             model(torch.zeros(1, in_channels, h, w))
     finally:
         for handle in handles:

@@ -111,6 +111,21 @@ class MobileNetV1(nn.Module):
         names = list(tap_info)
         self._last = max(names.index(t) for t in self.out_taps)
 
+    def stages_after(self, tap: str) -> list[nn.Module]:
+        """The backbone's own layers after ``tap``, in order (``conv12``, ``conv13`` after ``conv11``).
+
+        The modules themselves, not copies: a Faster-RCNN box head runs them on RoI crops so their
+        (ImageNet) weights are used and counted once. Their output has
+        ``tap_info["conv13"].channels`` channels.
+        """
+        names = list(self.tap_info)
+        if tap not in self.tap_info:
+            raise ValueError(f"MobileNetV1.stages_after: unknown tap {tap!r}; available taps: {names}")
+        if tap == names[-1]:
+            raise ValueError(f"MobileNetV1.stages_after: {tap!r} is the last stage, no layers follow it; "
+                             f"choose one of {names[:-1]}")
+        return [getattr(self.features, name) for name in names[names.index(tap) + 1:]]
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         for i, (name, layer) in enumerate(self.features.named_children()):

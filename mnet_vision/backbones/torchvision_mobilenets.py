@@ -59,9 +59,26 @@ class TorchvisionMobileNet(nn.Module):
         model = getattr(torchvision.models, arch)(weights=None, width_mult=alpha)
         self.features = model.features
         self.tap_info, stage = _measure_taps(self.features)
+        self._stage = stage  # tap name (aliases included) -> index into features
         self.out_taps = select_taps(self.tap_info, taps, f"TorchvisionMobileNet({arch})")
         self._requested = {name: stage[name] for name in self.out_taps}
         self._last = max(self._requested.values())
+
+    def stages_after(self, tap: str) -> list[nn.Module]:
+        """The backbone's own stages after ``tap``'s stage (``features[i + 1:]``), in order.
+
+        The modules themselves, not copies: a Faster-RCNN box head runs them on RoI crops so their
+        (ImageNet) weights are used and counted once. Their output has the last stage's channels
+        (``tap_info["conv13"].channels``).
+        """
+        if tap not in self._stage:
+            raise ValueError(f"TorchvisionMobileNet({self.arch}).stages_after: unknown tap {tap!r}; "
+                             f"available taps: {list(self.tap_info)}")
+        index = self._stage[tap]
+        if index == len(self.features) - 1:
+            raise ValueError(f"TorchvisionMobileNet({self.arch}).stages_after: {tap!r} is the last stage "
+                             f"(features.{index}), no stages follow it")
+        return list(self.features[index + 1:])
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         stage_out: dict[int, torch.Tensor] = {}
