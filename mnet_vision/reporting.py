@@ -50,3 +50,34 @@ def save_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str] | Non
     plt.close(fig)
     log.info("confusion matrix written to %s", path)
     return path
+
+
+def save_detections_picture(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
+                            class_names: Sequence[str], path: str | Path, width: int = 2) -> Path:
+    """Draw detections on an image and save it as a PNG.
+
+    Args:
+        image: ``(3, H, W)`` float in [0, 1] or uint8.
+        boxes: ``(K, 4)`` xyxy pixels of that image; ``labels`` ``(K,)`` model labels (index into
+            ``class_names``); ``scores`` ``(K,)``. Each box is captioned ``name score`` in a colour per class.
+    """
+    from PIL import Image
+    from torchvision.utils import draw_bounding_boxes
+
+    image = image.detach().cpu()
+    if image.dtype != torch.uint8:
+        image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    labels = labels.detach().cpu().tolist()
+    captions = [f"{class_names[int(c)]} {float(s):.2f}" for c, s in zip(labels, scores.detach().cpu().tolist())]
+    colors = [_PALETTE[int(c) % len(_PALETTE)] for c in labels]
+    drawn = image if not captions else draw_bounding_boxes(image, boxes.detach().cpu().float(), captions,
+                                                             colors=colors, width=width)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+# Distinct, readable box colours (Tableau 10), one per class label modulo 10.
+_PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+            "#bab0ac"]

@@ -104,6 +104,24 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return metrics
 
 
+def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None = None
+                         ) -> tuple[DictConfig, pl.LightningModule, dict[str, Any]]:
+    """The run config stored in one of our checkpoints (merged with ``overrides``), the task rebuilt
+    from it with the checkpoint's weights loaded strictly (``weights_only=True``; a checkpoint that
+    does not fit raises listing the keys/shapes), and the checkpoint dict itself."""
+    checkpoint = load_file(ckpt)
+    if "mnet_config" not in checkpoint:
+        raise ValueError(f"{ckpt} is not an mnet_vision training checkpoint (no 'mnet_config' entry)")
+    cfg = OmegaConf.create(checkpoint["mnet_config"])
+    if overrides:
+        cfg = OmegaConf.merge(cfg, overrides)
+    if cfg.task.get("init_from") is not None:
+        cfg.task.init_from.path = None  # the checkpoint's own weights are loaded below
+    task = build_task(cfg)
+    load_matching(task.model, model_state_dict(checkpoint), str(ckpt))
+    return cfg, task, checkpoint
+
+
 def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict | None = None,
              out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on the ``val`` or ``test`` split of its data (or of ``overrides.data``).
@@ -115,16 +133,7 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    checkpoint = load_file(ckpt)
-    if "mnet_config" not in checkpoint:
-        raise ValueError(f"{ckpt} is not an mnet_vision training checkpoint (no 'mnet_config' entry)")
-    cfg = OmegaConf.create(checkpoint["mnet_config"])
-    if overrides:
-        cfg = OmegaConf.merge(cfg, overrides)
-    if cfg.task.get("init_from") is not None:
-        cfg.task.init_from.path = None  # the checkpoint's own weights are loaded below
-    task = build_task(cfg)
-    load_matching(task.model, model_state_dict(checkpoint), str(ckpt))
+    cfg, task, _ = task_from_checkpoint(ckpt, overrides)
     ckpt_dir = Path(ckpt).resolve().parent
     run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir
     out_dir = Path(out_dir) if out_dir is not None else run_dir / f"eval_{split}"

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mnet_vision.data.synthetic import make_shapes_dataset
-from tests.helpers import TINY_IMAGE, TINY_SPLITS
+from tests.helpers import TINY_IMAGE, TINY_SPLITS, tiny_detection_overrides
 
 
 # Tiny tensors: one thread is faster and does not oversubscribe the 2 CI cores while subprocess
@@ -20,3 +20,14 @@ def shapes_root(tmp_path_factory):
     """A tiny synthetic shapes set (10 classes), generated once per test session."""
     root = tmp_path_factory.mktemp("data") / "shapes"
     return make_shapes_dataset(root, splits=TINY_SPLITS, image_size=TINY_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def detection_run(tmp_path_factory):
+    """One seconds-long run of the default detection job (SSD) on a tiny synthetic COCO set:
+    its metrics dict (``run_dir``, ``best_checkpoint``, ``test/AP`` ...); data under ``<run>/../data``."""
+    from mnet_vision.config import compose
+    from mnet_vision.training import train
+
+    root = tmp_path_factory.mktemp("det")
+    return train(compose(tiny_detection_overrides(root / "data")), run_dir=root / "run")

@@ -8,8 +8,9 @@ TINY_IMAGE = 32
 
 
 def tiny_overrides(root: Path | str, *extra: str) -> list[str]:
-    """Hydra overrides for a seconds-long run of the default task on the tiny shapes set."""
+    """Hydra overrides for a seconds-long run of shapes classification on the tiny shapes set."""
     return [
+        "task=shapes",
         f"data.root={root}",
         *(f"data.per_class.{split}={n}" for split, n in TINY_SPLITS.items()),
         f"data.image_size={TINY_IMAGE}",
@@ -20,6 +21,30 @@ def tiny_overrides(root: Path | str, *extra: str) -> list[str]:
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
         "trainer.num_sanity_val_steps=0",
+        "logger=csv",
+        *extra,
+    ]
+
+
+TINY_DETECTION_IMAGES = {"train2017": 8, "val2017": 4, "test2017": 4}
+TINY_DETECTION_SIZE = 64
+
+
+def tiny_detection_overrides(root: Path | str, *extra: str) -> list[str]:
+    """Hydra overrides for a seconds-long run of the default detection job (SSD) on a tiny set."""
+    return [
+        f"data.root={root}",
+        "data.images={" + ",".join(f"{k}:{v}" for k, v in TINY_DETECTION_IMAGES.items()) + "}",
+        f"data.image_size={TINY_DETECTION_SIZE}",
+        "task.input_size=96",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "backbone.alpha=0.25",
+        "trainer.max_epochs=1",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "task.module.pictures=2",
         "logger=csv",
         *extra,
     ]

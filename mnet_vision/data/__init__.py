@@ -1,5 +1,9 @@
 """Datasets and LightningDataModules per on-disk format, transforms, synthetic default sets."""
+from mnet_vision.data.coco import (CocoDetectionDataModule, CocoDetectionDataset, SyntheticDetectionDataModule,
+                                   collate_detection, read_coco)
 from mnet_vision.data.image_folder import ImageFolderDataModule, ImageFolderDataset, SyntheticShapesDataModule
 from mnet_vision.data.images import ImageReadError, read_rgb
 
-__all__ = ["ImageFolderDataModule", "ImageFolderDataset", "ImageReadError", "SyntheticShapesDataModule", "read_rgb"]
+__all__ = ["CocoDetectionDataModule", "CocoDetectionDataset", "ImageFolderDataModule", "ImageFolderDataset",
+           "ImageReadError", "SyntheticDetectionDataModule", "SyntheticShapesDataModule", "collate_detection",
+           "read_coco", "read_rgb"]

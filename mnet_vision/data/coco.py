@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from mnet_vision.data.images import ImageReadError, read_rgb
-from mnet_vision.data.skipping import skip_record
-from mnet_vision.data.transforms import apply_seeded
+from mnet_vision.data.sampling import EpochSampler
+from mnet_vision.data.skipping import SKIPPED, skip_record
+from mnet_vision.data.synthetic import DEFAULT_DETECTION_SPLITS, make_shapes_detection_dataset
+from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform
 from mnet_vision.jsonfiles import read_json
 
 log = logging.getLogger(__name__)
+
+COCO_LAYOUT = "<root>/annotations/instances_<split>.json + <root>/<split>/<file_name> (COCO)"
 
 
 @dataclass
@@ -173,10 +179,130 @@ class CocoDetectionDataset(Dataset):
             image, boxes, labels = out["image"], out["bboxes"], out["labels"]
         else:
             image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        # torchvision's detectors raise on any box without positive width and height: a transform
+        # must never hand one on (the reader already dropped those of the JSON, counted).
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         return {
             "image": image,
-            "boxes": torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)),
-            "labels": torch.as_tensor(np.asarray(labels, dtype=np.int64).reshape(-1)),
+            "boxes": torch.as_tensor(boxes[keep]),
+            "labels": torch.as_tensor(labels[keep]),
             "image_id": info["id"],
             "orig_size": (info["height"], info["width"]),
         }
+
+
+def collate_detection(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch detection samples as torchvision's detectors take them: ``images`` a list of ``(3, H, W)``
+    tensors (sizes may differ), ``targets`` a list of ``{"boxes": (N, 4) xyxy, "labels": (N,)}``
+    (``N`` may be 0), ``image_ids`` and ``orig_sizes`` lists; unreadable samples are left out and
+    listed under ``skipped`` (see :mod:`mnet_vision.data.skipping`)."""
+    good = [s for s in samples if SKIPPED not in s]
+    return {
+        "images": [s["image"] for s in good],
+        "targets": [{"boxes": s["boxes"], "labels": s["labels"]} for s in good],
+        "image_ids": [s["image_id"] for s in good],
+        "orig_sizes": [s["orig_size"] for s in good],
+        SKIPPED: [s[SKIPPED] for s in samples if SKIPPED in s],
+    }
+
+
+class CocoDetectionDataModule(pl.LightningDataModule):
+    """Train/val/test loaders over a COCO layout: ``<root>/annotations/instances_<split>.json`` and
+    ``<root>/<split>/<file_name>`` for each split (``train2017``, ``val2017`` by default; the test
+    split falls back to the val split when its JSON is missing).
+
+    Args:
+        root: the folder holding ``annotations/`` and the image folders.
+        num_classes: object categories the model is built for (background excluded); the training
+            JSON must declare exactly this many.
+        augment: training augmentation, ``ssd`` | ``flip`` | ``none``
+            (:func:`mnet_vision.data.transforms.detection_train_transform`).
+        batch_size, num_workers: DataLoader settings (per process under DDP).
+        seed: seeds the per-epoch shuffle and the augmentation (:class:`EpochSampler`).
+        strict: raise on the first bad annotation or unreadable image instead of a counted skip.
+
+    After ``setup``: ``label_to_category``, ``class_names`` (index = model label, 0 background) and
+    :meth:`ground_truth` (the pycocotools ``COCO`` a split is scored against).
+    """
+
+    def __init__(self, root: str, num_classes: int, augment: str = "ssd", batch_size: int = 16,
+                 num_workers: int = 2, strict: bool = False, seed: int = 0,
+                 splits: Sequence[str] = ("train2017", "val2017", "test2017")):
+        super().__init__()
+        self.root = Path(root)
+        self.num_classes, self.augment = num_classes, augment
+        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
+        self.train_split, self.val_split, self.test_split = splits
+        self.train_transform = detection_train_transform(augment)
+        self.eval_transform = detection_eval_transform()
+        self._gt: dict[str, Any] = {}
+
+    def annotation_file(self, split: str) -> Path:
+        return self.root / "annotations" / f"instances_{split}.json"
+
+    def _split(self, split: str, transform) -> CocoDetectionDataset:
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data root {self.root} does not exist; expected layout {COCO_LAYOUT}")
+        if not self.annotation_file(split).is_file():
+            raise FileNotFoundError(f"{self.annotation_file(split)} does not exist; expected layout {COCO_LAYOUT}")
+        return CocoDetectionDataset(self.annotation_file(split), self.root / split, transform, self.strict)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = self._split(self.train_split, self.train_transform)
+        index = self.train_set.index
+        if len(index.categories) != self.num_classes:
+            raise ValueError(f"{self.annotation_file(self.train_split)} declares {len(index.categories)} categories "
+                             f"but the model is configured for data.num_classes={self.num_classes}")
+        self.label_to_category, self.class_names = index.label_to_category, index.class_names
+        self.val_set = self._split(self.val_split, self.eval_transform)
+        if self.val_set.index.label_to_category != self.label_to_category:
+            raise ValueError(f"categories of {self.annotation_file(self.val_split)} differ from the training split's")
+        self.test_name = self.test_split if self.annotation_file(self.test_split).is_file() else self.val_split
+        self.test_set = self.val_set if self.test_name == self.val_split else self._split(self.test_name,
+                                                                                            self.eval_transform)
+        log.info("%s: %d train / %d val / %d test (%s) images, %d categories", self.root, len(self.train_set),
+                 len(self.val_set), len(self.test_set), self.test_name, self.num_classes)
+
+    def ground_truth(self, stage: str):
+        """The pycocotools ``COCO`` of the ``val`` or ``test`` split (loaded once, checked)."""
+        from mnet_vision.metrics.coco import load_coco_gt  # metrics import this module: import late
+
+        split = self.val_split if stage == "val" else self.test_name
+        if split not in self._gt:
+            self._gt[split] = load_coco_gt(self.annotation_file(split))
+        return self._gt[split]
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        # Own sampler and generator as in ImageFolderDataModule: exact resume, untouched global RNG.
+        # Training drops a last partial batch: a batch of one image cannot train BatchNorm on the
+        # 1x1 maps of SSD's last extra layers.
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                          sampler=EpochSampler(len(dataset), self.seed, shuffle), collate_fn=collate_detection,
+                          generator=torch.Generator().manual_seed(self.seed),
+                          drop_last=shuffle and len(dataset) > self.batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+
+class SyntheticDetectionDataModule(CocoDetectionDataModule):
+    """:class:`CocoDetectionDataModule` over the synthetic shapes detection set, generated on first use
+    (see :func:`mnet_vision.data.synthetic.make_shapes_detection_dataset` for ``images``,
+    ``image_size``, ``max_objects`` and ``generator_seed``)."""
+
+    def __init__(self, root: str, num_classes: int = 10, images: dict | None = None, image_size: int = 160,
+                 max_objects: int = 5, generator_seed: int = 0, **kwargs):
+        super().__init__(root, num_classes, **kwargs)
+        self.generator_args = dict(num_classes=num_classes, splits=dict(images or DEFAULT_DETECTION_SPLITS),
+                                   image_size=image_size, max_objects=max_objects, seed=generator_seed)
+
+    def prepare_data(self) -> None:
+        make_shapes_detection_dataset(self.root, **self.generator_args)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SHAPES = ("circle", "square", "triangle", "pentagon", "hexagon", "star", "cross", "ring", "diamond", "crescent")
 DEFAULT_SPLITS = {"train": 300, "val": 50, "test": 50}
-DEFAULT_DETECTION_SPLITS = {"train2017": 600, "val2017": 100}
+DEFAULT_DETECTION_SPLITS = {"train2017": 1200, "val2017": 100, "test2017": 200}
 MARKER = "synthetic.json"
 # Bump when drawing changes, so a set made by an older generator is reported, never silently mixed.
 GENERATOR_VERSION = 1

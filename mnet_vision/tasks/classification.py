@@ -7,11 +7,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from mnet_vision.reporting import save_confusion_matrix
-from mnet_vision.tasks.optim import weight_decay_groups
+from mnet_vision.tasks.optim import build_optimizers
 
 
 class ClassificationTask(pl.LightningModule):
@@ -94,12 +93,7 @@ class ClassificationTask(pl.LightningModule):
             save_confusion_matrix(matrix, names, Path(self.trainer.default_root_dir) / "confusion_test.png")
 
     def configure_optimizers(self):
-        optimizer = instantiate(self.optimizer_cfg)(weight_decay_groups(self.model, self.weight_decay))
-        if self.scheduler_cfg is None:
-            return optimizer
-        scheduler = instantiate(self.scheduler_cfg["scheduler"])(optimizer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_cfg.get("interval", "epoch")}}
+        return build_optimizers(self.model, self.optimizer_cfg, self.scheduler_cfg, self.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mnet_config"] = self.run_config

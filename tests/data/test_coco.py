@@ -126,3 +126,65 @@ def test_synthetic_detection_set_reads_back_and_scores_perfectly(tmp_path):
     perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
                for a in gt["annotations"]]
     assert evaluate_coco(gt_file, perfect)["AP"] == pytest.approx(1.0)
+
+
+def test_collate_keeps_empty_targets_and_lists_skips():
+    from mnet_vision.data.coco import collate_detection
+
+    sample = {"image": torch.zeros(3, 8, 8), "boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+              "image_id": 5, "orig_size": (8, 8)}
+    batch = collate_detection([sample, {"skipped": "bad.png", "error": "truncated"}])
+    assert batch["image_ids"] == [5] and batch["skipped"] == ["bad.png"]
+    assert batch["targets"][0]["boxes"].shape == (0, 4)
+    assert collate_detection([{"skipped": "x.png", "error": "e"}])["images"] == []
+
+
+def test_transform_output_never_holds_degenerate_boxes(tmp_path):
+    """A transform that collapses a box must not pass it on: torchvision would stop training with
+    'All bounding boxes should have positive height and width'."""
+
+    class Collapse:  # any callable with albumentations' seeding hook will do as a transform
+        def set_random_seed(self, seed):
+            pass
+
+        def __call__(self, image, bboxes, labels):
+            bboxes = np.array(bboxes)
+            bboxes[0, 3] = bboxes[0, 1]  # first box: zero height
+            return {"image": torch.zeros(3, 80, 100), "bboxes": bboxes, "labels": labels}
+
+    path = _write(tmp_path, [_ann(1, [10, 20, 30, 5]), _ann(2, [50, 20, 10, 10], category=7)])
+    sample = CocoDetectionDataset(path, tmp_path / "img", transform=Collapse())[0]
+    assert sample["boxes"].tolist() == [[50, 20, 60, 30]] and sample["labels"].tolist() == [2]
+
+
+def _detection_module(root, **kw):
+    from mnet_vision.data.coco import SyntheticDetectionDataModule
+
+    module = SyntheticDetectionDataModule(str(root), num_classes=3, images={"train2017": 4, "val2017": 2},
+                                          image_size=48, batch_size=2, num_workers=0, **kw)
+    module.prepare_data()
+    return module
+
+
+def test_datamodule_batches_maps_and_test_fallback(tmp_path):
+    module = _detection_module(tmp_path / "det")
+    module.setup("fit")
+    assert module.label_to_category == [0, 1, 2, 3]
+    assert module.class_names == ["__background__", "circle", "square", "triangle"]
+    assert module.test_name == "val2017"  # no test2017 JSON: test falls back to val
+    batch = next(iter(module.train_dataloader()))
+    assert len(batch["images"]) == 2 and batch["images"][0].dtype == torch.float32
+    assert 0.0 <= float(batch["images"][0].min()) and float(batch["images"][0].max()) <= 1.0
+    gt = module.ground_truth("val")
+    assert sorted(gt.getImgIds()) == [1, 2]
+
+
+def test_datamodule_errors_name_the_file(tmp_path):
+    from mnet_vision.data.coco import CocoDetectionDataModule
+
+    module = _detection_module(tmp_path / "det")
+    module.num_classes = 5
+    with pytest.raises(ValueError, match="instances_train2017.json declares 3 categories.*num_classes=5"):
+        module.setup("fit")
+    with pytest.raises(FileNotFoundError, match="annotations/instances_<split>.json"):
+        CocoDetectionDataModule(str(tmp_path / "nothing"), num_classes=3).setup("fit")

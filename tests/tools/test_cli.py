@@ -78,3 +78,18 @@ def test_eval_scores_a_coco_results_file(tmp_path):
                    f"output={tmp_path / 'm.json'}")
     assert "| AP | 1.0000 |" in out.stdout
     assert json.loads((tmp_path / "m.json").read_text())["AR100"] == pytest.approx(1.0)
+
+
+def test_detection_train_eval_detect(tmp_path):
+    from tests.helpers import tiny_detection_overrides
+
+    run_dir = tmp_path / "run"
+    out = run_tool("train.py", *tiny_detection_overrides(tmp_path / "data"), f"hydra.run.dir={run_dir}")
+    assert "| test/AP50 |" in out.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    out = run_tool("eval.py", f"ckpt={metrics['best_checkpoint']}", "split=val", "data.num_workers=0")
+    assert "| val/AP |" in out.stdout
+    out = run_tool("detect.py", f"ckpt={metrics['best_checkpoint']}", f"input={tmp_path / 'data' / 'val2017'}",
+                   f"out={tmp_path / 'det'}", "score=0.05")
+    assert "images ->" in out.stdout
+    assert len(list((tmp_path / "det").glob("*.png"))) == 4

@@ -1,0 +1,110 @@
+"""Running a trained detector on image files: a JSON of boxes and PNGs with the boxes drawn.
+
+``tools/detect.py`` is a thin wrapper over :func:`detect_files`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from tqdm import tqdm
+
+from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.jsonfiles import write_json
+from mnet_vision.metrics.coco import xyxy_to_xywh
+from mnet_vision.model import DetectorModel
+from mnet_vision.reporting import save_detections_picture
+
+log = logging.getLogger(__name__)
+
+
+def image_files(source: str | Path) -> list[Path]:
+    """``source`` itself if it is a file, else the image files in the folder (sorted, not recursive)."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FileNotFoundError(f"input {source} is neither an image file nor a folder")
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"input folder {source} holds no image files ({', '.join(IMG_EXTENSIONS)})")
+    return files
+
+
+def load_detector(ckpt: str | Path) -> tuple[DetectorModel, list[str], list[int]]:
+    """The detector of a training checkpoint in eval mode, its class names and category ids
+    (index = model label, 0 = background)."""
+    from mnet_vision.training import task_from_checkpoint  # training pulls in Lightning: only here
+
+    _, task, checkpoint = task_from_checkpoint(ckpt)
+    model = task.model
+    if not isinstance(model, DetectorModel):
+        raise ValueError(f"{ckpt} holds a {type(model.head).__name__} model, not a detector")
+    classes = checkpoint.get("mnet_classes")
+    if classes is None:  # a checkpoint written before training began: no dataset names known
+        n = model.head.num_classes
+        classes = {"names": ["__background__", *(f"class{i}" for i in range(1, n + 1))],
+                   "category_ids": list(range(n + 1))}
+    return model.eval(), classes["names"], classes["category_ids"]
+
+
+def _batches(files: Sequence[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(files), size):
+        yield list(files[start:start + size])
+
+
+def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, score_thresh: float = 0.3,
+                 batch_size: int = 8, draw: bool = True, device: str = "cpu") -> dict[str, Any]:
+    """Detect objects in an image file or a folder of images with a training checkpoint.
+
+    Writes ``out_dir/detections.json``: one entry per image, ``{"file", "width", "height",
+    "detections": [{"label", "category_id", "score", "box_xyxy" (pixels), "bbox" (COCO xywh)}]}``,
+    detections with ``score >= score_thresh`` only, best first; and (``draw``) ``out_dir/<stem>.png``
+    per image with the boxes, class names and scores drawn. Unreadable images are skipped, logged
+    and listed under ``skipped`` in the returned summary (and the JSON's entries leave them out).
+    """
+    if not 0.0 <= score_thresh <= 1.0:
+        raise ValueError(f"score threshold must be in [0, 1], got {score_thresh}")
+    files = image_files(source)
+    model, names, category_ids = load_detector(ckpt)
+    model.to(device)
+    out_dir = Path(out_dir)
+    entries, skipped = [], []
+    progress = tqdm(total=len(files), desc="detecting", unit="img")
+    for chunk in _batches(files, batch_size):
+        images, kept = [], []
+        for path in chunk:
+            try:
+                array = read_rgb(path)
+            except ImageReadError as err:
+                log.warning("skipping %s", err)
+                skipped.append(str(path))
+                continue
+            images.append(torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))))
+            kept.append(path)
+        if images:
+            with torch.inference_mode():
+                outputs = model([im.to(device).float() / 255.0 for im in images])
+            for path, image, det in zip(kept, images, outputs):
+                keep = det["scores"] >= score_thresh
+                boxes, labels, scores = det["boxes"][keep].cpu(), det["labels"][keep].cpu(), det["scores"][keep].cpu()
+                entries.append({
+                    "file": str(path), "width": int(image.shape[2]), "height": int(image.shape[1]),
+                    "detections": [{"label": names[int(c)], "category_id": int(category_ids[int(c)]),
+                                    "score": round(float(s), 4), "box_xyxy": [round(float(v), 2) for v in b],
+                                    "bbox": [round(float(v), 2) for v in xywh]}
+                                   for b, xywh, c, s in zip(boxes, xyxy_to_xywh(boxes.numpy()), labels, scores)]})
+                if draw:
+                    save_detections_picture(image, boxes, labels, scores, names, out_dir / f"{path.stem}.png")
+        progress.update(len(chunk))
+    progress.close()
+    json_path = write_json(out_dir / "detections.json", entries)
+    if skipped:
+        log.warning("skipped %d unreadable image(s): %s", len(skipped), skipped[:5])
+    return {"images": len(entries), "detections": sum(len(e["detections"]) for e in entries),
+            "skipped": skipped, "json": str(json_path), "out_dir": str(out_dir)}
