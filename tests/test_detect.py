@@ -30,7 +30,7 @@ def test_detect_a_folder_writes_json_and_pictures_and_skips_bad_files(detection_
             assert 1 <= det["category_id"] <= 10
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["000001.png", "000002.png"]
     with Image.open(tmp_path / "out" / "000001.png") as picture:
-        assert picture.size == (64, 64)
+        assert picture.size == (320, 320)  # enlarged 5x so the captions read
 
 
 def test_threshold_filters_detections(detection_run, tmp_path):

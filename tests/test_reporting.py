@@ -14,3 +14,23 @@ def test_confusion_png(tmp_path):
 def test_metrics_table_lists_numbers_only():
     table = metrics_table({"b/x": 0.5, "a/y": 3, "path": "/tmp/x"})
     assert table.splitlines()[2:] == ["| a/y | 3 |", "| b/x | 0.5000 |"]
+
+
+def test_detections_picture_draws_boxes_where_they_are(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from mnet_vision.reporting import save_detections_picture
+
+    image = torch.zeros(3, 40, 80)  # black, 80 wide: enlarged 8x to reach a 320-pixel short side
+    path = save_detections_picture(image, torch.tensor([[10.0, 5.0, 30.0, 25.0]]), torch.tensor([1]),
+                                   torch.tensor([0.9]), ["__background__", "circle"], tmp_path / "d.png")
+    drawn = np.asarray(Image.open(path))
+    assert drawn.shape == (320, 640, 3)
+    assert drawn[120, 80].any() and drawn[120, 240].any()  # left and right edges (x 10 and 30, times 8)
+    assert not drawn[120, 160].any()  # inside the box: untouched
+    assert not drawn[300, 600].any()  # far outside
+    empty = save_detections_picture(image, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0),
+                                    ["__background__"], tmp_path / "e.png")
+    assert not np.asarray(Image.open(empty)).any()

@@ -1,6 +1,7 @@
-"""CPU inference benchmark: our MobileNet V1 1.0-224 classifier vs timm's mobilenetv1_100.
+"""CPU inference benchmarks, peers side by side in the same run.
 
-    python tools/benchmark.py [--batch 1 32] [--repeats 40] [--threads 2]
+    python tools/benchmark.py [--batch 1 32] [--repeats 40] [--threads 2]     # MobileNetV1 vs timm
+    python tools/benchmark.py detection [--batch 1 8] [--repeats 10]          # SSD300 / Faster-RCNN vs torchvision
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
@@ -8,19 +9,30 @@ import argparse
 import torch
 
 from mnet_vision.benchmark import compare_with_timm, rows_table
+from mnet_vision.detection_benchmark import compare_detectors, detector_table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("what", nargs="?", choices=["classification", "detection"], default="classification")
+    parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 32 (classification), 1 8")
+    parser.add_argument("--size", type=int, default=224, help="classification input side")
+    parser.add_argument("--repeats", type=int, default=None, help="default: 40 (classification), 5 (detection)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--train-steps", type=int, default=10, help="detection: brief training before timing")
+    parser.add_argument("--alpha", type=float, default=1.0, help="detection: width of our MobileNetV1")
     args = parser.parse_args()
-    rows = compare_with_timm(args.batch, args.size, args.repeats, args.warmup, args.threads)
+    if args.what == "detection":
+        rows = compare_detectors(args.batch or [1, 8], args.repeats or 5, args.warmup, args.train_steps,
+                                 alpha=args.alpha, threads=args.threads)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, synthetic shapes images, "
+              f"median of {args.repeats or 5} interleaved runs after {args.train_steps} training steps")
+        print(detector_table(rows))
+        return
+    rows = compare_with_timm(args.batch or [1, 32], args.size, args.repeats or 40, args.warmup, args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {args.size}x{args.size}, "
-          f"median of {args.repeats} interleaved runs")
+          f"median of {args.repeats or 40} interleaved runs")
     print(rows_table(rows))
 
 

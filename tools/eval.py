@@ -4,8 +4,10 @@
     python tools/eval.py gt=instances_val2017.json results=detections.json [output=metrics.json]
 
 With ckpt=, any other key=value (data.root=..., data.batch_size=..., trainer.accelerator=...)
-overrides the config stored in the checkpoint; pictures (confusion_test.png) go to out_dir, by
-default <run dir>/eval_<split>. With gt= and results=, the 12 COCO box metrics are printed.
+overrides the config stored in the checkpoint; a classifier's confusion_test.png or a detector's
+detections_test.json and detections_test/*.png go to out_dir, by default <run dir>/eval_<split>.
+A detector is scored with the 12 COCO box metrics (pycocotools), as is a results file made anywhere
+(gt= and results=).
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json

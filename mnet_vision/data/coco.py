@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from mnet_vision.data.images import ImageReadError, read_rgb
-from mnet_vision.data.sampling import EpochSampler
+from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import SKIPPED, skip_record
 from mnet_vision.data.synthetic import DEFAULT_DETECTION_SPLITS, make_shapes_detection_dataset
 from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform
@@ -208,7 +207,7 @@ def collate_detection(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class CocoDetectionDataModule(pl.LightningDataModule):
+class CocoDetectionDataModule(SeededLoadersDataModule):
     """Train/val/test loaders over a COCO layout: ``<root>/annotations/instances_<split>.json`` and
     ``<root>/<split>/<file_name>`` for each split (``train2017``, ``val2017`` by default; the test
     split falls back to the val split when its JSON is missing).
@@ -226,6 +225,10 @@ class CocoDetectionDataModule(pl.LightningDataModule):
     After ``setup``: ``label_to_category``, ``class_names`` (index = model label, 0 background) and
     :meth:`ground_truth` (the pycocotools ``COCO`` a split is scored against).
     """
+
+    collate = staticmethod(collate_detection)
+    # A last partial batch of one image cannot train BatchNorm on SSD's 1x1 extra-layer maps.
+    drop_last_train = True
 
     def __init__(self, root: str, num_classes: int, augment: str = "ssd", batch_size: int = 16,
                  num_workers: int = 2, strict: bool = False, seed: int = 0,
@@ -273,24 +276,6 @@ class CocoDetectionDataModule(pl.LightningDataModule):
         if split not in self._gt:
             self._gt[split] = load_coco_gt(self.annotation_file(split))
         return self._gt[split]
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        # Own sampler and generator as in ImageFolderDataModule: exact resume, untouched global RNG.
-        # Training drops a last partial batch: a batch of one image cannot train BatchNorm on the
-        # 1x1 maps of SSD's last extra layers.
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                          sampler=EpochSampler(len(dataset), self.seed, shuffle), collate_fn=collate_detection,
-                          generator=torch.Generator().manual_seed(self.seed),
-                          drop_last=shuffle and len(dataset) > self.batch_size)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
 
 
 class SyntheticDetectionDataModule(CocoDetectionDataModule):

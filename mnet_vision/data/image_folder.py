@@ -7,14 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from mnet_vision.data.images import ImageReadError, read_rgb
 from mnet_vision.data.synthetic import DEFAULT_SPLITS, make_shapes_dataset
-from mnet_vision.data.sampling import EpochSampler
+from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, skip_record
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, apply_seeded, classification_eval_transform,
                                          classification_train_transform)
@@ -71,7 +69,7 @@ class ImageFolderDataset(Dataset):
         return {"image": image, "label": label, "path": path}
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
+class ImageFolderDataModule(SeededLoadersDataModule):
     """Train/val/test loaders over ``<root>/{train,val,test}``; ``test`` falls back to ``val``.
 
     Args:
@@ -83,6 +81,8 @@ class ImageFolderDataModule(pl.LightningDataModule):
         strict: raise on the first unreadable image instead of skipping and counting it.
         min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
     """
+
+    collate = staticmethod(collate_skipping)
 
     def __init__(self, root: str, num_classes: int, input_size: int = 224, batch_size: int = 64,
                  num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.25,
@@ -117,22 +117,6 @@ class ImageFolderDataModule(pl.LightningDataModule):
         self.test_set = self._split(test_name, self.eval_transform)
         log.info("%s: %d train / %d val / %d test (%s) images, %d classes", self.root, len(self.train_set),
                  len(self.val_set), len(self.test_set), test_name, len(self.classes))
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        # Own sampler and generator: loading never draws from the global torch RNG, which the
-        # checkpointed RNG state (dropout) must find untouched after a resume.
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                          sampler=EpochSampler(len(dataset), self.seed, shuffle), collate_fn=collate_skipping,
-                          generator=torch.Generator().manual_seed(self.seed), drop_last=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
 
 
 class SyntheticShapesDataModule(ImageFolderDataModule):
