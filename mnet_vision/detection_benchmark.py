@@ -12,6 +12,7 @@ are reported with the ratio to torchvision's model of the same family.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from mnet_vision.config import compose
 from mnet_vision.data.coco import CocoDetectionDataset, collate_detection
 from mnet_vision.data.synthetic import make_shapes_detection_dataset
 from mnet_vision.data.transforms import detection_eval_transform
+from mnet_vision.deploy import prepare_for_inference
 from mnet_vision.model import build_model
 
 NUM_CLASSES = 10  # the synthetic set's shapes
@@ -52,10 +54,12 @@ def detector_of(model: nn.Module) -> nn.Module:
 
 
 def network_modules(model: nn.Module) -> list[nn.Module]:
-    """The modules whose time is 'network': backbone and heads (RPN head, box head and predictor)."""
+    """The modules whose time is 'network': backbone and heads (RPN head, RoIAlign, box head and
+    predictor)."""
     det = detector_of(model)
     if hasattr(det, "roi_heads"):
-        return [det.backbone, det.rpn.head, det.roi_heads.box_head, det.roi_heads.box_predictor]
+        roi = det.roi_heads
+        return [det.backbone, det.rpn.head, roi.box_roi_pool, roi.box_head, roi.box_predictor]
     return [det.backbone, det.head]
 
 
@@ -110,8 +114,8 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
                       train_steps: int = 10, train_batch: int = 2, alpha: float = 1.0,
                       data_root: str | Path = "data/synthetic_shapes_detection", threads: int | None = None) -> list[dict]:
     """One row per model and batch size: median total / network / pre+post-processing ms per call,
-    images/s, ratio of torchvision's same-family time to this one (above 1: faster), and the
-    images/s of the brief training."""
+    images/s, ratio of torchvision's same-family eager time to this one (above 1: faster), and the
+    images/s of the brief training (NaN for the folded inference copies of the SSDs)."""
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -121,6 +125,10 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
         model = build()
         train_speed[name] = brief_training(model, train_batches, train_steps)
         models[name], families[name] = model.eval(), family
+        if family == "ssd":  # the deployment path: BatchNorm folded, NHWC (mnet_vision.deploy)
+            folded = f"{name} (BN folded, channels_last)"
+            models[folded], families[folded] = prepare_for_inference(model), family
+            train_speed[folded] = float("nan")
     rows = []
     for batch in batch_sizes:
         images = shapes_batches(data_root, batch)[0]["images"]
@@ -139,7 +147,8 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
                         network[name].append(timers[name].seconds)
         for timer in timers.values():
             timer.remove()
-        peers = {families[n]: statistics.median(total[n]) for n in names if n.startswith("torchvision")}
+        peers = {families[n]: statistics.median(total[n]) for n in names
+                 if n.startswith("torchvision") and "folded" not in n}
         for name in names:
             t, net = statistics.median(total[name]), statistics.median(network[name])
             post = statistics.median(a - b for a, b in zip(total[name], network[name]))
@@ -155,5 +164,9 @@ def detector_table(rows: list[dict]) -> str:
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['model']} | {r['batch']} | {r['total_ms']:.1f} | {r['network_ms']:.1f} | {r['post_ms']:.1f} "
-                   f"| {r['images_per_s']:.1f} | {r['ratio_vs_torchvision']:.2f}x | {r['train_images_per_s']:.1f} |")
+                   f"| {r['images_per_s']:.1f} | {r['ratio_vs_torchvision']:.2f}x | {_number(r['train_images_per_s'])} |")
     return "\n".join(out)
+
+
+def _number(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f}"
