@@ -72,3 +72,16 @@ def test_ssd_learns_its_training_images(tmp_path):
         optimizer.step()
     after = ap50()
     assert before < 0.2 and after > 0.8, (before, after)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_images():
+    from mnet_vision.training import build_task
+
+    task = build_task(compose(["data.num_classes=2", "backbone.alpha=0.25", "task.input_size=96"]))
+    image = torch.rand(3, 64, 64)
+    image[0, 0, 0] = float("nan")  # one bad pixel poisons the batch's loss
+    batch = {"images": [image, torch.rand(3, 64, 64)], "image_ids": [17, 18],
+             "targets": [{"boxes": torch.tensor([[4.0, 4.0, 40.0, 40.0]]), "labels": torch.tensor([1])}] * 2}
+    with pytest.raises(FloatingPointError, match=r"on images \[17, 18\]"):
+        task.training_step(batch, 0)
+    assert task.training_step({"images": [], "targets": [], "image_ids": []}, 1) is None  # all skipped
