@@ -93,3 +93,17 @@ def test_detection_train_eval_detect(tmp_path):
                    f"out={tmp_path / 'det'}", "score=0.05")
     assert "images ->" in out.stdout
     assert len(list((tmp_path / "det").glob("*.png"))) == 4
+
+
+def test_detection_under_two_process_ddp_scores_every_val_image(tmp_path):
+    """Each process detects half the images; the COCO score gathers both halves (all_gather_object)."""
+    from tests.helpers import tiny_detection_overrides
+
+    run_dir = tmp_path / "ddp"
+    run_tool("train.py", *tiny_detection_overrides(tmp_path / "data", "trainer=ddp", "trainer.accelerator=cpu",
+                                                   "trainer.devices=2", "trainer.sync_batchnorm=false"),
+             f"hydra.run.dir={run_dir}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/AP50"] <= 1.0
+    results = json.loads((run_dir / "detections_test.json").read_text())
+    assert {r["image_id"] for r in results} == {1, 2, 3, 4}  # both ranks' detections (untrained: some on every image)
