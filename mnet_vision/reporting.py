@@ -44,11 +44,18 @@ def save_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str] | Non
     MulticlassConfusionMatrix(n).plot(val=matrix.cpu(), ax=ax, labels=list(class_names) if class_names else None)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    return _save_figure(fig, path, "confusion matrix")
+
+
+def _save_figure(fig, path: str | Path, what: str) -> Path:
+    """Save a matplotlib figure as a PNG (folders made as needed) and close it."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    log.info("confusion matrix written to %s", path)
+    log.info("%s written to %s", what, path)
     return path
 
 
@@ -87,3 +94,38 @@ def save_detections_picture(image: torch.Tensor, boxes: torch.Tensor, labels: to
 # Distinct, readable box colours (Tableau 10), one per class label modulo 10.
 _PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
             "#bab0ac"]
+
+
+def save_roc_curve(curves: Mapping[str, tuple[Any, Any]], path: str | Path,
+                   mark_fars: Sequence[float] = (1e-4, 1e-3)) -> Path:
+    """Draw verification ROC curves (TAR against FAR, FAR on a log axis) to a PNG.
+
+    Args:
+        curves: name -> ``(fpr, tpr)`` arrays (e.g. :func:`mnet_vision.metrics.verification.roc_points`);
+            one line each, so a teacher and its student compare in one picture.
+        mark_fars: FARs marked with dotted vertical lines (the TAR@FAR operating points).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    smallest = 1.0
+    for name, (fpr, tpr) in curves.items():
+        fpr, tpr = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
+        positive = fpr > 0  # a log axis has no 0: the curve starts at the first false accept
+        if positive.any():
+            smallest = min(smallest, float(fpr[positive].min()))
+        ax.plot(fpr[positive], tpr[positive], label=name)
+    for far in mark_fars:
+        ax.axvline(far, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlim(min(smallest, min(mark_fars, default=1.0)) / 2, 1.0)
+    ax.set_ylim(0.0, 1.01)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save_figure(fig, path, "ROC curve")

@@ -1,0 +1,151 @@
+"""Face verification metrics: LFW 10-fold accuracy and TAR@FAR, written from their definitions.
+
+Scores are similarities (higher = more likely the same identity; cosine similarity of L2-normalised
+embeddings, or minus a distance). A pair is accepted as "same" when its score is strictly above the
+threshold. Both protocols are written here rather than copied, because the widespread reference
+routine (FaceNet's ``calculate_val``) interpolates FAR over a threshold grid, which fails on
+repeated FAR values and scores good models 0 when the grid never reaches the target FAR
+(``../shared/reference/faces.md`` §1.4).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FoldAccuracy:
+    """LFW-style k-fold accuracy: ``mean`` and ``std`` (population, as FaceNet reports it) of the
+    per-fold accuracies, with the threshold each fold was scored at (chosen on the other folds)."""
+
+    mean: float
+    std: float
+    fold_accuracies: tuple[float, ...]
+    thresholds: tuple[float, ...]
+
+
+def _as_pairs(scores, issame) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(issame).reshape(-1)
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores ({scores.shape[0]}) and issame ({labels.shape[0]}) differ in length")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{int((~np.isfinite(scores)).sum())} score(s) are NaN or infinite")
+    if labels.dtype != bool and not np.isin(labels, (0, 1)).all():
+        raise ValueError("issame must hold booleans or 0/1")
+    return scores, labels.astype(bool)
+
+
+def best_threshold(scores, issame) -> float:
+    """The threshold (accept iff ``score > threshold``) with the highest accuracy on these pairs;
+    candidates are every cut between two distinct scores (midpoints) and below/above all of them,
+    so the answer does not depend on a grid. The lowest such threshold wins a tie."""
+    scores, labels = _as_pairs(scores, issame)
+    order = np.argsort(scores, kind="stable")
+    s, y = scores[order], labels[order]
+    # cut i accepts s[i:]: correct = positives at >= i + negatives at < i
+    pos_from = np.concatenate([np.cumsum(y[::-1])[::-1], [0]])
+    neg_before = np.concatenate([[0], np.cumsum(~y)])
+    correct = pos_from + neg_before
+    valid = np.ones(len(s) + 1, dtype=bool)
+    valid[1:-1] = s[1:] > s[:-1]  # never cut between equal scores
+    best = int(np.flatnonzero(valid)[np.argmax(correct[valid])])
+    if best == 0:
+        return float(s[0] - 1.0) if len(s) else 0.0
+    if best == len(s):
+        return float(s[-1])
+    return float((s[best - 1] + s[best]) / 2)
+
+
+def kfold_accuracy(scores, issame, folds: int = 10) -> FoldAccuracy:
+    """LFW's protocol: split the pairs into ``folds`` consecutive blocks in file order (no
+    shuffling; LFW's ``pairs.txt`` has 10 blocks of 300 matched + 300 mismatched pairs); for each,
+    choose the threshold on the other folds (:func:`best_threshold`) and report the accuracy
+    ``(TP + TN) / N`` on this one."""
+    scores, labels = _as_pairs(scores, issame)
+    if not 2 <= folds <= len(scores):
+        raise ValueError(f"need 2 <= folds <= number of pairs ({len(scores)}), got folds={folds}")
+    blocks = np.array_split(np.arange(len(scores)), folds)
+    accuracies, thresholds = [], []
+    for block in blocks:
+        train = np.ones(len(scores), dtype=bool)
+        train[block] = False
+        threshold = best_threshold(scores[train], labels[train])
+        accuracies.append(float(np.mean((scores[block] > threshold) == labels[block])))
+        thresholds.append(threshold)
+    return FoldAccuracy(float(np.mean(accuracies)), float(np.std(accuracies)), tuple(accuracies), tuple(thresholds))
+
+
+@dataclass(frozen=True)
+class TarAtFar:
+    """True accept rate at a false accept rate: ``tar`` of genuine pairs above ``threshold``, the
+    ``far`` actually achieved there (<= ``far_target``) and the pair counts it rests on."""
+
+    far_target: float
+    tar: float
+    far: float
+    threshold: float
+    genuine: int
+    impostor: int
+
+
+def tar_at_far(scores, issame, far: float, min_impostors_per_far: float = 10.0) -> TarAtFar:
+    """TAR at ``far`` without interpolation: sort the impostor scores in descending order, allow
+    ``k = floor(far * impostors)`` false accepts and set the threshold at the ``k``-th highest
+    impostor score (0-based); pairs are accepted iff ``score > threshold``. Ties at the threshold are
+    all rejected, so the achieved FAR never exceeds the target (it is reported, with the counts).
+
+    Raises ``ValueError`` when there are fewer than ``min_impostors_per_far / far`` impostor pairs
+    (below that the FAR is not measurable: LFW's 3000 impostor pairs cannot give FAR 1e-4), or no
+    genuine pair.
+    """
+    scores, labels = _as_pairs(scores, issame)
+    if not 0.0 < far < 1.0:
+        raise ValueError(f"far must be in (0, 1), got {far}")
+    impostor = np.sort(scores[~labels])[::-1]
+    genuine = scores[labels]
+    needed = math.ceil(min_impostors_per_far / far)
+    if len(impostor) < needed:
+        raise ValueError(f"TAR@FAR={far:g} needs at least {needed} impostor pairs ({min_impostors_per_far:g}/FAR), "
+                         f"got {len(impostor)}: use more identities or images (all-vs-all pairs)")
+    if len(genuine) == 0:
+        raise ValueError("TAR@FAR needs at least one genuine (same-identity) pair")
+    threshold = float(impostor[int(math.floor(far * len(impostor)))])
+    return TarAtFar(far_target=far, tar=float(np.mean(genuine > threshold)),
+                    far=float(np.mean(impostor > threshold)), threshold=threshold,
+                    genuine=int(len(genuine)), impostor=int(len(impostor)))
+
+
+def all_pairs(embeddings, identities) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity and same-identity flag of every unordered pair ``i < j`` of an identity set.
+
+    Args:
+        embeddings: ``(N, D)``, L2-normalised here (so the score is the cosine similarity).
+        identities: ``(N,)`` labels.
+    Returns ``scores (N (N - 1) / 2,)`` float32 and ``issame`` bool, in row-major pair order.
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    ids = np.asarray(identities).reshape(-1)
+    if x.ndim != 2 or x.shape[0] != ids.shape[0]:
+        raise ValueError(f"embeddings {x.shape} and identities ({ids.shape[0]},) do not match: expected (N, D) and (N,)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("embeddings hold NaN or infinite values")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError(f"{int((norms == 0).sum())} embedding(s) are all zero and have no direction")
+    x = x / norms
+    i, j = np.triu_indices(len(x), k=1)
+    return np.einsum("nd,nd->n", x[i], x[j]), ids[i] == ids[j]
+
+
+def roc_points(scores, issame) -> tuple[np.ndarray, np.ndarray]:
+    """False and true accept rates ``(fpr, tpr)`` at every distinct threshold, from (0, 0) to (1, 1)
+    (torchmetrics' binary ROC)."""
+    import torch
+    from torchmetrics.functional.classification import binary_roc
+
+    scores, labels = _as_pairs(scores, issame)
+    fpr, tpr, _ = binary_roc(torch.from_numpy(scores), torch.from_numpy(labels.astype(np.int64)))
+    return fpr.numpy(), tpr.numpy()
