@@ -1,0 +1,164 @@
+"""A faiss index of face embeddings with external ids and a metadata sidecar.
+
+Every vector is float32, C-contiguous and L2-normalised before faiss sees it, and every index uses
+the inner-product metric, so scores are cosine similarities (faiss' own defaults are L2, and
+``normalize_L2`` works in place on float32 only: the classic ways to get silently wrong rankings).
+The index file is a plain faiss index (``faiss.read_index`` opens it); ``<file>.meta.json`` maps
+each id to its identity and source. Both are written atomically.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from mnet_vision.jsonfiles import read_json, write_json
+
+META_SUFFIX = ".meta.json"
+
+
+@dataclass(frozen=True)
+class Match:
+    """One search hit: cosine ``score``; ``unknown`` when below the query's threshold."""
+
+    id: int
+    score: float
+    identity: str
+    source: str
+    unknown: bool
+
+
+def auto_factory(expected_size: int) -> str:
+    """The index for a gallery size: exact search while it is cheap, HNSW above (no training, no
+    nprobe to forget). Placeholder rule until the issue-4 benchmark sets it by measured recall."""
+    return "IDMap2,Flat" if expected_size <= 100_000 else "IDMap2,HNSW32,Flat"
+
+
+def normalised(vectors: Any, dim: int | None, what: str) -> np.ndarray:
+    """``(N, D)`` float32, C-contiguous, unit-norm rows; errors name ``what`` and the problem."""
+    x = np.array(vectors, dtype=np.float32, copy=True, order="C")
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{what}: expected a non-empty (N, D) array, got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{what}: dimension {x.shape[1]} does not match the index's {dim}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.sum())} vector(s) hold NaN or infinite values (rows {np.flatnonzero(bad)[:5].tolist()})")
+    norms = np.linalg.norm(x, axis=1)
+    if (norms == 0).any():
+        raise ValueError(f"{what}: {int((norms == 0).sum())} vector(s) are all zero")
+    faiss.normalize_L2(x)
+    return x
+
+
+class FaceIndex:
+    """Embeddings searchable by cosine similarity, each with an id, an identity and a source.
+
+    Build with :meth:`create` (a faiss factory string, or ``"auto"`` by expected size), fill with
+    :meth:`add`, query with :meth:`search`, persist with :meth:`save` / :meth:`load`.
+    """
+
+    def __init__(self, index: faiss.Index, factory: str, entries: dict[int, dict[str, str]] | None = None,
+                 next_id: int = 0):
+        if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise ValueError("FaceIndex needs an inner-product faiss index (cosine on normalised vectors)")
+        self.index, self.factory = index, factory
+        self.entries = entries or {}
+        self.next_id = next_id
+
+    @classmethod
+    def create(cls, dim: int, factory: str = "auto", expected_size: int = 0) -> FaceIndex:
+        """An empty index of ``dim``-D vectors; ``factory`` is a faiss factory string (e.g.
+        ``IDMap2,Flat``, ``IVF1024,Flat``, ``IDMap2,HNSW32,Flat``) or ``auto``."""
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        factory = auto_factory(expected_size) if factory == "auto" else factory
+        try:
+            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as err:
+            raise ValueError(f"faiss cannot build index {factory!r}: {str(err).splitlines()[-1]}") from err
+        return cls(index, factory)
+
+    @property
+    def dim(self) -> int:
+        return self.index.d
+
+    def __len__(self) -> int:
+        return self.index.ntotal
+
+    def add(self, embeddings: Any, identities: Sequence[str], sources: Sequence[str] | None = None) -> list[int]:
+        """Add ``(N, D)`` embeddings (normalised here) with their identities and sources (file paths);
+        returns their new ids. An index that needs training (IVF) is trained on the first batch,
+        which must hold at least as many vectors as it has lists."""
+        x = normalised(embeddings, self.dim, "embeddings to add")
+        sources = list(sources) if sources is not None else [""] * len(x)
+        if not (len(identities) == len(sources) == len(x)):
+            raise ValueError(f"{len(x)} embeddings but {len(identities)} identities and {len(sources)} sources")
+        if not self.index.is_trained:
+            try:
+                self.index.train(x)
+            except RuntimeError as err:
+                raise ValueError(f"training {self.factory!r} on {len(x)} vectors failed: "
+                                 f"{str(err).splitlines()[-1]}") from err
+        ids = np.arange(self.next_id, self.next_id + len(x), dtype=np.int64)
+        self.index.add_with_ids(x, ids)
+        for i, identity, source in zip(ids.tolist(), identities, sources):
+            self.entries[i] = {"identity": str(identity), "source": str(source)}
+        self.next_id += len(x)
+        return ids.tolist()
+
+    def search(self, queries: Any, k: int = 5, threshold: float = -1.0) -> list[list[Match]]:
+        """The ``k`` best matches of each query (``(Q, D)`` or ``(D,)``), best first; a match scoring
+        below ``threshold`` is flagged ``unknown`` (a face of nobody in the gallery)."""
+        if len(self) == 0:
+            raise ValueError("the index is empty: add embeddings before searching")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        scores, ids = self.index.search(normalised(queries, self.dim, "queries"), min(k, len(self)))
+        out = []
+        for row_scores, row_ids in zip(scores, ids):
+            out.append([Match(int(i), float(s), self.entries[int(i)]["identity"], self.entries[int(i)]["source"],
+                              float(s) < threshold)
+                        for s, i in zip(row_scores, row_ids) if i >= 0])
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the faiss index to ``path`` and the metadata to ``<path>.meta.json``, each through a
+        temporary file renamed into place (an interrupted save leaves the previous files intact)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            faiss.write_index(self.index, str(tmp))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        write_json(Path(f"{path}{META_SUFFIX}"), {"factory": self.factory, "dim": self.dim, "next_id": self.next_id,
+                                                   "entries": {str(k): v for k, v in self.entries.items()}})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FaceIndex:
+        """Read an index written by :meth:`save`; a missing, corrupt or truncated file, or metadata
+        that does not describe it, is an error naming the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"index file {path} does not exist")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as err:
+            raise ValueError(f"{path} is not a readable faiss index (corrupt or truncated): "
+                             f"{str(err).splitlines()[-1]}") from err
+        meta = read_json(Path(f"{path}{META_SUFFIX}"), "index metadata")
+        entries = {int(k): v for k, v in meta.get("entries", {}).items()}
+        if meta.get("dim") != index.d or len(entries) != index.ntotal:
+            raise ValueError(f"{path}{META_SUFFIX} describes {len(entries)} vectors of dimension {meta.get('dim')}, "
+                             f"but {path} holds {index.ntotal} of dimension {index.d}")
+        return cls(index, meta["factory"], entries, int(meta["next_id"]))
