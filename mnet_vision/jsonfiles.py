@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from mnet_vision.atomic import atomic_write
 
 
 def read_json(path: str | Path, what: str) -> Any:
@@ -21,12 +22,5 @@ def read_json(path: str | Path, what: str) -> Any:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as JSON through a temporary file renamed into place (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    text = json.dumps(data, indent=1)  # before opening the file: unserialisable data leaves nothing behind
+    return atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -8,7 +8,6 @@ each id to its identity and source. Both are written atomically.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from mnet_vision.atomic import atomic_write
 from mnet_vision.jsonfiles import read_json, write_json
 
 META_SUFFIX = ".meta.json"
@@ -132,14 +132,7 @@ class FaceIndex:
     def save(self, path: str | Path) -> Path:
         """Write the faiss index to ``path`` and the metadata to ``<path>.meta.json``, each through a
         temporary file renamed into place (an interrupted save leaves the previous files intact)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            faiss.write_index(self.index, str(tmp))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        path = atomic_write(path, lambda tmp: faiss.write_index(self.index, str(tmp)))
         write_json(Path(f"{path}{META_SUFFIX}"), {"factory": self.factory, "dim": self.dim, "next_id": self.next_id,
                                                    "entries": {str(k): v for k, v in self.entries.items()}})
         return path
