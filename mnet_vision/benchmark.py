@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -60,18 +60,25 @@ def compare_with_timm(batch_sizes: Sequence[int] = (1, 32), size: int = 224, rep
                   for name, (_, cl) in candidates.items()}
         times: dict[str, list[float]] = {name: [] for name in candidates}
         with torch.inference_mode():
-            names = list(candidates)
-            for i in range(warmup + repeats):
-                for name in names[i % len(names):] + names[: i % len(names)]:  # rotate who goes first
-                    elapsed = _time_call(candidates[name][0], inputs[name])
-                    if i >= warmup:
-                        times[name].append(elapsed)
+            for name, measured in rotating_rounds(list(candidates), warmup, repeats):
+                elapsed = _time_call(candidates[name][0], inputs[name])
+                if measured:
+                    times[name].append(elapsed)
         base = statistics.median(times["timm mobilenetv1_100 (eager)"])
         for name, samples in times.items():
             median = statistics.median(samples)
             rows.append({"model": name, "batch": batch, "median_ms": 1000 * median,
                          "images_per_s": batch / median, "ratio_vs_timm_eager": base / median})
     return rows
+
+
+def rotating_rounds(names: Sequence[str], warmup: int, repeats: int) -> Iterator[tuple[str, bool]]:
+    """``(name, measured)`` for every call of ``warmup + repeats`` rounds, each round calling every
+    name once with the order rotating (so drift in machine load and cache effects hit all alike);
+    ``measured`` is False during warm-up."""
+    for i in range(warmup + repeats):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            yield name, i >= warmup
 
 
 def _time_call(model: nn.Module, x: torch.Tensor) -> float:

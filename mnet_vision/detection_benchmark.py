@@ -7,7 +7,8 @@ every anchor of every class to NMS, which makes post-processing unrepresentative
 Inference is timed per call and split by forward hooks into the *network* (backbone, heads, and
 Faster-RCNN's box head on its RoIs) and everything else (*pre/post-processing*: resize and
 normalise, anchor decoding, RPN proposal selection, NMS, mapping boxes back). All models run in one
-process with the same threads and inputs, interleaved with the order rotating each round; medians
+process with the same threads and inputs, interleaved with the order rotating each round
+(:func:`mnet_vision.benchmark.rotating_rounds`); medians
 are reported with the ratio to torchvision's model of the same family.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn, ssdlite320_mobilenet_v3_large
 
+from mnet_vision.benchmark import rotating_rounds
 from mnet_vision.config import compose
 from mnet_vision.data.coco import CocoDetectionDataset, collate_detection
 from mnet_vision.data.synthetic import make_shapes_detection_dataset
@@ -82,16 +84,16 @@ class NetworkTimer:
             handle.remove()
 
 
-def shapes_batches(root: str | Path, batch: int) -> list[dict]:
-    """Training batches of the synthetic detection set at ``root`` (the default set is generated
-    there when ``root`` holds none), without augmentation."""
+def shapes_batches(root: str | Path, batch: int, count: int) -> list[dict]:
+    """The first ``count`` training batches of the synthetic detection set at ``root`` (fewer if
+    it is smaller; the default set is generated there when ``root`` holds none), without augmentation."""
     root = Path(root)
     if not (root / "annotations" / "instances_train2017.json").is_file():
         make_shapes_detection_dataset(root)
     dataset = CocoDetectionDataset(root / "annotations" / "instances_train2017.json", root / "train2017",
                                    detection_eval_transform())
     return [collate_detection([dataset[i] for i in range(start, start + batch)])
-            for start in range(0, len(dataset) - batch + 1, batch)]
+            for start in range(0, min(len(dataset) - batch + 1, count * batch), batch)]
 
 
 def brief_training(model: nn.Module, batches: Sequence[dict], steps: int, lr: float = 0.01) -> float:
@@ -119,7 +121,7 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    train_batches = shapes_batches(data_root, train_batch)
+    train_batches = shapes_batches(data_root, train_batch, train_steps)
     models, families, train_speed = {}, {}, {}
     for name, (family, build) in candidates(alpha).items():
         model = build()
@@ -131,20 +133,19 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
             train_speed[folded] = float("nan")
     rows = []
     for batch in batch_sizes:
-        images = shapes_batches(data_root, batch)[0]["images"]
+        images = shapes_batches(data_root, batch, 1)[0]["images"]
         total = {name: [] for name in models}
         network = {name: [] for name in models}
         timers = {name: NetworkTimer(network_modules(m)) for name, m in models.items()}
         names = list(models)
         with torch.inference_mode():
-            for i in range(warmup + repeats):
-                for name in names[i % len(names):] + names[: i % len(names)]:  # rotate who goes first
-                    timers[name].seconds = 0.0
-                    start = time.perf_counter()
-                    models[name](images)
-                    if i >= warmup:
-                        total[name].append(time.perf_counter() - start)
-                        network[name].append(timers[name].seconds)
+            for name, measured in rotating_rounds(names, warmup, repeats):
+                timers[name].seconds = 0.0
+                start = time.perf_counter()
+                models[name](images)
+                if measured:
+                    total[name].append(time.perf_counter() - start)
+                    network[name].append(timers[name].seconds)
         for timer in timers.values():
             timer.remove()
         peers = {families[n]: statistics.median(total[n]) for n in names
