@@ -109,9 +109,9 @@ def count_complexity(model: nn.Module, input_size: int | Iterable[int], in_chann
     model.eval()
     # A head whose cost depends on the data (Faster-RCNN: proposals surviving NMS) pins it to the
     # paper's setting while counting; classification heads have no such mode.
-    complexity_mode = getattr(getattr(model, "head", None), "complexity_mode", None)
+    complexity_mode = getattr(getattr(model, "head", None), "complexity_mode", contextlib.nullcontext)
     try:
-        with torch.no_grad(), (complexity_mode() if complexity_mode is not None else contextlib.nullcontext()):
+        with torch.no_grad(), complexity_mode():
             model(torch.zeros(1, in_channels, h, w))
     finally:
         for handle in handles:
