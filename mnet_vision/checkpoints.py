@@ -51,11 +51,12 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
 
 def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """The ``BackboneHeadModel`` state dict inside one of our Lightning checkpoints (``model.`` keys
-    of the task), or the mapping itself when it is already a plain state dict."""
+    of the task, ``student.model.`` of a distillation run), or the mapping itself when it is already
+    a plain state dict."""
     state = checkpoint.get("state_dict", checkpoint)
-    prefix = "model."
-    if any(k.startswith(prefix) for k in state):
-        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    for prefix in ("model.", "student.model."):  # a task's model; a distillation wrapper's student's
+        if any(k.startswith(prefix) for k in state):
+            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     return dict(state)
 
 

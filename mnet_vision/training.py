@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def build_task(cfg: DictConfig) -> pl.LightningModule:
-    """The task's LightningModule around ``build_model(cfg)``, weights from ``task.init_from`` if set.
+    """The task's LightningModule around ``build_model(cfg)``, weights from ``task.init_from`` if set;
+    with ``cfg.distill`` set, a :class:`mnet_vision.tasks.DistillationTask` whose student is that module.
 
     The unresolved config is stored in every checkpoint the task writes (``mnet_config``).
     """
@@ -34,8 +35,13 @@ def build_task(cfg: DictConfig) -> pl.LightningModule:
     if init is not None and init.get("path"):
         init_from(model, init.path, init.get("scope", "model"), init.get("format", "mnet"))
     config = OmegaConf.to_container(cfg, resolve=False)
-    return instantiate(cfg.task.module, model=model, run_config=config, _recursive_=False,
+    module = OmegaConf.to_container(cfg.task.module, resolve=True)
+    if cfg.get("distill") is not None:  # any task's module becomes the student of a DistillationTask
+        module = {**OmegaConf.to_container(cfg.distill, resolve=True), "student": module}
+    task = instantiate(module, model=model, _recursive_=False,
                        _convert_="all")  # plain containers: checkpoints must load with weights_only
+    task.run_config = config  # not through instantiate: it would resolve the stored config's interpolations
+    return task
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, task: pl.LightningModule) -> pl.Trainer:
@@ -113,6 +119,8 @@ def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None =
     if "mnet_config" not in checkpoint:
         raise ValueError(f"{ckpt} is not an mnet_vision training checkpoint (no 'mnet_config' entry)")
     cfg = OmegaConf.create(checkpoint["mnet_config"])
+    if cfg.get("distill") is not None:  # a distilled model is evaluated and served as its student alone
+        cfg.distill = None
     if overrides:
         cfg = OmegaConf.merge(cfg, overrides)
     if cfg.task.get("init_from") is not None:

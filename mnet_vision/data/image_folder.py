@@ -23,7 +23,7 @@ LAYOUT = "<root>/<split>/<class_name>/<image>.jpg (ImageFolder)"
 
 
 class ImageFolderDataset(Dataset):
-    """Samples of one split folder: ``{"image": (3, S, S) float, "label": int, "path": str}``.
+    """Samples of one split folder: ``{"image": (3, S, S) float, "label": int, "path": str, "id": str}``.
 
     The file index comes from torchvision's ImageFolder helpers (``find_classes``/``make_dataset``),
     so an empty class folder is an error that names the class. Unreadable images raise
@@ -50,6 +50,7 @@ class ImageFolderDataset(Dataset):
             raise FileNotFoundError(f"{split_dir}: {err}") from err
         self.transform = transform
         self.strict = strict
+        self.split_dir = split_dir
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -66,7 +67,15 @@ class ImageFolderDataset(Dataset):
             return skip_record(path, err)
         if self.transform is not None:
             image = apply_seeded(self.transform, seed, image=image)["image"]
-        return {"image": image, "label": label, "path": path}
+        return {"image": image, "label": label, "path": path, "id": self.ids[index]}
+
+    @property
+    def ids(self) -> list[str]:
+        """Sample ids: paths relative to the split folder (``<class>/<file>``), stable across
+        machines, so stored teacher outputs (:mod:`mnet_vision.tasks.teachers`) find their samples."""
+        if not hasattr(self, "_ids"):
+            self._ids = [Path(path).relative_to(self.split_dir).as_posix() for path, _ in self.samples]
+        return self._ids
 
 
 class ImageFolderDataModule(SeededLoadersDataModule):
@@ -108,6 +117,12 @@ class ImageFolderDataModule(SeededLoadersDataModule):
                                  f"is configured for data.num_classes={self.num_classes}")
             self.classes = dataset.classes
         return dataset
+
+    def sample_ids(self, split: str) -> list[str]:
+        """The sample ids (:attr:`ImageFolderDataset.ids`) of the ``train``/``val``/``test`` split."""
+        if not hasattr(self, f"{split}_set"):
+            self.setup("fit")
+        return getattr(self, f"{split}_set").ids
 
     def setup(self, stage: str | None = None) -> None:
         self.classes = None

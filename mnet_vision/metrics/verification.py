@@ -149,3 +149,59 @@ def roc_points(scores, issame) -> tuple[np.ndarray, np.ndarray]:
     scores, labels = _as_pairs(scores, issame)
     fpr, tpr, _ = binary_roc(torch.from_numpy(scores), torch.from_numpy(labels.astype(np.int64)))
     return fpr.numpy(), tpr.numpy()
+
+
+def pair_scores(embeddings, paths, first, second) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity of listed pairs (e.g. LFW's ``pairs.txt``) from embeddings keyed by path.
+
+    Args:
+        embeddings: ``(N, D)`` of the images at ``paths`` (L2-normalised here).
+        first, second: the pairs' image paths, in file order.
+    Returns the scores of the pairs whose two images were both embedded, and a bool mask over
+    the pairs saying which those are (an image skipped as unreadable leaves its pairs out).
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    row = {str(p): i for i, p in enumerate(paths)}
+    found = np.array([str(a) in row and str(b) in row for a, b in zip(first, second)], dtype=bool)
+    a = [row[str(p)] for p, ok in zip(first, found) if ok]
+    b = [row[str(p)] for p, ok in zip(second, found) if ok]
+    return np.einsum("nd,nd->n", x[a], x[b]), found
+
+
+def verification_report(embeddings, identities, fars=(1e-3, 1e-4), pairs=None, paths=None) -> dict[str, float]:
+    """The verification numbers of one embedded identity set, as flat ``name -> value``:
+
+    - ``tar@far<f>`` (and the achieved ``far@far<f>``) for each ``f`` in ``fars`` on all-vs-all
+      pairs (:func:`tar_at_far`); a FAR the set is too small for (fewer than 10/FAR impostor
+      pairs) is left out;
+    - ``auc``: area under the all-pairs ROC;
+    - ``genuine_pairs``, ``impostor_pairs``;
+    - with ``pairs`` (an :class:`mnet_vision.data.lfw.LfwPairs`) and the images' ``paths``: the
+      LFW protocol's ``accuracy`` and ``accuracy_std`` over ``pairs.sets`` folds in file order
+      (:func:`kfold_accuracy`), ``pairs`` scored and ``pairs_missing`` (listed pairs whose images
+      were missing or unreadable; the scored pairs are then split into even consecutive folds).
+    """
+    import torch
+    from torchmetrics.functional.classification import binary_auroc
+
+    scores, issame = all_pairs(embeddings, identities)
+    report: dict[str, float] = {"genuine_pairs": float(issame.sum()), "impostor_pairs": float((~issame).sum())}
+    if issame.any() and (~issame).any():
+        report["auc"] = float(binary_auroc(torch.from_numpy(scores), torch.from_numpy(issame.astype(np.int64))))
+    for far in fars:
+        if report["impostor_pairs"] >= math.ceil(10.0 / far) and issame.any():
+            result = tar_at_far(scores, issame, far)
+            report[f"tar@far{far:g}"] = result.tar
+            report[f"far@far{far:g}"] = result.far
+    if pairs is not None:
+        if paths is None:
+            raise ValueError("verification_report: pairs were given without the embedded images' paths")
+        listed, found = pair_scores(embeddings, paths, pairs.first, pairs.second)
+        same = np.asarray(pairs.issame, dtype=bool)[found]
+        report["pairs_missing"] = float(len(pairs.missing) + int((~found).sum()))
+        report["pairs"] = float(found.sum())
+        if found.sum() >= 2 * pairs.sets:
+            folds = kfold_accuracy(listed, same, folds=pairs.sets)
+            report["accuracy"], report["accuracy_std"] = folds.mean, folds.std
+    return report

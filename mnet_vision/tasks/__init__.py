@@ -1,5 +1,7 @@
-"""One LightningModule per task family."""
+"""One LightningModule per task family, and the distillation wrapper around any of them."""
 from mnet_vision.tasks.classification import ClassificationTask
 from mnet_vision.tasks.detection import DetectionTask
+from mnet_vision.tasks.distillation import DistillationTask
+from mnet_vision.tasks.embedding import EmbeddingTask
 
-__all__ = ["ClassificationTask", "DetectionTask"]
+__all__ = ["ClassificationTask", "DetectionTask", "DistillationTask", "EmbeddingTask"]

@@ -29,6 +29,7 @@ class ClassificationTask(pl.LightningModule):
     """
 
     monitor = ("val/top1", "max")
+    outputs_name = "logits"
 
     def __init__(self, model: torch.nn.Module, num_classes: int, optimizer: dict,
                  scheduler: dict | None = None, weight_decay: float = 4e-5,
@@ -55,12 +56,13 @@ class ClassificationTask(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Loss and logits of a batch, metrics logged; None when every sample was skipped."""
-        if "image" not in batch:  # every sample of this batch was skipped as unreadable
-            return None
-        logits = self(batch["image"])
-        labels = batch["label"]
+    def outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named outputs a distillation teacher's are matched against (:mod:`tasks.distillation`)."""
+        return {self.outputs_name: self(images)}
+
+    def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any], stage: str) -> torch.Tensor:
+        """Cross-entropy of a batch's logits against its labels; loss and accuracies logged."""
+        logits, labels = outputs[self.outputs_name], batch["label"]
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         n = labels.shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, sync_dist=stage != "train", batch_size=n)
@@ -69,7 +71,14 @@ class ClassificationTask(pl.LightningModule):
                 metric(logits.detach(), labels)
                 self.log(f"{stage}/{key.split('_', 1)[1]}", metric, prog_bar=key.endswith("top1"), on_epoch=True,
                          batch_size=n)
-        return loss, logits
+        return loss
+
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Loss and logits of a batch, metrics logged; None when every sample was skipped."""
+        if "image" not in batch:  # every sample of this batch was skipped as unreadable
+            return None
+        outputs = self.outputs(batch["image"])
+        return self.loss(outputs, batch, stage), outputs[self.outputs_name]
 
     def training_step(self, batch, batch_idx):
         out = self._step(batch, "train")

@@ -85,3 +85,27 @@ def test_roc_curve_points_and_picture(tmp_path):
     path = save_roc_curve({"teacher": (fpr, tpr), "student": (fpr, tpr * 0.9)}, tmp_path / "roc.png")
     with Image.open(path) as picture:
         assert picture.format == "PNG" and picture.width > 300
+
+
+def test_verification_report_on_separable_and_listed_pairs(tmp_path):
+    """Identities on orthogonal axes: every genuine pair scores 1, every impostor 0, so TAR is 1 at
+    any FAR, the AUC is 1 and LFW-style accuracy is 1; the listed pairs keep file order and a pair
+    whose image was not embedded is counted."""
+    from mnet_vision.data.lfw import LfwPairs
+    from mnet_vision.metrics.verification import verification_report
+
+    n_ids, per_id = 50, 5  # 250 images: 30 625 pairs, 30 000 impostors (>= 10 / 1e-3)
+    x = np.repeat(np.eye(64)[:n_ids], per_id, axis=0) * 3.0
+    ids = np.repeat(np.arange(n_ids), per_id)
+    paths = [f"img{i}.png" for i in range(len(x))]
+    first = [paths[0], paths[0], paths[10], "gone.png"] * 5
+    second = [paths[1], paths[5], paths[11], paths[1]] * 5
+    pairs = LfwPairs([tmp_path / p for p in first], [tmp_path / p for p in second],
+                     [True, False, True, True] * 5, sets=5, pairs_per_set=2)
+    report = verification_report(x, ids, (1e-3, 1e-4), pairs, [str(tmp_path / p) for p in paths])
+    assert report["tar@far0.001"] == 1.0 and report["far@far0.001"] == 0.0
+    assert "tar@far0.0001" not in report  # 30 000 impostors < 10 / 1e-4: not measurable
+    assert report["auc"] == 1.0
+    assert report["genuine_pairs"] == n_ids * per_id * (per_id - 1) / 2
+    assert report["pairs"] == 15 and report["pairs_missing"] == 5
+    assert report["accuracy"] == 1.0 and report["accuracy_std"] == 0.0
