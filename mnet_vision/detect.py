@@ -5,35 +5,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm import tqdm
 
-from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.data.images import image_files, readable_chunks
 from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.coco import xyxy_to_xywh
 from mnet_vision.model import DetectorModel
 from mnet_vision.reporting import save_detections_picture
 
 log = logging.getLogger(__name__)
-
-
-def image_files(source: str | Path) -> list[Path]:
-    """``source`` itself if it is a file, else the image files in the folder (sorted, not recursive)."""
-    source = Path(source)
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise FileNotFoundError(f"input {source} is neither an image file nor a folder")
-    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"input folder {source} holds no image files ({', '.join(IMG_EXTENSIONS)})")
-    return files
 
 
 def load_detector(ckpt: str | Path) -> tuple[DetectorModel, list[str], list[int]]:
@@ -51,11 +36,6 @@ def load_detector(ckpt: str | Path) -> tuple[DetectorModel, list[str], list[int]
         classes = {"names": ["__background__", *(f"class{i}" for i in range(1, n + 1))],
                    "category_ids": list(range(n + 1))}
     return model.eval(), classes["names"], classes["category_ids"]
-
-
-def _batches(files: Sequence[Path], size: int) -> Iterator[list[Path]]:
-    for start in range(0, len(files), size):
-        yield list(files[start:start + size])
 
 
 def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, score_thresh: float = 0.3,
@@ -76,17 +56,9 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
     out_dir = Path(out_dir)
     entries, skipped = [], []
     progress = tqdm(total=len(files), desc="detecting", unit="img")
-    for chunk in _batches(files, batch_size):
-        images, kept = [], []
-        for path in chunk:
-            try:
-                array = read_rgb(path)
-            except ImageReadError as err:
-                log.warning("skipping %s", err)
-                skipped.append(str(path))
-                continue
-            images.append(torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))))
-            kept.append(path)
+    for chunk in readable_chunks(files, batch_size, skipped):
+        kept = [path for path, _ in chunk]
+        images = [torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))) for _, array in chunk]
         if images:
             with torch.inference_mode():
                 outputs = model([im.to(device).float() / 255.0 for im in images])
@@ -101,7 +73,7 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
                                    for b, xywh, c, s in zip(boxes, xyxy_to_xywh(boxes.numpy()), labels, scores)]})
                 if draw:
                     save_detections_picture(image, boxes, labels, scores, names, out_dir / f"{path.stem}.png")
-        progress.update(len(chunk))
+        progress.update(min(batch_size, len(files) - progress.n))
     progress.close()
     json_path = write_json(out_dir / "detections.json", entries)
     if skipped:

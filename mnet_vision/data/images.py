@@ -5,10 +5,15 @@ decoder in torchvision only warns and returns a partly grey image, which is a si
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+log = logging.getLogger(__name__)
 
 
 class ImageReadError(OSError):
@@ -42,3 +47,31 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageReadError(path, f"decoded to an empty array of shape {array.shape}")
     return array
+
+
+def image_files(source: str | Path) -> list[Path]:
+    """``source`` itself if it is a file, else the image files in the folder (sorted, not recursive)."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FileNotFoundError(f"input {source} is neither an image file nor a folder")
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"input folder {source} holds no image files ({', '.join(IMG_EXTENSIONS)})")
+    return files
+
+
+def readable_chunks(files: Sequence[Path], size: int, skipped: list[str]) -> Iterator[list[tuple[Path, np.ndarray]]]:
+    """The readable images of ``files`` as ``(path, (H, W, 3) uint8)`` lists of up to ``size``, in
+    order; each unreadable file is logged and appended to ``skipped`` (a long job never dies on one
+    bad image). A chunk whose files were all unreadable is yielded empty, so progress can count it."""
+    for start in range(0, len(files), size):
+        chunk = []
+        for path in files[start:start + size]:
+            try:
+                chunk.append((path, read_rgb(path)))
+            except ImageReadError as err:
+                log.warning("skipping %s", err)
+                skipped.append(str(path))
+        yield chunk
