@@ -2,27 +2,42 @@
 
     python tools/benchmark.py [--batch 1 32] [--repeats 40] [--threads 2]     # MobileNetV1 vs timm
     python tools/benchmark.py detection [--batch 1 8] [--repeats 10]          # SSD300 / Faster-RCNN vs torchvision
+    python tools/benchmark.py index [--sizes 10000 100000 1000000] [--queries 1000] [--threads 2]
+                                                                             # faiss ANN indexes vs exact search
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
+import os
 
+import faiss
 import torch
 
 from mnet_vision.benchmark import compare_with_timm, rows_table
 from mnet_vision.detection_benchmark import compare_detectors, detector_table
+from mnet_vision.index_benchmark import compare_indexes, index_table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=["classification", "detection"], default="classification")
+    parser.add_argument("what", nargs="?", choices=["classification", "detection", "index"], default="classification")
     parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 32 (classification), 1 8")
     parser.add_argument("--size", type=int, default=224, help="classification input side")
-    parser.add_argument("--repeats", type=int, default=None, help="default: 40 (classification), 5 (detection)")
+    parser.add_argument("--repeats", type=int, default=None, help="default: 40 (classification), 5 (detection), "
+                        "3 (index: passes over all queries)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=10, help="detection: brief training before timing")
     parser.add_argument("--alpha", type=float, default=1.0, help="detection: width of our MobileNetV1")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="index: gallery sizes")
+    parser.add_argument("--queries", type=int, default=1000, help="index: held-out queries (batches of 1000)")
     args = parser.parse_args()
+    if args.what == "index":
+        rows = compare_indexes(args.sizes, queries=args.queries, threads=args.threads, repeats=args.repeats or 3)
+        print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads "
+              f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), face-like 128-D vectors "
+              f"(10 per identity), {args.queries} new-image queries, k=10, median of {args.repeats or 3} interleaved passes")
+        print(index_table(rows))
+        return
     if args.what == "detection":
         rows = compare_detectors(args.batch or [1, 8], args.repeats or 5, args.warmup, args.train_steps,
                                  alpha=args.alpha, threads=args.threads)

@@ -33,10 +33,33 @@ class Match:
     unknown: bool
 
 
+# The "auto" rule, measured by `python tools/benchmark.py index` on face-like 128-D vectors
+# (README, "Face search speed (faiss)"; 2 threads of this project's 2-core machine):
+# - up to 100k vectors exact search: one query alone takes <= 3.6 ms, a 1000-query batch 0.46 ms a
+#   query, with no build, no recall loss and 520 bytes a vector; an ANN index would first cost a
+#   build (18 s for HNSW at 100k) to save milliseconds.
+# - above, HNSW32 at efSearch 64: at 1M recall@1 1.000 and recall@10 0.994 against exact search,
+#   15.5x its batched and 90x its single-query speed. efSearch 16 is the edge (recall@1 0.986) and
+#   32 the fastest with margin (23.8x); 64 keeps a second step of margin for real embeddings, which
+#   can be harder than the synthetic ones, while 128 falls under 10x (8.0x). HNSW needs no training
+#   (IVF must train on its first add: 4096+ vectors at 1M, and at nprobe 128 IVF Flat reaches only
+#   3.2x), takes additions one by one, and stores efSearch in the index file.
+EXACT_UP_TO = 100_000
+AUTO_ANN = "IDMap2,HNSW32,Flat"
+AUTO_SEARCH_PARAMS = {"efSearch": 64}
+
+
+def auto_index(expected_size: int) -> tuple[str, dict[str, int]]:
+    """The factory string and search-time parameters of the ``auto`` index for a gallery of
+    ``expected_size`` vectors."""
+    if expected_size <= EXACT_UP_TO:
+        return "IDMap2,Flat", {}
+    return AUTO_ANN, dict(AUTO_SEARCH_PARAMS)
+
+
 def auto_factory(expected_size: int) -> str:
-    """The index for a gallery size: exact search while it is cheap, HNSW above (no training, no
-    nprobe to forget). Placeholder rule until the issue-4 benchmark sets it by measured recall."""
-    return "IDMap2,Flat" if expected_size <= 100_000 else "IDMap2,HNSW32,Flat"
+    """The factory string of the ``auto`` index for ``expected_size`` vectors (see :func:`auto_index`)."""
+    return auto_index(expected_size)[0]
 
 
 def normalised(vectors: Any, dim: int | None, what: str) -> np.ndarray:
@@ -74,17 +97,51 @@ class FaceIndex:
         self.next_id = next_id
 
     @classmethod
-    def create(cls, dim: int, factory: str = "auto", expected_size: int = 0) -> FaceIndex:
+    def create(cls, dim: int, factory: str = "auto", expected_size: int = 0,
+               search_params: dict[str, int] | None = None) -> FaceIndex:
         """An empty index of ``dim``-D vectors; ``factory`` is a faiss factory string (e.g.
-        ``IDMap2,Flat``, ``IVF1024,Flat``, ``IDMap2,HNSW32,Flat``) or ``auto``."""
+        ``IDMap2,Flat``, ``IVF1024,Flat``, ``IDMap2,HNSW32,Flat``) or ``auto`` (:func:`auto_index`:
+        the index and its search parameters for ``expected_size`` vectors). ``search_params``
+        (see :meth:`set_search_params`) override the auto ones or faiss' defaults."""
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
-        factory = auto_factory(expected_size) if factory == "auto" else factory
+        params: dict[str, int] = {}
+        if factory == "auto":
+            factory, params = auto_index(expected_size)
         try:
             index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as err:
             raise ValueError(f"faiss cannot build index {factory!r}: {str(err).splitlines()[-1]}") from err
-        return cls(index, factory)
+        face_index = cls(index, factory)
+        face_index.set_search_params(**(params | (search_params or {})))
+        return face_index
+
+    def set_search_params(self, **params: int) -> None:
+        """Set search-time parameters by their ``faiss.ParameterSpace`` names: ``efSearch`` (HNSW),
+        ``nprobe`` (IVF), ``k_factor_rf`` (re-ranking) ..., through any IDMap wrapper. faiss stores
+        them in the index file, so they survive :meth:`save` / :meth:`load`."""
+        space = faiss.ParameterSpace()
+        for name, value in params.items():
+            try:
+                space.set_index_parameter(self.index, name, value)
+            except RuntimeError as err:
+                raise ValueError(f"{self.factory!r} has no search parameter {name!r}") from err
+
+    def search_params(self) -> dict[str, float]:
+        """The index's current search-time parameters (empty for exact search)."""
+        params: dict[str, float] = {}
+        index = faiss.downcast_index(self.index)
+        while isinstance(index, (faiss.IndexIDMap, faiss.IndexPreTransform, faiss.IndexRefine)):
+            if isinstance(index, faiss.IndexRefine):
+                params["k_factor_rf"] = index.k_factor
+                index = faiss.downcast_index(index.base_index)
+            else:
+                index = faiss.downcast_index(index.index)
+        if isinstance(index, faiss.IndexIVF):
+            params["nprobe"] = index.nprobe
+        elif isinstance(index, faiss.IndexHNSW):
+            params["efSearch"] = index.hnsw.efSearch
+        return params
 
     @property
     def dim(self) -> int:
@@ -105,8 +162,10 @@ class FaceIndex:
             try:
                 self.index.train(x)
             except RuntimeError as err:
-                raise ValueError(f"training {self.factory!r} on {len(x)} vectors failed: "
-                                 f"{str(err).splitlines()[-1]}") from err
+                lists = faiss.extract_index_ivf(self.index).nlist
+                raise ValueError(f"training {self.factory!r} on {len(x)} vectors failed: {str(err).splitlines()[-1]} "
+                                 f"(the first add trains the index: give it at least {lists} vectors, "
+                                 f"{39 * lists} or more for good lists)") from err
         ids = np.arange(self.next_id, self.next_id + len(x), dtype=np.int64)
         self.index.add_with_ids(x, ids)
         for i, identity, source in zip(ids.tolist(), identities, sources):
@@ -130,12 +189,18 @@ class FaceIndex:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write the faiss index to ``path`` and the metadata to ``<path>.meta.json``, each through a
-        temporary file renamed into place (an interrupted save leaves the previous files intact)."""
-        path = atomic_write(path, lambda tmp: faiss.write_index(self.index, str(tmp)))
-        write_json(Path(f"{path}{META_SUFFIX}"), {"factory": self.factory, "dim": self.dim, "next_id": self.next_id,
-                                                   "entries": {str(k): v for k, v in self.entries.items()}})
-        return path
+        """Write the faiss index to ``path`` and the metadata to ``<path>.meta.json``. Both go to
+        temporary files first and are renamed into place (metadata, then index) only once both are
+        written, so a failed save leaves the previous pair intact and no partial file behind."""
+        path = Path(path)
+        meta = {"factory": self.factory, "dim": self.dim, "next_id": self.next_id,
+                "entries": {str(k): v for k, v in self.entries.items()}}
+
+        def write_both(tmp: Path) -> None:
+            faiss.write_index(self.index, str(tmp))
+            write_json(Path(f"{path}{META_SUFFIX}"), meta)  # renamed just before the index is
+
+        return atomic_write(path, write_both)
 
     @classmethod
     def load(cls, path: str | Path) -> FaceIndex:

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from mnet_vision.index import FaceIndex
+from mnet_vision.index import face_index as fi
+from mnet_vision.index_benchmark import face_like_vectors
 
 
 def _gallery(n_ids=20, per_id=3, dim=16, seed=0):
@@ -67,7 +69,7 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(ValueError, match="non-empty"):
         index.add(np.zeros((0, 16)), [])
     assert len(index) == 0  # nothing half-added
-    with pytest.raises(ValueError, match="training 'IVF64,Flat' on 10 vectors failed"):
+    with pytest.raises(ValueError, match="training 'IVF64,Flat' on 10 vectors failed.*give it at least 64 vectors"):
         FaceIndex.create(16, "IVF64,Flat").add(np.random.default_rng(0).normal(size=(10, 16)), ["a"] * 10)
     with pytest.raises(ValueError, match="faiss cannot build index"):
         FaceIndex.create(16, "NoSuchIndex")
@@ -89,3 +91,77 @@ def test_corrupt_or_mismatched_files_are_named(tmp_path):
         FaceIndex.load(tmp_path / "other.faiss")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         FaceIndex.load(tmp_path / "missing.faiss")
+
+
+@pytest.mark.parametrize("size, exact", [(0, True), (10_000, True), (fi.EXACT_UP_TO, True),
+                                         (fi.EXACT_UP_TO + 1, False), (1_000_000, False), (10**8, False)])
+def test_auto_rule_picks_exact_search_then_the_measured_ann_index(size, exact):
+    factory, params = fi.auto_index(size)
+    assert (factory, params) == (("IDMap2,Flat", {}) if exact else (fi.AUTO_ANN, fi.AUTO_SEARCH_PARAMS))
+    index = FaceIndex.create(16, "auto", expected_size=size)
+    assert index.factory == factory == fi.auto_factory(size)
+    assert index.search_params() == params  # applied by create
+    assert index.index.metric_type == faiss.METRIC_INNER_PRODUCT
+
+
+@pytest.mark.parametrize("factory, params", [("IDMap2,HNSW32,Flat", {"efSearch": 77}), ("IVF8,Flat", {"nprobe": 5}),
+                                             ("IDMap2,IVF8,PQ4x4fs,RFlat", {"nprobe": 3, "k_factor_rf": 6})])
+def test_search_params_are_applied_and_survive_save_and_load(tmp_path, factory, params):
+    x, identities, centres = _gallery(n_ids=100, per_id=4)
+    index = FaceIndex.create(16, factory, search_params=params)
+    assert index.search_params() == params
+    index.add(x, identities)
+    loaded = FaceIndex.load(index.save(tmp_path / "faces.faiss"))
+    assert loaded.search_params() == params  # faiss stores efSearch / nprobe / k_factor in the file
+    name = next(iter(params))
+    loaded.set_search_params(**{name: 2})
+    assert loaded.search_params()[name] == 2
+    assert loaded.search(centres[7], k=1)[0][0].identity == "person07"
+    with pytest.raises(ValueError, match=f"{factory!r} has no search parameter 'efConstruction_typo'"):
+        loaded.set_search_params(efConstruction_typo=1)
+
+
+def test_auto_params_survive_save_and_load_and_user_params_override_them(tmp_path):
+    x, identities, _ = _gallery()
+    index = FaceIndex.create(16, "auto", expected_size=10**6)
+    index.add(x, identities)
+    assert FaceIndex.load(index.save(tmp_path / "auto.faiss")).search_params() == fi.AUTO_SEARCH_PARAMS
+    name = next(iter(fi.AUTO_SEARCH_PARAMS))
+    custom = FaceIndex.create(16, "auto", expected_size=10**6, search_params={name: 3})
+    assert custom.search_params() == {name: 3}
+    with pytest.raises(ValueError, match="has no search parameter 'nprobe'"):
+        FaceIndex.create(16, "auto", expected_size=10, search_params={"nprobe": 3})  # exact search has none
+
+
+def test_auto_ann_index_keeps_recall_at_1_against_exact_search():
+    database, queries = face_like_vectors(20_000, queries=300, seed=1)  # clustered like face embeddings
+    found = {}
+    for size in (10, 10**6):  # exact search, then the auto ANN index with its search parameters
+        index = FaceIndex.create(128, "auto", expected_size=size)
+        index.add(database, ["x"] * len(database))
+        found[size] = [row[0].id for row in index.search(queries, k=1)]
+    assert np.mean(np.equal(found[10], found[10**6])) >= 0.98
+
+
+def test_a_failed_save_writes_nothing_and_keeps_the_previous_files(tmp_path, monkeypatch):
+    x, identities, _ = _gallery()
+    index = FaceIndex.create(16)
+    index.add(x[:30], identities[:30])
+
+    def disk_full(*args):
+        raise RuntimeError("No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(faiss, "write_index", disk_full)
+        with pytest.raises(RuntimeError, match="No space"):
+            index.save(tmp_path / "faces.faiss")
+    assert list(tmp_path.iterdir()) == []
+    path = index.save(tmp_path / "faces.faiss")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    index.add(x[30:], identities[30:])
+    with monkeypatch.context() as m:
+        m.setattr(fi, "write_json", disk_full)  # the metadata fails after the index was written
+        with pytest.raises(RuntimeError, match="No space"):
+            index.save(path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old pair, no temporary files
+    assert len(FaceIndex.load(path)) == 30
