@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mnet_vision.data.synthetic import make_shapes_dataset
-from tests.helpers import TINY_IMAGE, TINY_SPLITS, tiny_detection_overrides
+from tests.helpers import TINY_IMAGE, TINY_SPLITS, tiny_detection_overrides, tiny_identity_overrides
 
 
 # Tiny tensors: one thread is faster and does not oversubscribe the 2 CI cores while subprocess
@@ -31,3 +31,17 @@ def detection_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("det")
     return train(compose(tiny_detection_overrides(root / "data")), run_dir=root / "run")
+
+
+@pytest.fixture(scope="session")
+def embedding_run(tmp_path_factory):
+    """One seconds-long triplet run (task=facenet_triplet) on a tiny synthetic identity set: its
+    metrics dict (``run_dir``, ``best_checkpoint`` ...); data under ``<run>/../data``."""
+    from mnet_vision.config import compose
+    from mnet_vision.training import train
+
+    root = tmp_path_factory.mktemp("faces")
+    # 40 steps: BatchNorm's running statistics must have settled, or the eval-mode network maps
+    # every image to nearly the same embedding and searches return ties
+    return train(compose(tiny_identity_overrides(root / "data", "trainer.max_epochs=20",
+                                                 "trainer.check_val_every_n_epoch=20")), run_dir=root / "run")

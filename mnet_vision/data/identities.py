@@ -97,6 +97,7 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
         eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
         self.transforms = {"train": classification_train_transform(input_size, min_crop_scale, hflip, mean, std),
                            "val": eval_transform, "test": eval_transform}
+        self.eval_transform = eval_transform  # what embedding tools and teacher dumps apply to any image
         if len(splits) != len(ROLES):
             raise ValueError(f"splits must name the train, val and test folders, got {list(splits)}")
         self.folders = dict(zip(ROLES, splits))
@@ -123,6 +124,10 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
             self._datasets[role] = IdentityFolderDataset(self.root / self.folders[role], self.transforms[role],
                                                          self.strict)
         return self._datasets[role]
+
+    train_set = property(lambda self: self.dataset("train"))
+    val_set = property(lambda self: self.dataset("val"))
+    test_set = property(lambda self: self.dataset("test"))
 
     def setup(self, stage: str | None = None) -> None:
         """Index the splits the stage needs and read their pairs files, so a bad layout or pairs

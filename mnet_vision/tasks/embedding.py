@@ -68,8 +68,10 @@ class EmbeddingTask(pl.LightningModule):
         model: ``backbone -> EmbeddingHead`` returning ``(N, D)`` unit vectors.
         optimizer, scheduler, weight_decay, compile, run_config: as :class:`ClassificationTask`.
         margin: triplet margin on squared distances (FaceNet: 0.2).
-        fars: the false accept rates whose TAR is logged (``val/tar@far0.001`` ...); the first is
-            the checkpoint monitor. A FAR the set is too small for is logged as NaN (never "best").
+        fars: the false accept rates whose TAR is logged (``val/tar@far0.001`` ...). A FAR the set
+            is too small for (fewer than 10/FAR impostor pairs) is logged as NaN.
+        monitor: the validation metric that picks the best checkpoint (higher is better):
+            ``tar@far0.001`` (FaceNet's VAL), or ``auc`` / ``accuracy`` for sets too small for it.
 
     Logs ``<stage>/tar@far<f>``, ``<stage>/auc``, ``<stage>/accuracy`` (LFW protocol, when the data
     has a pairs file for the stage) and on test writes ``roc_test.png`` and ``embeddings_test.pt``.
@@ -79,14 +81,14 @@ class EmbeddingTask(pl.LightningModule):
 
     def __init__(self, model: torch.nn.Module, optimizer: dict, scheduler: dict | None = None,
                  weight_decay: float = 4e-5, margin: float = 0.2, fars: tuple[float, ...] = (1e-3, 1e-4),
-                 compile: bool = False, run_config: dict | None = None):
+                 monitor: str = "tar@far0.001", compile: bool = False, run_config: dict | None = None):
         super().__init__()
         self.model = model
         self.optimizer_cfg, self.scheduler_cfg, self.weight_decay = optimizer, scheduler, weight_decay
         self.margin, self.fars = margin, tuple(float(f) for f in fars)
         self.compile_model = compile
         self.run_config = run_config
-        self.monitor = (f"val/tar@far{self.fars[0]:g}", "max")
+        self.monitor = (f"val/{monitor}", "max")
         self._embedded: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
 
     def configure_model(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import tiny_overrides
+from tests.helpers import tiny_identity_overrides, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,3 +107,31 @@ def test_detection_under_two_process_ddp_scores_every_val_image(tmp_path):
     assert 0.0 <= metrics["test/AP50"] <= 1.0
     results = json.loads((run_dir / "detections_test.json").read_text())
     assert {r["image_id"] for r in results} == {1, 2, 3, 4}  # both ranks' detections (untrained: some on every image)
+
+
+def test_faces_teacher_dump_distil_eval_index_search(tmp_path):
+    """The README's faces demo on a tiny set: triplet teacher, stored teacher outputs, a distilled
+    narrower student, LFW-style evaluation, an index of the test identities and a search."""
+    data = tmp_path / "data"
+    teacher_dir, student_dir = tmp_path / "teacher", tmp_path / "student"
+    run_tool("train.py", *tiny_identity_overrides(data, "backbone.alpha=0.5"), f"hydra.run.dir={teacher_dir}")
+    teacher = teacher_dir / "checkpoints" / "last.ckpt"
+    stored = tmp_path / "teacher_train.pt"
+    run_tool("dump_teacher.py", f"ckpt={teacher}", f"out={stored}", f"data.root={data}")
+    out = run_tool("train.py", *tiny_identity_overrides(data, "distill=embedding_l2", "distill/teacher=stored",
+                                                        f"distill.teacher.path={stored}"),
+                   f"hydra.run.dir={student_dir}")
+    assert "| test/accuracy |" in out.stdout and "| test/tar@far0.001 |" not in out.stdout  # 153 pairs: too few
+    student = student_dir / "checkpoints" / "last.ckpt"
+    out = run_tool("eval.py", f"ckpt={student}", f"output={tmp_path / 'eval.json'}")
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert 0.0 <= metrics["test/accuracy"] <= 1.0 and metrics["test/pairs"] == 40  # 10 folds x 2 x 2 pairs
+    assert (student_dir / "eval_test" / "roc_test.png").is_file()
+    index = tmp_path / "faces.faiss"
+    out = run_tool("build_index.py", f"ckpt={student}", f"gallery={data / 'test'}", f"out={index}")
+    assert "18 faces" in out.stdout
+    person = sorted((data / "test").iterdir())[3]
+    out = run_tool("search.py", f"index={index}", f"ckpt={student}", f"query={sorted(person.iterdir())[0]}",
+                   "k=2", f"output={tmp_path / 'hits.json'}")
+    hits = json.loads((tmp_path / "hits.json").read_text())
+    assert hits[0]["identity"] == person.name and hits[0]["score"] > 0.999  # the gallery holds the query itself

@@ -1,0 +1,73 @@
+"""Embedding image files with a trained embedding checkpoint (``task=facenet_triplet`` or a
+distilled ``facenet_distill`` student): what face search indexes and queries are made of."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mnet_vision.data.images import readable_chunks
+from mnet_vision.data.transforms import apply_seeded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Embedded:
+    """``embeddings (N, D)`` float32 unit rows of the readable ``paths``; ``skipped`` lists the
+    unreadable files; ``images_per_second`` covers reading, transforming and the network."""
+
+    embeddings: np.ndarray
+    paths: list[Path]
+    skipped: list[str] = field(default_factory=list)
+    images_per_second: float = 0.0
+
+
+class Embedder:
+    """The model of an embedding checkpoint in eval mode, with the evaluation transform of the data
+    it was trained on (resize, centre crop, the same pixel normalisation).
+
+    Args:
+        ckpt: one of our training checkpoints whose task outputs an ``embedding``.
+        device: ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, ckpt: str | Path, device: str = "cpu"):
+        from hydra.utils import instantiate
+
+        from mnet_vision.training import task_from_checkpoint  # training pulls in Lightning: only here
+
+        cfg, task, _ = task_from_checkpoint(ckpt)
+        if getattr(task, "outputs_name", None) != "embedding":
+            raise ValueError(f"{ckpt} is a {type(task).__name__} checkpoint; face search needs an embedding model "
+                             f"(task=facenet_triplet or facenet_distill)")
+        self.model = task.model.eval().to(device)
+        self.transform = instantiate(cfg.data).eval_transform
+        self.device = device
+        self.dim = int(cfg.task.embedding_dim)
+        self.source = str(ckpt)
+
+    def embed_files(self, files: Sequence[Path], batch_size: int = 64, progress: bool = True) -> Embedded:
+        """Embed image files, skipping (and listing) unreadable ones; a progress bar while it runs."""
+        start = time.perf_counter()
+        rows, kept, skipped = [], [], []
+        bar = tqdm(total=len(files), desc="embedding", unit="img", disable=not progress)
+        for chunk in readable_chunks(list(files), batch_size, skipped):
+            if chunk:
+                batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for _, array in chunk])
+                with torch.inference_mode():
+                    rows.append(self.model(batch.to(self.device)).float().cpu().numpy())
+                kept += [path for path, _ in chunk]
+            bar.update(min(batch_size, len(files) - bar.n))
+        bar.close()
+        if skipped:
+            log.warning("skipped %d unreadable image(s): %s", len(skipped), skipped[:5])
+        embeddings = np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
+        seconds = time.perf_counter() - start
+        return Embedded(embeddings, kept, skipped, len(files) / seconds if seconds > 0 else 0.0)

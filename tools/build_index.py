@@ -1,0 +1,32 @@
+"""Embed a face gallery with a checkpoint into a faiss index (plus its .meta.json id -> identity map).
+
+    python tools/build_index.py ckpt=outputs/faces_student/<time>/checkpoints/last.ckpt \
+        gallery=data/synthetic_identities/test out=faces.faiss [factory=auto] [add=false]
+
+gallery: a folder of identity folders (<gallery>/<identity>/*.jpg) or a list file of path[,identity]
+lines. factory: a faiss factory string (IDMap2,Flat; IDMap2,HNSW32,Flat; IVF1024,Flat; IVF4096,PQ32)
+or auto (by gallery size). add=true appends to the index at out. Other keys: batch (64), device (cpu).
+"""
+import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
+import sys
+
+from omegaconf import OmegaConf
+
+from mnet_vision.index.gallery import build_index
+
+USAGE = "usage: python tools/build_index.py ckpt=PATH gallery=FOLDER_OR_LIST out=INDEX [factory=auto] [add=false]"
+
+
+def main(argv: list[str]) -> None:
+    args = OmegaConf.from_dotlist(argv)
+    if not {"ckpt", "gallery", "out"} <= set(args):
+        sys.exit(USAGE)
+    summary = build_index(args.ckpt, args.gallery, args.out, str(args.get("factory", "auto")),
+                          bool(args.get("add", False)), int(args.get("batch", 64)), str(args.get("device", "cpu")))
+    print(f"{summary['index']}: {summary['total']} faces ({summary['added']} added, "
+          f"{summary['images_per_second']:.0f} images/s), index {summary['factory']}"
+          + (f"; skipped {len(summary['skipped'])} unreadable" if summary["skipped"] else ""))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

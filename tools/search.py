@@ -1,0 +1,35 @@
+"""Search a face index with images (embedded with the gallery's checkpoint) or a .npy of embeddings.
+
+    python tools/search.py index=faces.faiss ckpt=outputs/.../last.ckpt query=photo.png [k=5] [threshold=0.5]
+    python tools/search.py index=faces.faiss query=embeddings.npy [output=results.json]
+
+Prints each query's best identity and cosine score ("unknown" below threshold) and its top k;
+output= writes them all as JSON.
+"""
+import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
+import json
+import sys
+
+from omegaconf import OmegaConf
+
+from mnet_vision.index.gallery import search_index
+
+USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE]"
+
+
+def main(argv: list[str]) -> None:
+    args = OmegaConf.from_dotlist(argv)
+    if not {"index", "query"} <= set(args):
+        sys.exit(USAGE)
+    results = search_index(args.index, args.query, args.get("ckpt"), int(args.get("k", 5)),
+                           float(args.get("threshold", -1.0)), str(args.get("device", "cpu")))
+    for r in results:
+        others = ", ".join(f"{m['identity']} {m['score']:.3f}" for m in r["matches"][1:])
+        print(f"{r['query']}: {r['identity']} ({r['score']:.3f})" + (f"  | next: {others}" if others else ""))
+    if args.get("output"):
+        with open(args.output, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
