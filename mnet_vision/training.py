@@ -110,9 +110,10 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return metrics
 
 
-def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None = None
+def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None = None, data: str | None = None
                          ) -> tuple[DictConfig, pl.LightningModule, dict[str, Any]]:
-    """The run config stored in one of our checkpoints (merged with ``overrides``), the task rebuilt
+    """The run config stored in one of our checkpoints (its data config replaced by
+    ``conf/data/<data>.yaml`` if ``data`` is given, then merged with ``overrides``), the task rebuilt
     from it with the checkpoint's weights loaded strictly (``weights_only=True``; a checkpoint that
     does not fit raises listing the keys/shapes), and the checkpoint dict itself."""
     checkpoint = load_file(ckpt)
@@ -121,6 +122,10 @@ def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None =
     cfg = OmegaConf.create(checkpoint["mnet_config"])
     if cfg.get("distill") is not None:  # a distilled model is evaluated and served as its student alone
         cfg.distill = None
+    if data is not None:  # another data config in place of the stored one, as data=<name> on the command line
+        from mnet_vision.config import compose
+
+        cfg.data = OmegaConf.to_container(compose([f"data={data}"]).data, resolve=False)
     if overrides:
         cfg = OmegaConf.merge(cfg, overrides)
     if cfg.task.get("init_from") is not None:
@@ -131,17 +136,18 @@ def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None =
 
 
 def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict | None = None,
-             out_dir: str | Path | None = None) -> dict[str, Any]:
+             out_dir: str | Path | None = None, data: str | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on the ``val`` or ``test`` split of its data (or of ``overrides.data``).
 
     The model is rebuilt from the config stored in the checkpoint and loaded strictly (with
     ``weights_only=True``); a checkpoint that does not fit raises a message listing the keys/shapes.
     Pictures the task draws (e.g. ``confusion_test.png``) go to ``out_dir``, by default
-    ``<run dir>/eval_<split>`` beside the checkpoint's ``checkpoints/`` folder.
+    ``<run dir>/eval_<split>`` beside the checkpoint's ``checkpoints/`` folder. ``data`` names a
+    ``conf/data`` config to evaluate on instead of the checkpoint's (e.g. ``identities`` for real LFW).
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    cfg, task, _ = task_from_checkpoint(ckpt, overrides)
+    cfg, task, _ = task_from_checkpoint(ckpt, overrides, data)
     ckpt_dir = Path(ckpt).resolve().parent
     run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir
     out_dir = Path(out_dir) if out_dir is not None else run_dir / f"eval_{split}"

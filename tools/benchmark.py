@@ -4,6 +4,7 @@
     python tools/benchmark.py detection [--batch 1 8] [--repeats 10]          # SSD300 / Faster-RCNN vs torchvision
     python tools/benchmark.py index [--sizes 10000 100000 1000000] [--queries 1000] [--threads 2]
                                                                              # faiss ANN indexes vs exact search
+    python tools/benchmark.py embedding [--batch 32] [--repeats 10]            # Table 14's students vs a FaceNet-class net
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
@@ -14,16 +15,18 @@ import torch
 
 from mnet_vision.benchmark import compare_with_timm, rows_table
 from mnet_vision.detection_benchmark import compare_detectors, detector_table
+from mnet_vision.embedding_benchmark import compare_embedders, embedder_table
 from mnet_vision.index_benchmark import compare_indexes, index_table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=["classification", "detection", "index"], default="classification")
-    parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 32 (classification), 1 8")
+    parser.add_argument("what", nargs="?", choices=["classification", "detection", "index", "embedding"], default="classification")
+    parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 32 (classification), 1 8 (detection), "
+                        "32 (embedding)")
     parser.add_argument("--size", type=int, default=224, help="classification input side")
     parser.add_argument("--repeats", type=int, default=None, help="default: 40 (classification), 5 (detection), "
-                        "3 (index: passes over all queries)")
+                        "3 (index: passes over all queries), 10 (embedding)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=10, help="detection: brief training before timing")
@@ -37,6 +40,13 @@ def main() -> None:
               f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), face-like 128-D vectors "
               f"(10 per identity), {args.queries} new-image queries, k=10, median of {args.repeats or 3} interleaved passes")
         print(index_table(rows))
+        return
+    if args.what == "embedding":
+        batch = (args.batch or [32])[0]
+        rows = compare_embedders(batch, repeats=args.repeats or 10, warmup=args.warmup, threads=args.threads)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 128-D embeddings, "
+              f"median of {args.repeats or 10} interleaved runs")
+        print(embedder_table(rows, batch))
         return
     if args.what == "detection":
         rows = compare_detectors(args.batch or [1, 8], args.repeats or 5, args.warmup, args.train_steps,

@@ -4,7 +4,9 @@
     python tools/eval.py gt=instances_val2017.json results=detections.json [output=metrics.json]
 
 With ckpt=, any other key=value (data.root=..., data.batch_size=..., trainer.accelerator=...)
-overrides the config stored in the checkpoint; a classifier's confusion_test.png or a detector's
+overrides the config stored in the checkpoint, and data=NAME evaluates on conf/data/NAME.yaml instead
+(e.g. an embedding model on real LFW: data=identities data.root=/data data.splits=[train,val,lfw]
+data.pairs={test:/data/pairs.txt}); a classifier's confusion_test.png or a detector's
 detections_test.json and detections_test/*.png go to out_dir, by default <run dir>/eval_<split>.
 A detector is scored with the 12 COCO box metrics (pycocotools), as is a results file made anywhere
 (gt= and results=).
@@ -24,14 +26,15 @@ USAGE = ("usage: python tools/eval.py ckpt=PATH [split=test|val] [output=metrics
 
 
 def main(argv: list[str]) -> None:
-    args = OmegaConf.from_dotlist(argv)
+    data = [a.split("=", 1)[1] for a in argv if a.startswith("data=")]  # a data config group, not a key
+    args = OmegaConf.from_dotlist([a for a in argv if not a.startswith("data=")])
     output = args.pop("output", None)
     if "gt" in args and "results" in args:
         metrics = evaluate_coco(args.gt, args.results)
         print(coco_table(metrics))
     elif "ckpt" in args:
         ckpt, split, out_dir = args.pop("ckpt"), args.pop("split", "test"), args.pop("out_dir", None)
-        metrics = evaluate(ckpt, split, args, out_dir=out_dir)
+        metrics = evaluate(ckpt, split, args, out_dir=out_dir, data=data[-1] if data else None)
         print_metrics(metrics)
     else:
         sys.exit(USAGE)

@@ -38,3 +38,21 @@ def test_no_pairs_give_zero_loss_with_a_gradient():
     loss.backward()  # still part of the graph: a batch without pairs does not break training
     same = torch.zeros(3, dtype=torch.long)  # one identity: no negatives
     assert semihard_triplet_loss(x, same)[0].item() == 0.0
+
+
+def test_evaluate_on_an_lfw_layout_through_the_identities_config(embedding_run, tmp_path):
+    """A model trained on the synthetic set, scored on an LFW-style folder with its pairs.txt the
+    way a user scores real LFW: data=identities swaps in the real-data config."""
+    from pathlib import Path
+
+    from mnet_vision.training import evaluate
+
+    root = Path(embedding_run["run_dir"]).parent / "data"
+    metrics = evaluate(embedding_run["best_checkpoint"], "test",
+                       {"data": {"root": str(root), "pairs": {"test": "pairs_test.txt"}, "batch_size": 16}},
+                       out_dir=tmp_path,
+                       data="identities")
+    assert metrics["test/pairs"] == 40 and metrics["test/pairs_missing"] == 0
+    # the same images, model and batches (batch size 16 as in training: float sums depend on it)
+    assert metrics["test/auc"] == pytest.approx(embedding_run["test/auc"])
+    assert (tmp_path / "roc_test.png").is_file()

@@ -1,0 +1,84 @@
+"""CPU embedding throughput of Table 14's MobileNet students beside a FaceNet-class network.
+
+Each student is ``MobileNetV1 -> EmbeddingHead`` (128-D) at a Table 14 width and resolution; the
+peer is timm's ``inception_resnet_v2`` with a 128-D output at 160x160, the closest network to
+FaceNet's Inception-ResNet-v1 that installs here (facenet-pytorch pins torch 2.2). All run in one
+process with interleaved timing (:func:`mnet_vision.benchmark.rotating_rounds`); BN-folded
+channels-last copies of the students show the deployed speed.
+"""
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mnet_vision.backbones import MobileNetV1
+from mnet_vision.benchmark import _time_call, rotating_rounds
+from mnet_vision.complexity import count_complexity
+from mnet_vision.deploy import prepare_for_inference
+from mnet_vision.heads import EmbeddingHead
+from mnet_vision.model import BackboneHeadModel
+
+# Table 14's rows that have a consistent width and resolution (the last row repeats "0.75 MobileNet-128")
+TABLE_14 = ((1.0, 160), (1.0, 128), (0.75, 128), (0.5, 128), (0.25, 128))
+
+
+def mobilenet_embedder(alpha: float, dim: int = 128) -> BackboneHeadModel:
+    backbone = MobileNetV1(alpha=alpha)
+    return BackboneHeadModel(backbone, EmbeddingHead(backbone.out_taps, dim)).eval()
+
+
+def _facenet_class_peer(dim: int = 128) -> nn.Module | None:
+    try:
+        import timm
+    except ImportError:  # a dev extra: without it the table has only our rows
+        return None
+    return timm.create_model("inception_resnet_v2", pretrained=False, num_classes=dim).eval()
+
+
+def compare_embedders(batch: int = 32, settings: Sequence[tuple[float, int]] = TABLE_14, repeats: int = 10,
+                      warmup: int = 2, threads: int | None = None, peer: bool = True) -> list[dict]:
+    """Median time per batch of each model; ``speed`` is relative to the first setting's eager model."""
+    if threads:
+        torch.set_num_threads(threads)
+    models: dict[str, tuple[nn.Module, int]] = {}
+    complexity: dict[str, tuple[float, float]] = {}
+    for alpha, size in settings:
+        model = mobilenet_embedder(alpha)
+        name = f"{alpha:g} MobileNet-{size}"
+        models[name] = (model, size)
+        models[f"{name} (BN folded, channels_last)"] = (prepare_for_inference(model, channels_last=True), size)
+        c = count_complexity(model, size)
+        complexity[name] = complexity[f"{name} (BN folded, channels_last)"] = (c.mult_adds, c.params)
+    teacher = _facenet_class_peer() if peer else None
+    if teacher is not None:
+        name = "timm inception_resnet_v2-160 (FaceNet class)"
+        models[name] = (teacher, 160)
+        c = count_complexity(teacher, 160)
+        complexity[name] = (c.mult_adds, c.params)
+    inputs = {}
+    for name, (_, size) in models.items():
+        x = torch.randn(batch, 3, size, size)
+        inputs[name] = x.contiguous(memory_format=torch.channels_last) if "channels_last" in name else x
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.inference_mode():
+        for name, measured in rotating_rounds(list(models), warmup, repeats):
+            elapsed = _time_call(models[name][0], inputs[name])
+            if measured:
+                times[name].append(elapsed)
+    base = statistics.median(times[next(iter(models))])
+    return [{"model": name, "input": models[name][1], "mult_adds": complexity[name][0], "params": complexity[name][1],
+             "median_ms": 1000 * statistics.median(t), "images_per_s": batch / statistics.median(t),
+             "speed": base / statistics.median(t)} for name, t in times.items()]
+
+
+def embedder_table(rows: list[dict], batch: int) -> str:
+    """The rows as a Markdown table."""
+    out = [f"| model | Mult-Adds | params | ms per batch of {batch} | images/s | speed vs first row |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['mult_adds'] / 1e6:.0f} M | {r['params'] / 1e6:.2f} M | {r['median_ms']:.1f} "
+                   f"| {r['images_per_s']:.0f} | {r['speed']:.2f}x |")
+    return "\n".join(out)
