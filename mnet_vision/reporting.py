@@ -129,3 +129,47 @@ def save_roc_curve(curves: Mapping[str, tuple[Any, Any]], path: str | Path,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
     return _save_figure(fig, path, "ROC curve")
+
+
+def save_search_picture(results: Sequence[Mapping[str, Any]], path: str | Path, max_rows: int = 8) -> Path:
+    """Draw face-search results to a PNG: one row per query, the query photo first, then its
+    matches with identity and cosine score; a match is framed green when it is the best guess's
+    identity and the query is not ``unknown``, grey otherwise.
+
+    Args:
+        results: entries of :func:`mnet_vision.index.gallery.search_index` (``query``, ``identity``,
+            ``matches`` with ``identity``, ``score``, ``source``); a query or match that is not an
+            image file on disk (an embedding row) gets an empty cell.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mnet_vision.data.images import ImageReadError, read_rgb
+
+    rows = list(results)[:max_rows]
+    cols = 1 + max((len(r["matches"]) for r in rows), default=0)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.1 * len(rows)), squeeze=False)
+
+    def show(ax, file: str, title: str, colour: str) -> None:
+        try:
+            ax.imshow(read_rgb(file))
+        except ImageReadError:
+            pass  # an embedding row, or a gallery file moved since indexing: the caption still reads
+        ax.set_title(title, fontsize=8, color=colour)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(3)
+
+    for ax_row, r in zip(axes, rows):
+        show(ax_row[0], r["query"], f"query: {r['identity']}", "black")
+        for ax in ax_row[1:]:
+            ax.axis("off")
+        for ax, m in zip(ax_row[1:], r["matches"]):
+            ax.axis("on")
+            hit = r["identity"] != "unknown" and m["identity"] == r["identity"]
+            show(ax, m["source"], f"{m['identity']} {m['score']:.3f}", "#59a14f" if hit else "grey")
+    return _save_figure(fig, path, "search results")

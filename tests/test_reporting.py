@@ -34,3 +34,18 @@ def test_detections_picture_draws_boxes_where_they_are(tmp_path):
     empty = save_detections_picture(image, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0),
                                     ["__background__"], tmp_path / "e.png")
     assert not np.asarray(Image.open(empty)).any()
+
+
+def test_search_picture_with_missing_files(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from mnet_vision.reporting import save_search_picture
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "q.png")
+    results = [{"query": str(tmp_path / "q.png"), "identity": "ann",
+                "matches": [{"identity": "ann", "score": 0.9, "source": str(tmp_path / "q.png")},
+                            {"identity": "bob", "score": 0.2, "source": str(tmp_path / "moved.png")}]},
+               {"query": "emb.npy[0]", "identity": "unknown", "matches": [{"identity": "bob", "score": 0.1, "source": ""}]}]
+    path = save_search_picture(results, tmp_path / "hits.png")
+    assert path.stat().st_size > 1000

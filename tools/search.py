@@ -4,7 +4,7 @@
     python tools/search.py index=faces.faiss query=embeddings.npy [output=results.json]
 
 Prints each query's best identity and cosine score ("unknown" below threshold) and its top k;
-output= writes them all as JSON.
+output= writes them all as JSON, picture= a PNG of each query beside its matches (up to 8 queries).
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json
@@ -13,8 +13,9 @@ import sys
 from omegaconf import OmegaConf
 
 from mnet_vision.index.gallery import search_index
+from mnet_vision.reporting import save_search_picture
 
-USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE]"
+USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE] [picture=PNG]"
 
 
 def main(argv: list[str]) -> None:
@@ -26,6 +27,8 @@ def main(argv: list[str]) -> None:
     for r in results:
         others = ", ".join(f"{m['identity']} {m['score']:.3f}" for m in r["matches"][1:])
         print(f"{r['query']}: {r['identity']} ({r['score']:.3f})" + (f"  | next: {others}" if others else ""))
+    if args.get("picture"):
+        print(f"picture: {save_search_picture(results, args.picture)}")
     if args.get("output"):
         with open(args.output, "w") as f:
             json.dump(results, f, indent=2)

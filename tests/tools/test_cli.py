@@ -127,11 +127,15 @@ def test_faces_teacher_dump_distil_eval_index_search(tmp_path):
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert 0.0 <= metrics["test/accuracy"] <= 1.0 and metrics["test/pairs"] == 40  # 10 folds x 2 x 2 pairs
     assert (student_dir / "eval_test" / "roc_test.png").is_file()
+    run_tool("roc.py", f"out={tmp_path / 'roc.png'}", f"teacher={teacher_dir / 'embeddings_test.pt'}",
+             f"student={student_dir / 'eval_test' / 'embeddings_test.pt'}")
+    assert (tmp_path / "roc.png").stat().st_size > 1000
     index = tmp_path / "faces.faiss"
     out = run_tool("build_index.py", f"ckpt={student}", f"gallery={data / 'test'}", f"out={index}")
     assert "18 faces" in out.stdout
     person = sorted((data / "test").iterdir())[3]
     out = run_tool("search.py", f"index={index}", f"ckpt={student}", f"query={sorted(person.iterdir())[0]}",
-                   "k=2", f"output={tmp_path / 'hits.json'}")
+                   "k=2", f"output={tmp_path / 'hits.json'}", f"picture={tmp_path / 'hits.png'}")
     hits = json.loads((tmp_path / "hits.json").read_text())
     assert hits[0]["identity"] == person.name and hits[0]["score"] > 0.999  # the gallery holds the query itself
+    assert (tmp_path / "hits.png").stat().st_size > 1000

@@ -1,0 +1,33 @@
+"""Draw the all-vs-all ROC curves of several embedding runs in one picture (teacher beside student).
+
+    python tools/roc.py out=docs/faces_roc.png teacher=outputs/demo/faces_teacher/embeddings_test.pt \
+        student=outputs/demo/faces_student/embeddings_test.pt
+
+Each NAME=FILE is an embeddings_test.pt that a test run writes (tools/train.py or tools/eval.py).
+"""
+import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
+import sys
+
+from omegaconf import OmegaConf
+
+from mnet_vision.checkpoints import load_file
+from mnet_vision.metrics.verification import all_pairs, roc_points
+from mnet_vision.reporting import save_roc_curve
+
+USAGE = "usage: python tools/roc.py out=PNG NAME=embeddings_test.pt [NAME=embeddings_test.pt ...]"
+
+
+def main(argv: list[str]) -> None:
+    args = OmegaConf.from_dotlist(argv)
+    out = args.pop("out", None)
+    if out is None or not args:
+        sys.exit(USAGE)
+    curves = {}
+    for name, path in args.items():
+        data = load_file(path)
+        curves[name] = roc_points(*all_pairs(data["embeddings"].numpy(), data["labels"].numpy()))
+    print(f"ROC curves written to {save_roc_curve(curves, out)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
