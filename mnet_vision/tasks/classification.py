@@ -4,28 +4,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from mnet_vision.reporting import save_confusion_matrix
-from mnet_vision.tasks.optim import build_optimizers
+from mnet_vision.tasks.model_task import ModelTask
 
 
-class ClassificationTask(pl.LightningModule):
+class ClassificationTask(ModelTask):
     """Cross-entropy training with top-1/top-5 accuracy (torchmetrics).
 
     Args:
         model: ``backbone -> ClassifierHead`` returning ``(N, num_classes)`` logits.
         num_classes: number of classes (top-5 becomes top-``min(5, num_classes)``).
-        optimizer: Hydra config of a partial optimizer (``_partial_: true``), called with the
-            parameter groups of :func:`weight_decay_groups`.
-        scheduler: Hydra config of a partial LR scheduler (called with the optimizer), or None.
-        weight_decay: L2 decay on conv/FC weights; none on depthwise filters, BN and biases.
         label_smoothing: the paper uses none.
-        compile: compile the model's forward with ``torch.compile`` (state-dict keys unchanged).
-        run_config: the run config, stored in every checkpoint so a checkpoint rebuilds its model.
+        optimizer, scheduler, weight_decay, compile, run_config: see :class:`ModelTask`.
     """
 
     monitor = ("val/top1", "max")
@@ -34,13 +28,8 @@ class ClassificationTask(pl.LightningModule):
     def __init__(self, model: torch.nn.Module, num_classes: int, optimizer: dict,
                  scheduler: dict | None = None, weight_decay: float = 4e-5,
                  label_smoothing: float = 0.0, compile: bool = False, run_config: dict | None = None):
-        super().__init__()
-        self.model = model
-        self.num_classes = num_classes
-        self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
-        self.weight_decay, self.label_smoothing = weight_decay, label_smoothing
-        self.compile_model = compile
-        self.run_config = run_config
+        super().__init__(model, optimizer, scheduler, weight_decay, compile, run_config)
+        self.num_classes, self.label_smoothing = num_classes, label_smoothing
         top_k = min(5, num_classes)
         self.metrics = torch.nn.ModuleDict({
             f"{stage}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
@@ -48,17 +37,6 @@ class ClassificationTask(pl.LightningModule):
             for name, k in (("top1", 1), (f"top{top_k}", top_k))
         })
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-
-    def configure_model(self) -> None:
-        if self.compile_model:
-            self.model.compile()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
-
-    def outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The named outputs a distillation teacher's are matched against (:mod:`tasks.distillation`)."""
-        return {self.outputs_name: self(images)}
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any], stage: str) -> torch.Tensor:
         """Cross-entropy of a batch's logits against its labels; loss and accuracies logged."""
@@ -100,9 +78,3 @@ class ClassificationTask(pl.LightningModule):
         if self.trainer.is_global_zero and self.num_classes <= 50:
             names = getattr(self.trainer.datamodule, "classes", None)
             save_confusion_matrix(matrix, names, Path(self.trainer.default_root_dir) / "confusion_test.png")
-
-    def configure_optimizers(self):
-        return build_optimizers(self.model, self.optimizer_cfg, self.scheduler_cfg, self.weight_decay)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["mnet_config"] = self.run_config

@@ -10,31 +10,26 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 
 from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.coco import COCO_METRICS, detections_to_results, evaluate_coco
 from mnet_vision.reporting import save_detections_picture
-from mnet_vision.tasks.optim import build_optimizers
+from mnet_vision.tasks.model_task import ModelTask
 
 log = logging.getLogger(__name__)
 
 
-class DetectionTask(pl.LightningModule):
+class DetectionTask(ModelTask):
     """Sum of the detector's losses in training; the 12 COCO box metrics on val (logged as
     ``val/AP``, ``val/AP50``, ...) and test, whenever Lightning validates
     (``trainer.check_val_every_n_epoch``).
 
     Args:
         model: ``backbone -> detection head`` (a ``DetectorModel``).
-        optimizer, scheduler: Hydra configs of a partial optimizer and LR scheduler (as in
-            :class:`mnet_vision.tasks.ClassificationTask`); ``scheduler.interval`` is ``epoch`` or ``step``.
-        weight_decay: L2 decay on conv/FC weights; none on depthwise filters, BN and biases.
-        compile: compile the model's forward with ``torch.compile``.
         pictures: how many test images to draw with their detections (``detections_test/*.png``).
         picture_score: the score from which a detection is drawn.
-        run_config: the run config, stored in every checkpoint so a checkpoint rebuilds its model.
+        optimizer, scheduler, weight_decay, compile, run_config: see :class:`ModelTask`.
 
     Test also writes ``detections_test.json`` (COCO results format) to the trainer's ``default_root_dir``.
     """
@@ -44,20 +39,10 @@ class DetectionTask(pl.LightningModule):
     def __init__(self, model: torch.nn.Module, optimizer: dict, scheduler: dict | None = None,
                  weight_decay: float = 4e-5, compile: bool = False, pictures: int = 8, picture_score: float = 0.3,
                  run_config: dict | None = None):
-        super().__init__()
-        self.model = model
-        self.optimizer_cfg, self.scheduler_cfg, self.weight_decay = optimizer, scheduler, weight_decay
-        self.compile_model, self.pictures, self.picture_score = compile, pictures, picture_score
-        self.run_config = run_config
+        super().__init__(model, optimizer, scheduler, weight_decay, compile, run_config)
+        self.pictures, self.picture_score = pictures, picture_score
         self._results: list[dict] = []
         self._image_ids: list[int] = []
-
-    def configure_model(self) -> None:
-        if self.compile_model:
-            self.model.compile()
-
-    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        return self.model(images)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         if not batch["images"]:  # every sample of this batch was skipped as unreadable
@@ -135,11 +120,8 @@ class DetectionTask(pl.LightningModule):
             log.info("%d test detections written to %s, pictures to %s", len(scored["results"]), path,
                      self._pictures_dir())
 
-    def configure_optimizers(self):
-        return build_optimizers(self.model, self.optimizer_cfg, self.scheduler_cfg, self.weight_decay)
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["mnet_config"] = self.run_config
+        super().on_save_checkpoint(checkpoint)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "class_names"):
             # what tools/detect.py needs to name detections without the dataset at hand

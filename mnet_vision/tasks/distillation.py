@@ -153,7 +153,7 @@ class DistillationTask(pl.LightningModule):
                  supervised_weight: float = 0.0, input_size: int = 224, run_config: dict | None = None):
         super().__init__()
         self.student = instantiate(student, model=model, _recursive_=False, _convert_="all")
-        if not (hasattr(self.student, "outputs") and hasattr(self.student, "loss")):
+        if getattr(self.student, "outputs_name", None) is None or not hasattr(self.student, "loss"):
             raise ValueError(f"{type(self.student).__name__} cannot be a distillation student: it has no named "
                              f"outputs(images) and loss(outputs, batch, stage)")
         # The student logs through this module, which the trainer drives (Lightning only lets the

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from mnet_vision.checkpoints import atomic_save
 from mnet_vision.metrics.verification import all_pairs, roc_points, verification_report
 from mnet_vision.reporting import save_roc_curve
-from mnet_vision.tasks.optim import build_optimizers
+from mnet_vision.tasks.model_task import ModelTask
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +59,13 @@ def semihard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
     return losses.mean(), (losses > 0).float().mean()
 
 
-class EmbeddingTask(pl.LightningModule):
+class EmbeddingTask(ModelTask):
     """Trains ``backbone -> EmbeddingHead`` with :func:`semihard_triplet_loss` (needs batches of P
     identities x K images: :class:`mnet_vision.data.IdentityFolderDataModule`'s training loader).
 
     Args:
         model: ``backbone -> EmbeddingHead`` returning ``(N, D)`` unit vectors.
-        optimizer, scheduler, weight_decay, compile, run_config: as :class:`ClassificationTask`.
+        optimizer, scheduler, weight_decay, compile, run_config: see :class:`ModelTask`.
         margin: triplet margin on squared distances (FaceNet: 0.2).
         fars: the false accept rates whose TAR is logged (``val/tar@far0.001`` ...). A FAR the set
             is too small for (fewer than 10/FAR impostor pairs) is logged as NaN.
@@ -82,25 +81,10 @@ class EmbeddingTask(pl.LightningModule):
     def __init__(self, model: torch.nn.Module, optimizer: dict, scheduler: dict | None = None,
                  weight_decay: float = 4e-5, margin: float = 0.2, fars: tuple[float, ...] = (1e-3, 1e-4),
                  monitor: str = "tar@far0.001", compile: bool = False, run_config: dict | None = None):
-        super().__init__()
-        self.model = model
-        self.optimizer_cfg, self.scheduler_cfg, self.weight_decay = optimizer, scheduler, weight_decay
+        super().__init__(model, optimizer, scheduler, weight_decay, compile, run_config)
         self.margin, self.fars = margin, tuple(float(f) for f in fars)
-        self.compile_model = compile
-        self.run_config = run_config
         self.monitor = (f"val/{monitor}", "max")
         self._embedded: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
-
-    def configure_model(self) -> None:
-        if self.compile_model:
-            self.model.compile()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
-
-    def outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The named outputs a distillation teacher's are matched against (:mod:`tasks.distillation`)."""
-        return {self.outputs_name: self(images)}
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any], stage: str) -> torch.Tensor:
         """The triplet loss of a batch's outputs, logged with the share of active triplets."""
@@ -177,9 +161,3 @@ class EmbeddingTask(pl.LightningModule):
             save_roc_curve({"all-vs-all pairs": roc_points(scores, issame)}, out / "roc_test.png", self.fars)
         atomic_save({"embeddings": torch.from_numpy(embeddings), "labels": torch.from_numpy(labels), "paths": paths},
                     out / "embeddings_test.pt")
-
-    def configure_optimizers(self):
-        return build_optimizers(self.model, self.optimizer_cfg, self.scheduler_cfg, self.weight_decay)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["mnet_config"] = self.run_config

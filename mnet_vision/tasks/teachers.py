@@ -79,6 +79,8 @@ def checkpoint_teacher(path: str, input_size: int | None = None) -> ModelTeacher
     from mnet_vision.training import task_from_checkpoint  # training imports the tasks: only here
 
     cfg, task, _ = task_from_checkpoint(path)
+    if getattr(task, "outputs_name", None) is None:
+        raise ValueError(f"{path} holds a {type(task).__name__} model, which has no logits or embedding to teach")
     return ModelTeacher(task.model, outputs=task.outputs_name, input_size=input_size or cfg.task.get("input_size"))
 
 

@@ -120,3 +120,10 @@ def test_stored_teacher_round_trip_and_bad_files(shapes_root, teacher_ckpt, tmp_
     atomic_save({"ids": []}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a stored-teacher file"):
         StoredTeacher(str(tmp_path / "other.pt"))
+
+
+def test_a_detector_cannot_teach(detection_run):
+    from mnet_vision.tasks.teachers import checkpoint_teacher
+
+    with pytest.raises(ValueError, match="DetectionTask model, which has no logits or embedding"):
+        checkpoint_teacher(detection_run["best_checkpoint"])

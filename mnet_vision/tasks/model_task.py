@@ -1,0 +1,54 @@
+"""What every task shares: one model, its optimizer recipe, compilation and the run config."""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from mnet_vision.tasks.optim import build_optimizers
+
+
+class ModelTask(pl.LightningModule):
+    """A LightningModule around one ``backbone -> head`` model.
+
+    Args:
+        model: the model (``build_model``).
+        optimizer: Hydra config of a partial optimizer (``_partial_: true``), called with the
+            parameter groups of :func:`mnet_vision.tasks.optim.weight_decay_groups`.
+        scheduler: Hydra config of a partial LR scheduler (called with the optimizer) under
+            ``scheduler``, stepped every ``interval`` (``epoch`` or ``step``); or None.
+        weight_decay: L2 decay on conv/FC weights; none on depthwise filters, BN and biases.
+        compile: compile the model's forward with ``torch.compile`` (state-dict keys unchanged).
+        run_config: the run config, stored in every checkpoint so a checkpoint rebuilds its model.
+
+    Subclasses that can be distillation students name their model's output in ``outputs_name``
+    and define ``loss(outputs, batch, stage)``.
+    """
+
+    outputs_name: str | None = None
+
+    def __init__(self, model: torch.nn.Module, optimizer: dict, scheduler: dict | None = None,
+                 weight_decay: float = 4e-5, compile: bool = False, run_config: dict | None = None):
+        super().__init__()
+        self.model = model
+        self.optimizer_cfg, self.scheduler_cfg, self.weight_decay = optimizer, scheduler, weight_decay
+        self.compile_model = compile
+        self.run_config = run_config
+
+    def configure_model(self) -> None:
+        if self.compile_model:
+            self.model.compile()
+
+    def forward(self, *args: Any) -> Any:
+        return self.model(*args)
+
+    def outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's output under its name: what a distillation teacher's is matched against."""
+        return {self.outputs_name: self(images)}
+
+    def configure_optimizers(self):
+        return build_optimizers(self.model, self.optimizer_cfg, self.scheduler_cfg, self.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mnet_config"] = self.run_config
