@@ -165,7 +165,7 @@ class DistillationTask(pl.LightningModule):
         self.monitor = self.student.monitor
         self.teacher = instantiate(teacher)  # a plain object: never registered, trained, or saved
         if not losses:
-            raise ValueError("DistillationTask needs at least one loss term (task.module.losses)")
+            raise ValueError("DistillationTask needs at least one loss term (distill.losses)")
         self.terms = nn.ModuleDict({name: instantiate(cfg) for name, cfg in losses.items()})
         self.supervised_weight = float(supervised_weight)
         self.run_config = run_config

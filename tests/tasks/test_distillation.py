@@ -127,3 +127,11 @@ def test_a_detector_cannot_teach(detection_run):
 
     with pytest.raises(ValueError, match="DetectionTask model, which has no logits or embedding"):
         checkpoint_teacher(detection_run["best_checkpoint"])
+
+
+def test_a_detector_cannot_be_a_student(tmp_path):
+    from tests.helpers import tiny_detection_overrides
+
+    cfg = compose(tiny_detection_overrides(tmp_path, "distill=hinton", "distill.teacher.path=unused.ckpt"))
+    with pytest.raises(Exception, match="DetectionTask cannot be a distillation student"):
+        build_task(cfg)
