@@ -132,15 +132,17 @@ def save_roc_curve(curves: Mapping[str, tuple[Any, Any]], path: str | Path,
 
 
 def save_search_picture(results: Sequence[Mapping[str, Any]], path: str | Path, max_rows: int = 8) -> Path:
-    """Draw face-search results to a PNG: one row per query, the query photo first, then its
-    matches with identity and cosine score; a match is framed green when it is the best guess's
-    identity and the query is not ``unknown``, grey otherwise.
+    """Draw face-search results to a PNG: one row per query, the query photo captioned with the
+    answer (best identity or ``unknown``), then its matches with identity and cosine score. When a
+    query file is named the LFW way (``<name>_0001.jpg``), matches of that person are framed green.
 
     Args:
         results: entries of :func:`mnet_vision.index.gallery.search_index` (``query``, ``identity``,
             ``matches`` with ``identity``, ``score``, ``source``); a query or match that is not an
             image file on disk (an embedding row) gets an empty cell.
     """
+    import re
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,11 +167,12 @@ def save_search_picture(results: Sequence[Mapping[str, Any]], path: str | Path, 
             spine.set_linewidth(3)
 
     for ax_row, r in zip(axes, rows):
-        show(ax_row[0], r["query"], f"query: {r['identity']}", "black")
+        lfw_name = re.fullmatch(r"(.+)_\d{4}", Path(r["query"]).stem)
+        person = lfw_name.group(1) if lfw_name else None
+        show(ax_row[0], r["query"], f"{Path(r['query']).name}\n-> {r['identity']}", "black")
         for ax in ax_row[1:]:
             ax.axis("off")
         for ax, m in zip(ax_row[1:], r["matches"]):
             ax.axis("on")
-            hit = r["identity"] != "unknown" and m["identity"] == r["identity"]
-            show(ax, m["source"], f"{m['identity']} {m['score']:.3f}", "#59a14f" if hit else "grey")
+            show(ax, m["source"], f"{m['identity']} {m['score']:.3f}", "#59a14f" if m["identity"] == person else "grey")
     return _save_figure(fig, path, "search results")

@@ -8,8 +8,6 @@ Each NAME=FILE is an embeddings_test.pt that a test run writes (tools/train.py o
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import sys
 
-from omegaconf import OmegaConf
-
 from mnet_vision.checkpoints import load_file
 from mnet_vision.metrics.verification import all_pairs, roc_points
 from mnet_vision.reporting import save_roc_curve
@@ -18,9 +16,10 @@ USAGE = "usage: python tools/roc.py out=PNG NAME=embeddings_test.pt [NAME=embedd
 
 
 def main(argv: list[str]) -> None:
-    args = OmegaConf.from_dotlist(argv)
+    # split by hand: curve names are labels ("teacher 1.0"), not config keys with dots
+    args = dict(a.split("=", 1) for a in argv if "=" in a)
     out = args.pop("out", None)
-    if out is None or not args:
+    if out is None or not args or len(args) + 1 != len(argv):
         sys.exit(USAGE)
     curves = {}
     for name, path in args.items():
