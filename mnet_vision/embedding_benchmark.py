@@ -47,7 +47,7 @@ def compare_embedders(batch: int = 32, settings: Sequence[tuple[float, int]] = T
     complexity: dict[str, tuple[float, float]] = {}
     for alpha, size in settings:
         model = mobilenet_embedder(alpha)
-        name = f"{alpha:g} MobileNet-{size}"
+        name = f"{alpha} MobileNet-{size}"
         models[name] = (model, size)
         models[f"{name} (BN folded, channels_last)"] = (prepare_for_inference(model, channels_last=True), size)
         c = count_complexity(model, size)
