@@ -221,7 +221,7 @@ BACKBONES = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3
 
 def test_task_list_is_complete():
     assert {"imagenet", "dogs", "shapes", "classification", "ssd300", "shapes_ssd", "faster_rcnn_300",
-            "faster_rcnn_600"} <= set(TASKS)
+            "faster_rcnn_600", "facenet_triplet", "facenet_distill"} <= set(TASKS)
     assert set(BACKBONES) == {p.stem for p in (Path(CONF_DIR) / "backbone").glob("*.yaml")}
 
 
@@ -237,7 +237,7 @@ def test_every_task_and_backbone_counts(task, backbone):
     if isinstance(model, DetectorModel):  # SSD predicts with 1x1 convs, Faster-RCNN with an FC pair
         assert c.by_type["conv_1x1"]["mult_adds"] > 0
     else:
-        assert c.by_type["fc"]["mult_adds"] >= cfg.task.num_classes
+        assert c.by_type["fc"]["mult_adds"] >= cfg.task.get("num_classes", cfg.task.get("embedding_dim"))
     d = json.loads(json.dumps(c.to_dict()))
     assert d["mult_adds"] == c.mult_adds and d["params"] == c.params
     assert set(d["by_type"]) == set(c.by_type)
