@@ -79,15 +79,22 @@ class DistillationTerm(nn.Module):
         raise NotImplementedError
 
 
-class HintonKD(DistillationTerm):
-    """Hinton KD on logits: ``T^2 * KL(softmax(t / T) || softmax(s / T))``, batch mean. The ``T^2``
-    keeps the soft-target gradients at the scale of the hard ones as ``T`` grows."""
+class SoftenedTerm(DistillationTerm):
+    """A term on logits softened by a temperature ``T`` and scaled by ``T^2``, which keeps the soft
+    targets' gradients at the scale of hard ones as ``T`` grows (Hinton et al. 2015)."""
 
-    def __init__(self, temperature: float = 4.0, weight: float = 1.0, output: str = "logits", project: bool = False):
+    def __init__(self, temperature: float = 1.0, weight: float = 1.0, output: str = "logits", project: bool = False):
         super().__init__(weight, output, project)
         if temperature <= 0:
-            raise ValueError(f"HintonKD: temperature must be > 0, got {temperature}")
+            raise ValueError(f"{type(self).__name__}: temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
+
+
+class HintonKD(SoftenedTerm):
+    """Hinton KD on logits: ``T^2 * KL(softmax(t / T) || softmax(s / T))``, batch mean (T = 4 by default)."""
+
+    def __init__(self, temperature: float = 4.0, **kwargs):
+        super().__init__(temperature, **kwargs)
 
     def loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         t = self.temperature
@@ -112,15 +119,9 @@ class EmbeddingL2(DistillationTerm):
         return (student - teacher).pow(2).flatten(1).sum(1).mean()
 
 
-class SoftTargetBCE(DistillationTerm):
+class SoftTargetBCE(SoftenedTerm):
     """Multi-label distillation: ``T^2 * mean BCE(sigmoid(s / T), sigmoid(t / T))`` over samples and
     attributes (each attribute an independent Bernoulli: softmax KD does not apply)."""
-
-    def __init__(self, temperature: float = 1.0, weight: float = 1.0, output: str = "logits", project: bool = False):
-        super().__init__(weight, output, project)
-        if temperature <= 0:
-            raise ValueError(f"SoftTargetBCE: temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
 
     def loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         t = self.temperature

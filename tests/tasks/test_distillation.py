@@ -135,3 +135,9 @@ def test_a_detector_cannot_be_a_student(tmp_path):
     cfg = compose(tiny_detection_overrides(tmp_path, "distill=hinton", "distill.teacher.path=unused.ckpt"))
     with pytest.raises(Exception, match="DetectionTask cannot be a distillation student"):
         build_task(cfg)
+
+
+def test_temperatures_must_be_positive():
+    for term in (HintonKD, SoftTargetBCE):
+        with pytest.raises(ValueError, match=f"{term.__name__}: temperature must be > 0"):
+            term(temperature=0)
