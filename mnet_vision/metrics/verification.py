@@ -169,7 +169,8 @@ def pair_scores(embeddings, paths, first, second) -> tuple[np.ndarray, np.ndarra
     return np.einsum("nd,nd->n", x[a], x[b]), found
 
 
-def verification_report(embeddings, identities, fars=(1e-3, 1e-4), pairs=None, paths=None) -> dict[str, float]:
+def verification_report(embeddings, identities, fars=(1e-3, 1e-4), pairs=None, paths=None,
+                        all_pair_scores=None) -> dict[str, float]:
     """The verification numbers of one embedded identity set, as flat ``name -> value``:
 
     - ``tar@far<f>`` (and the achieved ``far@far<f>``) for each ``f`` in ``fars`` on all-vs-all
@@ -181,11 +182,14 @@ def verification_report(embeddings, identities, fars=(1e-3, 1e-4), pairs=None, p
       LFW protocol's ``accuracy`` and ``accuracy_std`` over ``pairs.sets`` folds in file order
       (:func:`kfold_accuracy`), ``pairs`` scored and ``pairs_missing`` (listed pairs whose images
       were missing or unreadable; the scored pairs are then split into even consecutive folds).
+
+    ``all_pair_scores`` is ``all_pairs(embeddings, identities)`` when the caller already has it
+    (the all-vs-all scores are the costly part: N (N - 1) / 2 of them).
     """
     import torch
     from torchmetrics.functional.classification import binary_auroc
 
-    scores, issame = all_pairs(embeddings, identities)
+    scores, issame = all_pair_scores if all_pair_scores is not None else all_pairs(embeddings, identities)
     report: dict[str, float] = {"genuine_pairs": float(issame.sum()), "impostor_pairs": float((~issame).sum())}
     if issame.any() and (~issame).any():
         report["auc"] = float(binary_auroc(torch.from_numpy(scores), torch.from_numpy(issame.astype(np.int64))))

@@ -126,13 +126,16 @@ class EmbeddingTask(ModelTask):
             return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), []
         return (np.stack([rows[p][0] for p in paths]), np.array([rows[p][1] for p in paths]), paths)
 
-    def _score(self, stage: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def _score(self, stage: str) -> tuple[np.ndarray, np.ndarray, list[str], tuple[np.ndarray, np.ndarray] | None]:
+        """Logs the stage's verification report; returns the embeddings, labels, paths and the
+        all-vs-all ``(scores, issame)`` it rests on (None with fewer than two images)."""
         embeddings, labels, paths = self._gathered()
         if len(paths) < 2:
-            return embeddings, labels, paths
+            return embeddings, labels, paths, None
         pairs_of = getattr(self.trainer.datamodule, "pairs", None) if self.trainer.datamodule is not None else None
         pairs = pairs_of(stage) if pairs_of is not None else None
-        report = verification_report(embeddings, labels, self.fars, pairs, paths)
+        scored = all_pairs(embeddings, labels)
+        report = verification_report(embeddings, labels, self.fars, pairs, paths, all_pair_scores=scored)
         for far in self.fars:
             if f"tar@far{far:g}" not in report:
                 log.warning("%s: %d impostor pairs are too few to measure TAR at FAR %g (needs %d): logged as NaN",
@@ -141,7 +144,7 @@ class EmbeddingTask(ModelTask):
         for name, value in report.items():
             self.log(f"{stage}/{name}", float(value), prog_bar=name in (f"tar@far{self.fars[0]:g}", "accuracy"),
                      rank_zero_only=True)
-        return embeddings, labels, paths
+        return embeddings, labels, paths, scored
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -152,11 +155,11 @@ class EmbeddingTask(ModelTask):
     def on_test_epoch_end(self) -> None:
         """Also writes ``roc_test.png`` (all-vs-all pairs) and ``embeddings_test.pt``
         (``{"embeddings" (N, D), "labels" (N,), "paths"}``) to the trainer's ``default_root_dir``."""
-        embeddings, labels, paths = self._score("test")
-        if not self.trainer.is_global_zero or len(paths) < 2:
+        embeddings, labels, paths, scored = self._score("test")
+        if not self.trainer.is_global_zero or scored is None:
             return
         out = Path(self.trainer.default_root_dir)
-        scores, issame = all_pairs(embeddings, labels)
+        scores, issame = scored
         if issame.any() and (~issame).any():
             save_roc_curve({"all-vs-all pairs": roc_points(scores, issame)}, out / "roc_test.png", self.fars)
         atomic_save({"embeddings": torch.from_numpy(embeddings), "labels": torch.from_numpy(labels), "paths": paths},
