@@ -125,6 +125,7 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
                                                          self.strict)
         return self._datasets[role]
 
+    # the base class's val/test loaders read these
     train_set = property(lambda self: self.dataset("train"))
     val_set = property(lambda self: self.dataset("val"))
     test_set = property(lambda self: self.dataset("test"))
@@ -169,12 +170,6 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
         # its own generator: worker seeds must not draw from the global RNG (see SeededLoadersDataModule)
         return DataLoader(train, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=type(self).collate,
                           generator=torch.Generator().manual_seed(self.seed))
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), shuffle=False)
 
 
 class SyntheticIdentityDataModule(IdentityFolderDataModule):
