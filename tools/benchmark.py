@@ -5,6 +5,7 @@
     python tools/benchmark.py index [--sizes 10000 100000 1000000] [--queries 1000] [--threads 2]
                                                                              # faiss ANN indexes vs exact search
     python tools/benchmark.py embedding [--batch 32] [--repeats 10]            # Table 14's students vs a FaceNet-class net
+    python tools/benchmark.py attributes [--batch 32] [--repeats 5]            # Table 12's students vs resnet18: train + infer
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
@@ -13,6 +14,7 @@ import os
 import faiss
 import torch
 
+from mnet_vision.attribute_benchmark import attribute_table, compare_attribute_models
 from mnet_vision.benchmark import compare_with_timm, rows_table
 from mnet_vision.detection_benchmark import compare_detectors, detector_table
 from mnet_vision.embedding_benchmark import compare_embedders, embedder_table
@@ -21,12 +23,13 @@ from mnet_vision.index_benchmark import compare_indexes, index_table
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=["classification", "detection", "index", "embedding"], default="classification")
+    parser.add_argument("what", nargs="?", choices=["classification", "detection", "index", "embedding", "attributes"],
+                        default="classification")
     parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 32 (classification), 1 8 (detection), "
-                        "32 (embedding)")
+                        "32 (embedding, attributes)")
     parser.add_argument("--size", type=int, default=224, help="classification input side")
     parser.add_argument("--repeats", type=int, default=None, help="default: 40 (classification), 5 (detection), "
-                        "3 (index: passes over all queries), 10 (embedding)")
+                        "3 (index: passes over all queries), 10 (embedding), 5 (attributes)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=10, help="detection: brief training before timing")
@@ -47,6 +50,13 @@ def main() -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 128-D embeddings, "
               f"median of {args.repeats or 10} interleaved runs")
         print(embedder_table(rows, batch))
+        return
+    if args.what == "attributes":
+        batch, repeats = (args.batch or [32])[0], args.repeats or 5
+        rows = compare_attribute_models(batch, repeats=repeats, warmup=args.warmup, threads=args.threads)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 40 attribute logits, training step = "
+              f"forward + BCE + backward + RMSprop, median of {repeats} interleaved runs")
+        print(attribute_table(rows, batch))
         return
     if args.what == "detection":
         rows = compare_detectors(args.batch or [1, 8], args.repeats or 5, args.warmup, args.train_steps,
