@@ -10,11 +10,10 @@ from typing import Any
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from mnet_vision.data.images import ImageReadError, read_rgb
 from mnet_vision.data.synthetic import DEFAULT_SPLITS, make_shapes_dataset
 from mnet_vision.data.sampling import SeededLoadersDataModule
-from mnet_vision.data.skipping import collate_skipping, skip_record
-from mnet_vision.data.transforms import (TF_MEAN, TF_STD, apply_seeded, classification_eval_transform,
+from mnet_vision.data.skipping import collate_skipping, read_or_skip
+from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
                                          classification_train_transform)
 
 log = logging.getLogger(__name__)
@@ -59,14 +58,9 @@ class ImageFolderDataset(Dataset):
         """``key`` is an index, or ``(index, augmentation_seed)`` as :class:`EpochSampler` yields."""
         index, seed = key if isinstance(key, tuple) else (key, key)
         path, label = self.samples[index]
-        try:
-            image = read_rgb(path)
-        except ImageReadError as err:
-            if self.strict:
-                raise
-            return skip_record(path, err)
-        if self.transform is not None:
-            image = apply_seeded(self.transform, seed, image=image)["image"]
+        image = read_or_skip(path, self.transform, seed, self.strict)
+        if isinstance(image, dict):
+            return image
         return {"image": image, "label": label, "path": path, "id": self.ids[index]}
 
     @property

@@ -13,6 +13,9 @@ from typing import Any
 
 from torch.utils.data import default_collate
 
+from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.data.transforms import apply_seeded
+
 log = logging.getLogger(__name__)
 
 SKIPPED = "skipped"
@@ -22,6 +25,19 @@ def skip_record(path: str, error: Exception) -> dict[str, Any]:
     """What a dataset returns for a sample it could not read (non-strict mode)."""
     log.warning("skipping unreadable sample %s: %s", path, error)
     return {SKIPPED: path, "error": str(error)}
+
+
+def read_or_skip(path: str, transform, seed: int, strict: bool) -> Any:
+    """The image at ``path`` through ``transform`` seeded with ``seed`` (``apply_seeded``; no
+    transform: the ``uint8`` array); if it cannot be read, a skip record, or the error when ``strict``.
+    Callers tell the two apart with ``isinstance(result, dict)``."""
+    try:
+        image = read_rgb(path)
+    except ImageReadError as err:
+        if strict:
+            raise
+        return skip_record(path, err)
+    return image if transform is None else apply_seeded(transform, seed, image=image)["image"]
 
 
 def collate_skipping(samples: list[dict[str, Any]]) -> dict[str, Any]:
