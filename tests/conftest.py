@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from mnet_vision.data.synthetic import make_shapes_dataset
-from tests.helpers import TINY_IMAGE, TINY_SPLITS, tiny_detection_overrides, tiny_identity_overrides
+from tests.helpers import (TINY_IMAGE, TINY_SPLITS, tiny_attribute_overrides, tiny_detection_overrides,
+                           tiny_identity_overrides)
 
 
 # Tiny tensors: one thread is faster and does not oversubscribe the 2 CI cores while subprocess
@@ -42,3 +43,14 @@ def embedding_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("faces")
     return train(compose(tiny_identity_overrides(root / "data")), run_dir=root / "run")
+
+
+@pytest.fixture(scope="session")
+def attribute_run(tmp_path_factory):
+    """One seconds-long run of task=attributes on a tiny synthetic attribute set: its metrics dict
+    (``run_dir``, ``best_checkpoint``, ``test/mean_ap`` ...); data under ``<run>/../data``."""
+    from mnet_vision.config import compose
+    from mnet_vision.training import train
+
+    root = tmp_path_factory.mktemp("attributes")
+    return train(compose(tiny_attribute_overrides(root / "data")), run_dir=root / "run")

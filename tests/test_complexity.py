@@ -215,6 +215,41 @@ def test_table10_dogs_params(alpha, params):
 # Every task config x every backbone
 # ---------------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------------
+# Table 12: face-attribute students, 40 attributes as 40 logits on the pooled features
+# ---------------------------------------------------------------------------------------------
+
+TABLE12 = [  # (alpha, input size, printed Mult-Adds M, printed body params M); measured in the comment
+    (1.0, 224, "568", "3.2"),  # 567.76 M (body 567.72 + head 0.04) / body 3.185 M, with head 3.226 M
+    (0.5, 224, "149", "0.8"),  # 149.01 / 0.808, 0.828
+    (1.0, 128, "185", "3.2"),  # 185.42 / 3.185, 3.226
+]
+
+
+@pytest.mark.parametrize("alpha, size, mult_adds, body_params", TABLE12, ids=[f"{a}-{s}" for a, s, *_ in TABLE12])
+def test_table12_rows(alpha, size, mult_adds, body_params):
+    c = measured("task=attributes", "data=celeba", f"backbone.alpha={alpha}", f"task.input_size={size}")
+    assert c.by_type["fc"]["params"] == int(1024 * alpha) * 40 + 40
+    assert_rounds_to(c.mult_adds / 1e6, mult_adds, "Mult-Adds")
+    assert_rounds_to((c.params - c.by_type["fc"]["params"]) / 1e6, body_params, "body params")
+    assert_rounds_to(c.params / 1e6, body_params, "params with the 40-attribute head")
+
+
+def test_table12_rows_the_paper_prints_otherwise():
+    """Three rows do not follow from the architecture. 0.5-128 is printed 48 M: we count 48.67 M,
+    which is also what 0.5-224's 149 M scaled by (128/224)^2 gives (48.7), so the printed figure is
+    rounded down; we hold it to 1.5 %. 0.25-224 and 0.25-128 are printed 45 and 15 M, but Table 1's
+    body at width 0.25 gives 40.7 and 13.3 M (Table 6's own 0.25-224 row is 41 M with a 1000-way
+    FC): we assert our counts, 40.78 and 13.32 M with the head, and the paper's 0.2 M params."""
+    c = measured("task=attributes", "data=celeba", "backbone.alpha=0.5", "task.input_size=128")
+    assert c.mult_adds / 1e6 == pytest.approx(48, rel=0.015)
+    assert_rounds_to(c.mult_adds / 1e6, "48.67", "0.5-128 Mult-Adds")
+    for size, ours in ((224, "40.78"), (128, "13.32")):
+        c = measured("task=attributes", "data=celeba", "backbone.alpha=0.25", f"task.input_size={size}")
+        assert_rounds_to(c.mult_adds / 1e6, ours, f"0.25-{size} Mult-Adds")
+        assert_rounds_to(c.params / 1e6, "0.2", f"0.25-{size} params")
+
+
 TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
 BACKBONES = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 
@@ -237,7 +272,8 @@ def test_every_task_and_backbone_counts(task, backbone):
     if isinstance(model, DetectorModel):  # SSD predicts with 1x1 convs, Faster-RCNN with an FC pair
         assert c.by_type["conv_1x1"]["mult_adds"] > 0
     else:
-        assert c.by_type["fc"]["mult_adds"] >= cfg.task.get("num_classes", cfg.task.get("embedding_dim"))
+        outputs = next(cfg.task[k] for k in ("num_classes", "num_attributes", "embedding_dim") if k in cfg.task)
+        assert c.by_type["fc"]["mult_adds"] >= outputs
     d = json.loads(json.dumps(c.to_dict()))
     assert d["mult_adds"] == c.mult_adds and d["params"] == c.params
     assert set(d["by_type"]) == set(c.by_type)

@@ -193,6 +193,7 @@ class DistillationTask(pl.LightningModule):
             term.bind(name, student[term.output], teacher[term.output])
 
     def setup(self, stage: str) -> None:
+        self.student.setup(stage)  # e.g. label statistics the student's own loss needs
         datamodule = getattr(self.trainer, "datamodule", None)
         if stage == "fit" and datamodule is not None and hasattr(datamodule, "sample_ids"):
             self.teacher.check_ids(datamodule.sample_ids("train"), f"the training split of {datamodule.root}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import tiny_identity_overrides, tiny_overrides
+from tests.helpers import tiny_attribute_overrides, tiny_identity_overrides, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,3 +139,23 @@ def test_faces_teacher_dump_distil_eval_index_search(tmp_path):
     hits = json.loads((tmp_path / "hits.json").read_text())
     assert hits[0]["identity"] == person.name and hits[0]["score"] > 0.999  # the gallery holds the query itself
     assert (tmp_path / "hits.png").stat().st_size > 1000
+
+
+def test_attributes_demo_teacher_dump_table12_multirun_eval(tmp_path):
+    """The README's attributes demo on a tiny set: a labelled teacher, its stored outputs, then
+    Table 12's grid (here 2 widths x 1 resolution) distilled as one multirun, and evaluation."""
+    data, teacher_dir, sweep = tmp_path / "data", tmp_path / "teacher", tmp_path / "sweep"
+    tiny = tiny_attribute_overrides(data, "trainer.max_epochs=5")[1:]  # without task=attributes
+    run_tool("train.py", "task=attributes_teacher", *tiny, "backbone.alpha=0.5", f"hydra.run.dir={teacher_dir}")
+    stored = tmp_path / "teacher_attributes.pt"
+    run_tool("dump_teacher.py", f"ckpt={teacher_dir / 'checkpoints' / 'last.ckpt'}", f"out={stored}")
+    run_tool("train.py", "-m", "task=attributes_student", *tiny, f"distill.teacher.path={stored}",
+             "backbone.alpha=0.25,0.5", "task.input_size=32", f"hydra.sweep.dir={sweep}",
+             "hydra.sweep.subdir=${hydra.job.num}")
+    for job in ("0", "1"):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert 0 < metrics["test/mean_ap"] <= 1 and metrics["train/distill_attributes"] >= 0
+        assert (sweep / job / "attributes_test.png").is_file()
+    out = run_tool("eval.py", f"ckpt={sweep / '1' / 'checkpoints' / 'last.ckpt'}", f"output={tmp_path / 'eval.json'}")
+    assert "| test/mean_ap |" in out.stdout and "| test/ap/framed |" in out.stdout
+    assert (sweep / "1" / "eval_test" / "attributes_test.md").is_file()

@@ -1,0 +1,337 @@
+"""Multi-attribute data: images with K binary labels, from the CelebA layout or a generic CSV.
+
+Labels are ``int8`` per attribute: 1 present, 0 absent, -1 unknown (left out of the loss and the
+metrics, attribute by attribute). The two on-disk formats:
+
+- **CelebA** (``<root>/list_attr_celeba.txt``, ``list_eval_partition.txt``, ``img_align_celeba/``):
+  the attribute file's line 1 is the image count, line 2 the K names, then ``file v1 ... vK`` with
+  values ``1`` (present) and ``-1`` (absent) separated by any run of spaces; we also read ``0`` as
+  unknown. The partition file maps each file to 0 (train), 1 (val) or 2 (test).
+- **CSV** (one file per split, e.g. ``<root>/train.csv``): a header ``path,attr1,...,attrK``, then
+  one row per image with ``1``, ``0`` or an empty field (unknown). ``-1`` is refused there: in
+  CelebA it means absent, in other conventions unknown, and a guess would be a silent wrong label.
+
+Every error names the file, the line and what was expected; images listed but missing from the
+image folder are an error when the data is set up, not a crash in a worker at step 1000.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mnet_vision.data.sampling import SeededLoadersDataModule
+from mnet_vision.data.skipping import collate_skipping, read_or_skip
+from mnet_vision.data.synthetic_attributes import DEFAULT_ATTRIBUTE_SPLITS, make_attributes_dataset
+from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
+                                         classification_train_transform)
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = -1
+SPLITS = ("train", "val", "test")
+CELEBA_VALUES = {"1": 1, "+1": 1, "-1": 0, "0": UNKNOWN}
+CSV_VALUES = {"1": 1, "0": 0, "": UNKNOWN}
+
+
+@dataclass
+class AttributeTable:
+    """The labels of one attribute file: ``names`` (K), ``files`` (N, relative to the image
+    folder) and ``labels`` ``(N, K)`` int8 in {1, 0, -1}."""
+
+    names: list[str]
+    files: list[str]
+    labels: np.ndarray
+    source: str
+
+    def subset(self, keep: Sequence[int]) -> AttributeTable:
+        return AttributeTable(self.names, [self.files[i] for i in keep], self.labels[list(keep)], self.source)
+
+
+def _parse_values(rows: list[list[str]], first_line: int, names: Sequence[str], mapping: Mapping[str, int],
+                  source: str) -> np.ndarray:
+    """``(N, K)`` int8 labels from the value fields of ``rows``; the first row is line
+    ``first_line`` of ``source``. An unexpected value is an error naming its line and attribute."""
+    values = np.array(rows, dtype=object).reshape(len(rows), len(names))
+    labels = np.full(values.shape, 127, dtype=np.int8)
+    for text, label in mapping.items():
+        labels[values == text] = label
+    bad = np.argwhere(labels == 127)
+    if len(bad):
+        i, j = bad[0]
+        raise ValueError(f"{source}, line {first_line + i}: attribute {names[j]!r} is {values[i, j]!r}; expected one of "
+                         f"{', '.join(repr(v) for v in mapping)} ({len(bad)} such value(s) in the file)")
+    return labels
+
+
+def _check_unique(files: Sequence[str], source: str) -> None:
+    if len(set(files)) != len(files):
+        seen: set[str] = set()
+        repeated = [f for f in files if f in seen or seen.add(f)]
+        raise ValueError(f"{source}: {len(repeated)} image(s) listed more than once (first: {repeated[:3]})")
+
+
+def read_celeba_attributes(path: str | Path) -> AttributeTable:
+    """Read CelebA's ``list_attr_celeba.txt`` (count line, names line, ``file v1 .. vK`` rows)."""
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) < 2:
+        raise ValueError(f"{path}: expected an image-count line and an attribute-names line, found {len(lines)} line(s)")
+    try:
+        count = int(lines[0].strip())
+    except ValueError:
+        raise ValueError(f"{path}, line 1: expected the number of images, got {lines[0].strip()[:60]!r}") from None
+    names = lines[1].split()
+    if not names:
+        raise ValueError(f"{path}, line 2: expected the attribute names, found none")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}, line 2: attribute names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    rows = [line.split() for line in lines[2:]]
+    for i, row in enumerate(rows):
+        if len(row) != len(names) + 1:
+            raise ValueError(f"{path}, line {i + 3}: expected a file name and {len(names)} values, found "
+                             f"{len(row)} field(s)")
+    if count != len(rows):
+        raise ValueError(f"{path}, line 1: says {count} images but the file lists {len(rows)}")
+    files = [row[0] for row in rows]
+    _check_unique(files, str(path))
+    labels = _parse_values([row[1:] for row in rows], 3, names, CELEBA_VALUES, str(path))
+    return AttributeTable(names, files, labels, str(path))
+
+
+def read_celeba_partition(path: str | Path) -> dict[str, int]:
+    """Read CelebA's ``list_eval_partition.txt``: ``{file: 0 train | 1 val | 2 test}``."""
+    path = Path(path)
+    partition: dict[str, int] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise ValueError(f"{path}, line {number}: expected '<file> <0|1|2>' (train, val, test), got {line.strip()[:80]!r}")
+        if fields[0] in partition:
+            raise ValueError(f"{path}, line {number}: {fields[0]} is listed twice")
+        partition[fields[0]] = int(fields[1])
+    if not partition:
+        raise ValueError(f"{path} lists no images")
+    return partition
+
+
+def read_attribute_csv(path: str | Path) -> AttributeTable:
+    """Read a ``path,attr1,...,attrK`` CSV with values 1, 0 or empty (unknown)."""
+    path = Path(path)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    while rows and not any(field.strip() for field in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise ValueError(f"{path} is empty; expected a header 'path,attr1,...' and one row per image")
+    header = [h.strip() for h in rows[0]]
+    names = header[1:]
+    if not names or not all(names):
+        raise ValueError(f"{path}, line 1: expected a header 'path,attr1,attr2,...' with named attributes, got {header}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}, line 1: attribute names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    body = rows[1:]
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            raise ValueError(f"{path}, line {i + 2}: expected {len(header)} fields (path and {len(names)} attributes), "
+                             f"found {len(row)}")
+        if not row[0].strip():
+            raise ValueError(f"{path}, line {i + 2}: the image path is empty")
+    if not body:
+        raise ValueError(f"{path} has a header but no images")
+    files = [row[0].strip() for row in body]
+    _check_unique(files, str(path))
+    labels = _parse_values([[v.strip() for v in row[1:]] for row in body], 2, names, CSV_VALUES, str(path))
+    return AttributeTable(names, files, labels, str(path))
+
+
+def check_images_exist(folder: Path, files: Sequence[str], source: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``source`` when any of ``files`` is not in ``folder``.
+    Plain names are checked against one listing of the folder (CelebA has 200k of them)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} (for {source}) does not exist")
+    listed = set(os.listdir(folder))
+    missing = [f for f in files if (f not in listed if "/" not in f else not (folder / f).is_file())]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of the {len(files)} images listed in {source} are missing from "
+                                f"{folder} (first: {missing[:5]})")
+
+
+class AttributeDataset(Dataset):
+    """Samples ``{"image": (3, S, S) float, "attributes": (K,) int8 (1, 0, -1 unknown),
+    "path": str, "id": str}`` of one split; ``id`` is the file name as listed. Unreadable images
+    raise :class:`ImageReadError` when ``strict``, else become counted skip records."""
+
+    def __init__(self, folder: str | Path, table: AttributeTable, transform=None, strict: bool = False):
+        self.folder, self.table, self.transform, self.strict = Path(folder), table, transform, strict
+
+    def __len__(self) -> int:
+        return len(self.table.files)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.table.files
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key`` is an index, or ``(index, augmentation_seed)`` as :class:`EpochSampler` yields."""
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        path = str(self.folder / self.table.files[index])
+        image = read_or_skip(path, self.transform, seed, self.strict)
+        if isinstance(image, dict):
+            return image
+        return {"image": image, "attributes": torch.from_numpy(self.table.labels[index]), "path": path,
+                "id": self.table.files[index]}
+
+
+class AttributeDataModule(SeededLoadersDataModule):
+    """Train/val/test loaders of an attribute set; subclasses say where the tables come from
+    (:meth:`read_splits`).
+
+    Args:
+        root: the data folder.
+        num_attributes: how many attributes the files must have (the model is built for it).
+        input_size: side of the square crops fed to the model.
+        batch_size, num_workers, seed, strict: as :class:`mnet_vision.data.ImageFolderDataModule`.
+        min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
+            Horizontal flips suit attributes that a mirror image keeps (faces: yes; "on the left": no).
+    """
+
+    collate = staticmethod(collate_skipping)
+
+    def __init__(self, root: str, num_attributes: int, input_size: int = 224, batch_size: int = 64,
+                 num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.25, crop_fraction: float = 0.875,
+                 hflip: bool = True, mean: Sequence[float] = TF_MEAN, std: Sequence[float] = TF_STD, seed: int = 0):
+        super().__init__()
+        self.root, self.num_attributes, self.input_size = Path(root), num_attributes, input_size
+        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
+        self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
+        self.eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
+        self.names: list[str] | None = None
+
+    def read_splits(self) -> dict[str, tuple[Path, AttributeTable]]:
+        """``{split: (image folder, table)}`` for train, val and test, images checked to exist."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = self.read_splits()
+        names = splits["train"][1].names
+        for split, (_, table) in splits.items():
+            if table.names != names:
+                raise ValueError(f"{table.source}: the {split} attributes {table.names} differ from the training "
+                                 f"split's {names}")
+            if not table.files:
+                raise ValueError(f"{table.source}: the {split} split has no images")
+        if len(names) != self.num_attributes:
+            raise ValueError(f"{splits['train'][1].source} has {len(names)} attributes but the model is configured "
+                             f"for data.num_attributes={self.num_attributes}")
+        self.names = names
+        transforms = {"train": self.train_transform, "val": self.eval_transform, "test": self.eval_transform}
+        for split, (folder, table) in splits.items():
+            setattr(self, f"{split}_set", AttributeDataset(folder, table, transforms[split], self.strict))
+        labels = splits["train"][1].labels
+        log.info("%s: %d train / %d val / %d test images, %d attributes, %.1f %% of training labels unknown",
+                 self.root, len(self.train_set), len(self.val_set), len(self.test_set), len(names),
+                 100 * float((labels == UNKNOWN).mean()))
+
+    def sample_ids(self, split: str) -> list[str]:
+        """The sample ids (file names as listed) of the ``train``/``val``/``test`` split."""
+        if not hasattr(self, f"{split}_set"):
+            self.setup("fit")
+        return getattr(self, f"{split}_set").ids
+
+    def label_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(positives, negatives)``, each ``(K,)``: the known training labels per attribute."""
+        if not hasattr(self, "train_set"):
+            self.setup("fit")
+        labels = torch.from_numpy(self.train_set.table.labels)
+        return (labels == 1).sum(0), (labels == 0).sum(0)
+
+
+class CelebADataModule(AttributeDataModule):
+    """CelebA's layout: ``<root>/<attributes_file>``, ``<partition_file>``, ``<images>/``.
+
+    The defaults are torchvision's flat layout; the original release's ``Anno/list_attr_celeba.txt``
+    and ``Eval/list_eval_partition.txt`` work by setting those paths. Every image of the attribute
+    file needs a partition entry; partition entries without attributes are ignored (counted).
+    """
+
+    def __init__(self, root: str, num_attributes: int = 40, attributes_file: str = "list_attr_celeba.txt",
+                 partition_file: str = "list_eval_partition.txt", images: str = "img_align_celeba", **kwargs):
+        super().__init__(root, num_attributes, **kwargs)
+        self.attributes_file, self.partition_file, self.images = attributes_file, partition_file, images
+
+    def read_splits(self) -> dict[str, tuple[Path, AttributeTable]]:
+        for name in (self.attributes_file, self.partition_file):
+            if not (self.root / name).is_file():
+                raise FileNotFoundError(f"{self.root / name} does not exist; expected CelebA's layout <root>/"
+                                        f"{{{self.attributes_file}, {self.partition_file}, {self.images}/}}")
+        table = read_celeba_attributes(self.root / self.attributes_file)
+        partition_path = self.root / self.partition_file
+        partition = read_celeba_partition(partition_path)
+        unassigned = [f for f in table.files if f not in partition]
+        if unassigned:
+            raise ValueError(f"{len(unassigned)} image(s) of {table.source} have no split in {partition_path} "
+                             f"(first: {unassigned[:5]})")
+        if len(partition) > len(table.files):
+            log.info("%s: %d partition entries have no attributes and are ignored", partition_path,
+                     len(partition) - len(table.files))
+        folder = self.root / self.images
+        check_images_exist(folder, table.files, table.source)
+        return {split: (folder, table.subset([i for i, f in enumerate(table.files) if partition[f] == code]))
+                for code, split in enumerate(SPLITS)}
+
+
+class AttributeCSVDataModule(AttributeDataModule):
+    """One ``path,attr1,...`` CSV per split (``files``, relative to ``root``), image paths relative
+    to ``<root>/<images>``."""
+
+    def __init__(self, root: str, num_attributes: int, files: Mapping[str, str] | None = None, images: str = ".",
+                 **kwargs):
+        super().__init__(root, num_attributes, **kwargs)
+        self.files = dict(files or {split: f"{split}.csv" for split in SPLITS})
+        if set(self.files) != set(SPLITS):
+            raise ValueError(f"data.files must name a CSV for each of {SPLITS}, got {sorted(self.files)}")
+        self.images = images
+
+    def read_splits(self) -> dict[str, tuple[Path, AttributeTable]]:
+        folder = self.root / self.images
+        splits = {}
+        for split in SPLITS:
+            path = self.root / self.files[split]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} ({split} split) does not exist; expected <root>/{self.files[split]} "
+                                        f"with a header 'path,attr1,...'")
+            table = read_attribute_csv(path)
+            check_images_exist(folder, table.files, table.source)
+            splits[split] = (folder, table)
+        return splits
+
+
+class SyntheticAttributesDataModule(CelebADataModule):
+    """:class:`CelebADataModule` over the synthetic multi-attribute set, generated on first use.
+
+    Args beyond the parent's: ``images_per_split``, ``image_size``, ``unknown_rate`` (share of
+    training labels written as unknown) and ``generator_seed`` (see
+    :func:`mnet_vision.data.synthetic_attributes.make_attributes_dataset`).
+    """
+
+    def __init__(self, root: str, num_attributes: int, images_per_split: Mapping[str, int] | None = None,
+                 image_size: int = 64, unknown_rate: float = 0.05, generator_seed: int = 0, **kwargs):
+        super().__init__(root, num_attributes, **kwargs)
+        self.generator_args = dict(splits=dict(images_per_split or DEFAULT_ATTRIBUTE_SPLITS), image_size=image_size,
+                                   unknown_rate=unknown_rate, seed=generator_seed)
+
+    def prepare_data(self) -> None:
+        make_attributes_dataset(self.root, **self.generator_args)
