@@ -6,9 +6,12 @@ Each image is a background and 1-3 shapes. Its binary attributes (:data:`ATTRIBU
 which shapes there are, how many, whether one is large, the colours and fill of the objects, where
 the largest one is, what the background is like, and what happened to the whole picture (a frame,
 blur, fading, a warm colour cast). The attributes are decided first and the image is drawn to
-match, so every label is true by construction; none changes under a horizontal flip or a crop
-keeping >= 85 % of the area. Some are independent, some correlated (a large object mostly comes
-alone, blurry images are mostly faded), some rare (stars, blur). Image ``i`` of split number ``s``
+match, so every label is true by construction; none changes under a horizontal flip. Some are
+independent, some correlated (a large object mostly comes alone, blurry images are mostly faded),
+some rare (stars, blur). Like face attributes ("young", "big nose"), most are graded: a continuous
+quantity (size, height, brightness, blur, contrast, tint, hue) held to a threshold, drawn across it,
+so images near the threshold are hard to call and a larger or sharper-eyed model ranks them better;
+that is what separates the widths and resolutions of Table 12. Image ``i`` of split number ``s``
 comes from ``rng([seed, s, i])``; every pixel is a pure function of it.
 """
 from __future__ import annotations
@@ -25,21 +28,22 @@ from tqdm import tqdm
 
 from mnet_vision.data.synthetic import _generate_once, _shape_mask
 
-# large_object: one object of circumradius >= 0.28 of the side (all others <= 0.2); red/blue_object: an
-# object's fill hue within 10-12 degrees of red/blue; striped_object: an object filled with two-colour
-# stripes; outlined: every object has a contour 1/32 of the side wide, dark on a light background and
-# light on a dark one; object_in_top_half: the largest object's centre above 0.4 of the height (else
-# below 0.6); dark_background: HSV value <= 0.2 (else >= 0.65); textured_background: a checkerboard or
+# The thresholds (see _plan; sizes are fractions of the side, blur in px at 64 px):
+# large_object: the largest object's circumradius >= 0.25 (drawn from 0.15-0.33); red/blue_object: an
+# object's fill hue within 10-12 degrees of red/blue (other fills come as close as 10-18 degrees);
+# striped_object: an object filled with two-colour stripes; outlined: every object has a contour 1/32
+# of the side wide; object_in_top_half: the largest object's centre above half the height;
+# dark_background: HSV value < 0.4 (drawn from 0.04-0.95); textured_background: a checkerboard or
 # blocky noise (else a smooth gradient); framed: a frame 0.05-0.065 of the side wide; blurry: a
-# Gaussian blur of sigma 1-1.5 px at 64 px; low_contrast: luminance contrast scaled to 0.35-0.5;
-# warm_tint: red gain 1.08-1.16, blue gain 0.78-0.86.
+# Gaussian blur of sigma >= 0.8 px (blurs of 0.3-0.8 px are not called blurry); low_contrast: luminance
+# contrast scaled below 0.6 (scales of 0.6-0.9 are not); warm_tint: a colour cast of strength >= 0.5.
 ATTRIBUTE_NAMES = ("has_circle", "has_square", "has_triangle", "has_star", "multiple_objects", "large_object",
                    "red_object", "blue_object", "striped_object", "outlined", "object_in_top_half",
                    "dark_background", "textured_background", "framed", "blurry", "low_contrast", "warm_tint")
 DEFAULT_ATTRIBUTE_SPLITS = {"train": 6000, "val": 1000, "test": 1000}
 SPLITS = ("train", "val", "test")  # CelebA's partitions 0, 1, 2, its images numbered in this order
 # Bump when drawing changes, so a set made by an older generator is reported, never silently mixed.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MIN_SIZE = 32  # px; the smallest objects (circumradius 0.08 of the side) are 2.5 px there
 UNKNOWN_STREAM = 99  # rng([seed, 99, i]) draws the unknown labels: a stream apart from every image's
 
@@ -50,10 +54,11 @@ COUNT_P = (0.55, 0.3, 0.15)  # of 1, 2, 3 objects
 # sizes of different shapes: the object called the largest is the largest to the eye.
 SHAPE_AREA = {"circle": math.pi, "square": 2.0, "triangle": 3 * math.sqrt(3) / 4,
               "star": 5 * 0.45 * math.sin(math.pi / 5)}
-# Hue ranges (degrees) of object fills. "other" keeps well away from red and blue, also under the warm
-# cast (which turns hues towards orange), so red_object = 0 means no object looks red.
-HUES = {"red": (-10.0, 10.0), "blue": (218.0, 242.0), "other": (50.0, 170.0)}
-HUE_P = (0.2, 0.2, 0.6)
+# Hue ranges (degrees) of object fills: red and blue, and near misses of each (orange and magenta
+# beside red, cyan and violet beside blue) that are neither, then the rest.
+HUES = {"red": ((-10.0, 10.0),), "blue": ((218.0, 242.0),), "near": ((20.0, 35.0), (325.0, 342.0), (195.0, 208.0),
+                                                                   (254.0, 270.0)), "other": ((50.0, 170.0),)}
+HUE_P = (0.2, 0.2, 0.2, 0.4)
 MARGIN = 0.07  # fraction of the side between an object and the image edge: at least the widest frame
 
 
@@ -65,6 +70,7 @@ class _Plan:
     hues: tuple[str, ...]  # a key of HUES per object
     striped: tuple[bool, ...]
     flags: dict[str, bool]  # the attributes of the whole image, by name
+    graded: dict[str, float]  # the quantities the graded flags threshold: radius, height, value, blur, contrast, warmth
 
     def labels(self) -> np.ndarray:
         found = {**{f"has_{s}": s in self.shapes for s in OBJECT_SHAPES}, "multiple_objects": len(self.shapes) > 1,
@@ -81,16 +87,20 @@ def _choose(rng: np.random.Generator, p: tuple[float, ...], n: int) -> np.ndarra
 def _plan(rng: np.random.Generator) -> _Plan:
     n = int(_choose(rng, COUNT_P, 1)[0]) + 1
     u = rng.uniform(size=9)
-    blurry = bool(u[6] < 0.07)
-    flags = {"large_object": u[0] < (0.5 if n == 1 else 0.12),  # a large object leaves little room for others
-             "outlined": u[1] < 0.35, "object_in_top_half": u[2] < 0.5, "dark_background": u[3] < 0.35,
-             "textured_background": u[4] < 0.4, "framed": u[5] < 0.2, "blurry": blurry,
-             "low_contrast": u[7] < (0.6 if blurry else 0.12),  # a bad camera blurs and fades together
-             "warm_tint": u[8] < 0.25}
+    radius = rng.uniform(0.15, 0.33 if n == 1 else 0.27)  # a large object leaves little room for others
+    low = max(radius + MARGIN, 0.16)
+    blur = rng.uniform(0.3, 1.5) if u[6] < 0.15 else 0.0
+    graded = {"radius": radius, "height": rng.uniform(low, 1 - low), "value": rng.uniform(0.04, 0.95), "blur": blur,
+              # a bad camera blurs and fades together
+              "contrast": rng.uniform(0.35, 0.9) if u[7] < (0.7 if blur >= 0.8 else 0.25) else 1.0,
+              "warmth": rng.uniform(0, 1) if u[8] < 0.45 else 0.0}
+    flags = {"large_object": radius >= 0.25, "outlined": u[1] < 0.35, "object_in_top_half": graded["height"] < 0.5,
+             "dark_background": graded["value"] < 0.4, "textured_background": u[4] < 0.4, "framed": u[5] < 0.2,
+             "blurry": blur >= 0.8, "low_contrast": graded["contrast"] < 0.6, "warm_tint": graded["warmth"] >= 0.5}
     return _Plan(shapes=tuple(OBJECT_SHAPES[k] for k in _choose(rng, SHAPE_P, n)),
                  hues=tuple(list(HUES)[k] for k in _choose(rng, HUE_P, n)),
                  striped=tuple(bool(s) for s in rng.uniform(size=n) < 0.1),
-                 flags={k: bool(v) for k, v in flags.items()})
+                 flags={k: bool(v) for k, v in flags.items()}, graded=graded)
 
 
 def draw_attribute_labels(rng: np.random.Generator) -> np.ndarray:
@@ -104,12 +114,13 @@ def _hsv(hue: float, saturation: float, value: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(hue / 360 % 1, saturation, value)) * 255
 
 
-def _background(flags: dict[str, bool], rng: np.random.Generator, size: int) -> np.ndarray:
+def _background(plan: _Plan, rng: np.random.Generator, size: int) -> np.ndarray:
     """A ``(size, size, 3)`` float image: a gradient between two greyish colours (saturation <= 0.25, so
-    no background passes for a red or blue object), dark (value <= 0.2) or light (>= 0.65), smooth
-    or with a texture of luminance (a checkerboard or blocky noise)."""
-    values = (0.04, 0.2) if flags["dark_background"] else (0.65, 0.95)
-    c0, c1 = (_hsv(rng.uniform(0, 360), rng.uniform(0, 0.25), rng.uniform(*values)) for _ in range(2))
+    no background passes for a red or blue object) of HSV values within 0.04 of the plan's, smooth or
+    with a texture of luminance (a checkerboard or blocky noise)."""
+    flags, value = plan.flags, plan.graded["value"]
+    c0, c1 = (_hsv(rng.uniform(0, 360), rng.uniform(0, 0.25), np.clip(value + rng.uniform(-0.04, 0.04), 0, 1))
+              for _ in range(2))
     t = np.linspace(-0.5, 0.5, size)
     angle = rng.uniform(0, 2 * math.pi)
     ramp = ((math.cos(angle) * t[None, :] + math.sin(angle) * t[:, None]) / math.sqrt(2) + 0.5)[..., None]
@@ -129,11 +140,10 @@ def _background(flags: dict[str, bool], rng: np.random.Generator, size: int) -> 
 
 def _place(plan: _Plan, rng: np.random.Generator) -> list[tuple[float, float, float]]:
     """Centre x, y and circumradius of each object, in fractions of the side: inside the MARGIN, apart
-    from each other, the first one clearly above or below the middle (a crop moves it < 0.1)."""
-    large, top = plan.flags["large_object"], plan.flags["object_in_top_half"]
-    r0 = rng.uniform(0.28, 0.32) if large else rng.uniform(0.16, 0.2)
+    from each other, the first one at the plan's radius and height."""
+    large, r0 = plan.flags["large_object"], plan.graded["radius"]
     lo = max(r0 + MARGIN, 0.16)
-    placed = [(rng.uniform(lo, 1 - lo), rng.uniform(lo, 0.4) if top else rng.uniform(0.6, 1 - lo), r0)]
+    placed = [(rng.uniform(lo, 1 - lo), plan.graded["height"], r0)]
     for shape in plan.shapes[1:]:
         # at most 60 % of the first object's area, so that one is the largest; next to a large one, the
         # corners are all the room there is
@@ -162,7 +172,8 @@ def _dilate(mask: np.ndarray, width: int) -> np.ndarray:
 def _render(plan: _Plan, rng: np.random.Generator, size: int) -> np.ndarray:
     flags = plan.flags
     dark = flags["dark_background"]
-    image = Image.fromarray(np.clip(_background(flags, rng, size), 0, 255).astype(np.uint8))
+    graded = plan.graded
+    image = Image.fromarray(np.clip(_background(plan, rng, size), 0, 255).astype(np.uint8))
     # the contour contrasts with the background: dark on a light one, light on a dark one
     outline = (int(rng.integers(215, 245) if dark else rng.integers(10, 40)),) * 3
     contour = max(1, round(size / 32))  # px: 2 at 64 px
@@ -174,7 +185,8 @@ def _render(plan: _Plan, rng: np.random.Generator, size: int) -> np.ndarray:
         mask = mask.resize((size, size), Image.BOX)
         if flags["outlined"]:
             image.paste(outline, mask=Image.fromarray(_dilate(np.asarray(mask), contour)))
-        fill = _hsv(rng.uniform(*HUES[hue]), rng.uniform(0.7, 1), rng.uniform(0.6, 1))
+        ranges = HUES[hue]
+        fill = _hsv(rng.uniform(*ranges[int(rng.integers(len(ranges)))]), rng.uniform(0.7, 1), rng.uniform(0.6, 1))
         if striped:
             # the second stripe colour contrasts with the background too, so the silhouette stays whole
             other = fill * 0.35 + 255 * 0.65 if dark else fill * 0.3
@@ -187,16 +199,17 @@ def _render(plan: _Plan, rng: np.random.Generator, size: int) -> np.ndarray:
         colour = _hsv(rng.uniform(0, 360), rng.uniform(0, 0.25), rng.uniform(*((0.75, 0.95) if dark else (0.05, 0.25))))
         width = max(2, round(rng.uniform(0.05, 0.065) * size))  # 3-4 px at 64 px
         ImageDraw.Draw(image).rectangle((0, 0, size - 1, size - 1), outline=tuple(int(v) for v in colour), width=width)
-    if flags["blurry"]:
-        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 1.5) * size / 64))
+    if graded["blur"]:
+        image = image.filter(ImageFilter.GaussianBlur(graded["blur"] * size / 64))
     x = np.asarray(image, np.float32)
-    if flags["low_contrast"]:
-        # luminance contrast scaled to 0.35-0.5, colour differences kept: a faded image whose blue
-        # objects stay blue under a warm cast too
+    if graded["contrast"] < 1:
+        # luminance contrast scaled, colour differences kept: a faded image whose blue objects stay
+        # blue under a warm cast too
         luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
-        x += ((luma.mean() - luma) * (1 - rng.uniform(0.35, 0.5)))[..., None]
-    if flags["warm_tint"]:
-        x = x * rng.uniform((1.08, 1.0, 0.78), (1.16, 1.04, 0.86)) + rng.uniform((5, 0, 0), (12, 4, 0))
+        x += ((luma.mean() - luma) * (1 - graded["contrast"]))[..., None]
+    if graded["warmth"]:  # at the threshold 0.5: red x1.08, blue x0.89
+        w = graded["warmth"]
+        x = x * np.array([1 + 0.16 * w, 1 + 0.04 * w, 1 - 0.22 * w], np.float32) + np.array([12 * w, 4 * w, 0], np.float32)
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
@@ -204,9 +217,9 @@ def draw_attribute_image(rng: np.random.Generator, size: int = 64) -> tuple[np.n
     """One ``(size, size, 3)`` uint8 image and its ``(K,)`` int8 attribute vector of 0/1 (in
     :data:`ATTRIBUTE_NAMES` order), both drawn from ``rng``: first the attributes, then an image that has them.
 
-    Objects have a circumradius of 0.08-0.2 of the side (down to 0.06 in 0.1 % of crowded cases),
-    0.28-0.32 when large, and they do not touch. The first (largest) one decides
-    ``object_in_top_half``: its centre is above 0.4 or below 0.6 of the height.
+    The first (largest) object has a circumradius of 0.15-0.33 of the side (large from 0.25) and
+    decides ``object_in_top_half``; the others 0.08-0.14 (down to 0.06 in 0.1 % of crowded cases), at
+    most 60 % of its area; they do not touch.
     """
     plan = _plan(rng)
     return _render(plan, rng, size), plan.labels()

