@@ -5,3 +5,9 @@ overrides), :func:`mnet_vision.model.build_model`, :func:`mnet_vision.training.b
 :func:`mnet_vision.training.train` and :func:`mnet_vision.training.evaluate`.
 """
 __version__ = "0.1.0"
+
+import os
+
+# albumentations asks PyPI for its latest version on import (up to 2 s, and a warning, on machines
+# without internet: every tool run, every DataLoader worker that imports it). Users can still opt in.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
