@@ -206,5 +206,5 @@ def save_attribute_ap_chart(names: Sequence[str], ap: torch.Tensor, positive_rat
     ax.set_xlim(0, 1)
     ax.set_xlabel("average precision")
     ax.set_title(title or "AP per attribute")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 1.0 / len(names)), ncol=3, fontsize=8)  # below: bars reach 1
     return _save_figure(fig, path, "attribute AP chart")
