@@ -1,4 +1,4 @@
-"""CPU inference benchmarks, peers side by side in the same run.
+"""CPU benchmarks (inference; training too for detection and attributes), peers side by side in the same run.
 
     python tools/benchmark.py [--batch 1 32] [--repeats 40] [--threads 2]     # MobileNetV1 vs timm
     python tools/benchmark.py detection [--batch 1 8] [--repeats 10]          # SSD300 / Faster-RCNN vs torchvision
