@@ -54,9 +54,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, task: pl.LightningModule) -> p
         ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch:03d}", monitor=monitor, mode=mode,
                         save_top_k=1, auto_insert_metric_name=False),
         # A separate callback for last.ckpt: Lightning's save_last only writes when a new best was
-        # saved, which would leave resume= an epoch (or many) behind.
+        # saved, which would leave resume= an epoch (or many) behind. It saves at the end of every
+        # training epoch: left to itself it saves after validation only, so with
+        # check_val_every_n_epoch > 1 the epochs after the last validation were never saved.
         ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
-                        enable_version_counter=False),
+                        enable_version_counter=False, save_on_train_epoch_end=True),
         SkippedSamplesReport(),
         RNGState(),
     ]

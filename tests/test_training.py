@@ -50,6 +50,14 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(shapes_root, tmp_p
     assert resumed["val/loss"] == pytest.approx(straight["val/loss"], abs=1e-6)
 
 
+def test_last_checkpoint_holds_the_last_epoch_between_validations(shapes_root, tmp_path):
+    # validation every 2 epochs, 3 epochs: the third epoch must still reach last.ckpt
+    _train(shapes_root, tmp_path / "run", "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2",
+           "test_after_fit=false")
+    last = load_file(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 4  # 60 images in batches of 16
+
+
 def test_resume_from_missing_checkpoint(shapes_root, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         _train(shapes_root, tmp_path / "r", f"resume={tmp_path / 'nothing'}")
