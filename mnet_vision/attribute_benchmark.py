@@ -13,21 +13,20 @@ network to the paper's baseline). Every model is timed in three phases:
 - ``folded``: the same on a BN-folded channels-last copy (:func:`mnet_vision.deploy.prepare_for_inference`).
 
 All calls run in one process, interleaved with the order rotating each round
-(:func:`mnet_vision.benchmark.rotating_rounds`), so drift in machine load hits all alike; medians
+(:func:`mnet_vision.benchmark.median_seconds`), so drift in machine load hits all alike; medians
 are reported with each phase's speed relative to the peer's in the same phase.
 """
 from __future__ import annotations
 
 import copy
 import math
-import statistics
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnet_vision.benchmark import _time_call, mobilenet_v1_classifier, rotating_rounds
+from mnet_vision.benchmark import median_seconds, mobilenet_v1_classifier
 from mnet_vision.complexity import count_complexity
 from mnet_vision.deploy import prepare_for_inference
 
@@ -89,12 +88,7 @@ def compare_attribute_models(batch: int = 32, settings: Sequence[tuple[float, in
         calls[name, "infer"] = (_inference(model), inputs[size])
         calls[name, "folded"] = (_inference(prepare_for_inference(model, channels_last=True)),
                                  inputs[size].contiguous(memory_format=torch.channels_last))
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
-    for key, measured in rotating_rounds(list(calls), warmup, repeats):
-        elapsed = _time_call(*calls[key])
-        if measured:
-            times[key].append(elapsed)
-    speed = {key: batch / statistics.median(t) for key, t in times.items()}
+    speed = {key: batch / t for key, t in median_seconds(calls, warmup, repeats).items()}
     rows = []
     for name, (model, size) in models.items():
         c = count_complexity(model, size)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -58,15 +59,11 @@ def compare_with_timm(batch_sizes: Sequence[int] = (1, 32), size: int = 224, rep
         x = torch.randn(batch, 3, size, size)
         inputs = {name: x.contiguous(memory_format=torch.channels_last) if cl else x
                   for name, (_, cl) in candidates.items()}
-        times: dict[str, list[float]] = {name: [] for name in candidates}
         with torch.inference_mode():
-            for name, measured in rotating_rounds(list(candidates), warmup, repeats):
-                elapsed = _time_call(candidates[name][0], inputs[name])
-                if measured:
-                    times[name].append(elapsed)
-        base = statistics.median(times["timm mobilenetv1_100 (eager)"])
-        for name, samples in times.items():
-            median = statistics.median(samples)
+            medians = median_seconds({name: (model, inputs[name]) for name, (model, _) in candidates.items()},
+                                     warmup, repeats)
+        base = medians["timm mobilenetv1_100 (eager)"]
+        for name, median in medians.items():
             rows.append({"model": name, "batch": batch, "median_ms": 1000 * median,
                          "images_per_s": batch / median, "ratio_vs_timm_eager": base / median})
     return rows
@@ -81,10 +78,21 @@ def rotating_rounds(names: Sequence[str], warmup: int, repeats: int) -> Iterator
             yield name, i >= warmup
 
 
-def _time_call(model: nn.Module, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    model(x)
-    return time.perf_counter() - start
+K = TypeVar("K")
+
+
+def median_seconds(calls: Mapping[K, tuple[Callable[[torch.Tensor], object], torch.Tensor]], warmup: int,
+                   repeats: int) -> dict[K, float]:
+    """Median wall time of ``fn(x)`` for each ``key: (fn, x)``, the calls interleaved by
+    :func:`rotating_rounds` (``warmup`` rounds untimed). Callers choose the grad mode."""
+    times: dict[K, list[float]] = {key: [] for key in calls}
+    for key, measured in rotating_rounds(list(calls), warmup, repeats):
+        fn, x = calls[key]
+        start = time.perf_counter()
+        fn(x)
+        if measured:
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def rows_table(rows: list[dict]) -> str:

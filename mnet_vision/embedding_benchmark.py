@@ -8,14 +8,13 @@ channels-last copies of the students show the deployed speed.
 """
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from mnet_vision.backbones import MobileNetV1
-from mnet_vision.benchmark import _time_call, rotating_rounds
+from mnet_vision.benchmark import median_seconds
 from mnet_vision.complexity import count_complexity
 from mnet_vision.deploy import prepare_for_inference
 from mnet_vision.heads import EmbeddingHead
@@ -62,16 +61,11 @@ def compare_embedders(batch: int = 32, settings: Sequence[tuple[float, int]] = T
     for name, (_, size) in models.items():
         x = torch.randn(batch, 3, size, size)
         inputs[name] = x.contiguous(memory_format=torch.channels_last) if "channels_last" in name else x
-    times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
-        for name, measured in rotating_rounds(list(models), warmup, repeats):
-            elapsed = _time_call(models[name][0], inputs[name])
-            if measured:
-                times[name].append(elapsed)
-    base = statistics.median(times[next(iter(models))])
+        medians = median_seconds({name: (model, inputs[name]) for name, (model, _) in models.items()}, warmup, repeats)
+    base = medians[next(iter(models))]
     return [{"model": name, "input": models[name][1], "mult_adds": complexity[name][0], "params": complexity[name][1],
-             "median_ms": 1000 * statistics.median(t), "images_per_s": batch / statistics.median(t),
-             "speed": base / statistics.median(t)} for name, t in times.items()]
+             "median_ms": 1000 * t, "images_per_s": batch / t, "speed": base / t} for name, t in medians.items()]
 
 
 def embedder_table(rows: list[dict], batch: int) -> str:
