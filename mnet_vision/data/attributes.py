@@ -72,10 +72,15 @@ def _parse_values(rows: list[list[str]], first_line: int, names: Sequence[str], 
     return labels
 
 
+def _repeats(items: Sequence[str]) -> list[str]:
+    """Every item that occurs before in ``items``, in order (empty when all are distinct)."""
+    seen: set[str] = set()
+    return [x for x in items if x in seen or seen.add(x)]
+
+
 def _check_unique(files: Sequence[str], source: str) -> None:
-    if len(set(files)) != len(files):
-        seen: set[str] = set()
-        repeated = [f for f in files if f in seen or seen.add(f)]
+    repeated = _repeats(files)
+    if repeated:
         raise ValueError(f"{source}: {len(repeated)} image(s) listed more than once (first: {repeated[:3]})")
 
 
@@ -94,8 +99,8 @@ def read_celeba_attributes(path: str | Path) -> AttributeTable:
     names = lines[1].split()
     if not names:
         raise ValueError(f"{path}, line 2: expected the attribute names, found none")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}, line 2: attribute names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    if _repeats(names):
+        raise ValueError(f"{path}, line 2: attribute names repeat: {sorted(set(_repeats(names)))}")
     rows = [line.split() for line in lines[2:]]
     for i, row in enumerate(rows):
         if len(row) != len(names) + 1:
@@ -140,8 +145,8 @@ def read_attribute_csv(path: str | Path) -> AttributeTable:
     names = header[1:]
     if not names or not all(names):
         raise ValueError(f"{path}, line 1: expected a header 'path,attr1,attr2,...' with named attributes, got {header}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}, line 1: attribute names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    if _repeats(names):
+        raise ValueError(f"{path}, line 1: attribute names repeat: {sorted(set(_repeats(names)))}")
     body = rows[1:]
     for i, row in enumerate(body):
         if len(row) != len(header):
