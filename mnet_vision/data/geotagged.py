@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnet_vision.metrics.geo import invalid_coordinates
+
 COLUMNS = {"path": ("path", "image", "img_id", "file"), "lat": ("lat", "latitude"), "lon": ("lon", "lng", "longitude")}
 
 
@@ -59,7 +61,7 @@ def read_geotagged_csv(path: str | Path) -> GeotaggedPhotos:
             except ValueError:
                 raise ValueError(f"{path}, line {i + 2}: {role} {row[at[role]]!r} is not a number") from None
     lat, lon = coords[:, 0], coords[:, 1]
-    bad_lat, bad_lon = ~(np.abs(lat) <= 90), ~(np.abs(lon) <= 180)  # NaN fails both
+    bad_lat, bad_lon = invalid_coordinates(lat, lon)
     if bad_lat.any() and not np.isnan(lat[bad_lat]).any() and (np.abs(lon) <= 90).all():
         raise ValueError(f"{path}: {int(bad_lat.sum())} latitude(s) lie outside [-90, 90] (first on line "
                          f"{np.flatnonzero(bad_lat)[0] + 2}: {lat[bad_lat][0]}) while every longitude would be a valid "

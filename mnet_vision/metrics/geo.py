@@ -18,6 +18,12 @@ SCALES = {1: "street", 25: "city", 200: "region", 750: "country", 2500: "contine
 THRESHOLDS_KM = tuple(SCALES)
 
 
+def invalid_coordinates(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the latitudes outside [-90, 90] and the longitudes outside [-180, 180] (NaN and
+    infinities included)."""
+    return ~(np.abs(lat) <= 90), ~(np.abs(lon) <= 180)  # NaN fails the comparison too
+
+
 def check_coordinates(lat, lon, what: str = "coordinates") -> tuple[np.ndarray, np.ndarray]:
     """``lat``/``lon`` as float64 arrays of one shape, or ``ValueError`` naming ``what`` and the
     first offending index: NaN or infinite values, latitudes outside [-90, 90], longitudes outside
@@ -26,8 +32,9 @@ def check_coordinates(lat, lon, what: str = "coordinates") -> tuple[np.ndarray, 
     if lat.shape != lon.shape:
         raise ValueError(f"{what}: {lat.shape[0] if lat.ndim else 1} latitudes but {lon.shape[0] if lon.ndim else 1} "
                          f"longitudes")
-    for name, values, bound in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
-        bad = np.flatnonzero(~(np.abs(values) <= bound))  # NaN fails the comparison too
+    for name, values, bound, mask in zip(("latitude", "longitude"), (lat, lon), (90.0, 180.0),
+                                         invalid_coordinates(lat, lon)):
+        bad = np.flatnonzero(mask)
         if len(bad):
             raise ValueError(f"{what}: {len(bad)} {name}(s) not a number in [-{bound:g}, {bound:g}], first at index "
                              f"{bad[0]}: {values.flat[bad[0]]}")
