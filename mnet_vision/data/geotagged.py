@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnet_vision.metrics.geo import invalid_coordinates
+from mnet_vision.geo.distances import invalid_coordinates
 
 COLUMNS = {"path": ("path", "image", "img_id", "file"), "lat": ("lat", "latitude"), "lon": ("lon", "lng", "longitude")}
 
