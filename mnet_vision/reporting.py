@@ -208,3 +208,35 @@ def save_attribute_ap_chart(names: Sequence[str], ap: torch.Tensor, positive_rat
     ax.set_title(title or "AP per attribute")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 1.0 / len(names)), ncol=3, fontsize=8)  # below: bars reach 1
     return _save_figure(fig, path, "attribute AP chart")
+
+
+def save_distance_curve(errors_km: Mapping[str, Any], path: str | Path, title: str = "",
+                        thresholds_km: Sequence[float] = (1, 25, 200, 750, 2500)) -> Path:
+    """The share of photos located within each distance of the truth (distance on a log axis), one
+    line per predictor (``errors_km``: name -> great-circle errors in km), Table 11's thresholds
+    dotted: every scale at once, where the table samples five."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.5))
+    low, high = 0.1, 20_100.0  # 100 m to half the circumference
+    grid = np.geomspace(low, high, 400)
+    for name, errors in errors_km.items():
+        errors = np.sort(np.asarray(errors, dtype=float))
+        ax.plot(grid, np.searchsorted(errors, grid, side="right") / max(len(errors), 1), label=name)
+    for t in thresholds_km:
+        ax.axvline(t, color="grey", linestyle=":", linewidth=1)
+        ax.text(t, 1.01, f"{t:g} km", ha="center", va="bottom", fontsize=7, color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("great-circle error (km)")
+    ax.set_ylabel("share of photos within")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    if title:
+        ax.set_title(title, pad=14)
+    return _save_figure(fig, path, "distance curve")

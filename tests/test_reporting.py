@@ -49,3 +49,14 @@ def test_search_picture_with_missing_files(tmp_path):
                {"query": "emb.npy[0]", "identity": "unknown", "matches": [{"identity": "bob", "score": 0.1, "source": ""}]}]
     path = save_search_picture(results, tmp_path / "hits.png")
     assert path.stat().st_size > 1000
+
+
+def test_distance_curve_png(tmp_path):
+    import numpy as np
+
+    from mnet_vision.reporting import save_distance_curve
+
+    path = save_distance_curve({"model": np.array([0.5, 30.0, 400.0]), "baseline": np.array([3000.0] * 3)},
+                               tmp_path / "curve.png", "3 photos")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 300

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mnet_vision.data.images import check_images_exist
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.data.synthetic_attributes import DEFAULT_ATTRIBUTE_SPLITS, make_attributes_dataset
@@ -160,18 +160,6 @@ def read_attribute_csv(path: str | Path) -> AttributeTable:
     _check_unique(files, str(path))
     labels = _parse_values([[v.strip() for v in row[1:]] for row in body], 2, names, CSV_VALUES, str(path))
     return AttributeTable(names, files, labels, str(path))
-
-
-def check_images_exist(folder: Path, files: Sequence[str], source: str) -> None:
-    """Raise ``FileNotFoundError`` naming ``source`` when any of ``files`` is not in ``folder``.
-    Plain names are checked against one listing of the folder (CelebA has 200k of them)."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} (for {source}) does not exist")
-    listed = set(os.listdir(folder))
-    missing = [f for f in files if (f not in listed if "/" not in f else not (folder / f).is_file())]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} of the {len(files)} images listed in {source} are missing from "
-                                f"{folder} (first: {missing[:5]})")
 
 
 class AttributeDataset(Dataset):

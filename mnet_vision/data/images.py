@@ -6,6 +6,7 @@ decoder in torchvision only warns and returns a partly grey image, which is a si
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -75,3 +76,15 @@ def readable_chunks(files: Sequence[Path], size: int, skipped: list[str]) -> Ite
                 log.warning("skipping %s", err)
                 skipped.append(str(path))
         yield chunk
+
+
+def check_images_exist(folder: Path, files: Sequence[str], source: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``source`` when any of ``files`` is not in ``folder``.
+    Plain names are checked against one listing of the folder (CelebA has 200k of them)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} (for {source}) does not exist")
+    listed = set(os.listdir(folder))
+    missing = [f for f in files if (f not in listed if "/" not in f else not (folder / f).is_file())]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of the {len(files)} images listed in {source} are missing from "
+                                f"{folder} (first: {missing[:5]})")

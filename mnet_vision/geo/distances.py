@@ -6,6 +6,7 @@ Conventions (implementations disagree on each; these are the project's, see DESI
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -33,15 +34,27 @@ def check_coordinates(lat, lon, what: str = "coordinates") -> tuple[np.ndarray, 
     return lat, lon
 
 
+def _haversine_km(xp, lat1, lon1, lat2, lon2):
+    """The haversine formula with the array namespace ``xp`` (numpy or torch): one formula for both."""
+    p1, p2 = xp.deg2rad(lat1), xp.deg2rad(lat2)
+    h = xp.sin((p2 - p1) / 2) ** 2 + xp.cos(p1) * xp.cos(p2) * xp.sin(xp.deg2rad(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * xp.arcsin(xp.sqrt(xp.clip(h, 0.0, 1.0)))
+
+
 def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     """Great-circle distance in km between points in degrees (broadcasting), by the haversine
     formula on a sphere of radius :data:`EARTH_RADIUS_KM` (accurate at short range, where the
-    spherical law of cosines loses digits, and across the antimeridian)."""
+    spherical law of cosines loses digits, and across the antimeridian). Inputs are checked."""
     lat1, lon1 = check_coordinates(lat1, lon1, "first points")
     lat2, lon2 = check_coordinates(lat2, lon2, "second points")
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return _haversine_km(np, lat1, lon1, lat2, lon2)
+
+
+def great_circle_km_torch(lat1: torch.Tensor, lon1: torch.Tensor, lat2: torch.Tensor, lon2: torch.Tensor
+                          ) -> torch.Tensor:
+    """:func:`great_circle_km` on tensors (any device, broadcasting), unchecked: for losses and
+    metrics inside a training step, where the coordinates were checked when the data was read."""
+    return _haversine_km(torch, lat1, lon1, lat2, lon2)
 
 
 def to_unit_vectors(lat, lon) -> np.ndarray:

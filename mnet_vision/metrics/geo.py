@@ -10,8 +10,11 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
-from mnet_vision.geo.distances import great_circle_km
+from mnet_vision.geo.distances import great_circle_km, great_circle_km_torch
 
 #: Table 11's scales, finest first: threshold in km -> name
 SCALES = {1: "street", 25: "city", 200: "region", 750: "country", 2500: "continent"}
@@ -22,12 +25,40 @@ def geolocation_accuracy(pred_lat, pred_lon, true_lat, true_lon,
                          thresholds_km: Sequence[float] = THRESHOLDS_KM) -> dict[str, float]:
     """``acc@<t>km``: the share of predictions within ``t`` km of the truth (inclusive), for each
     threshold; ``median_km`` and ``mean_km`` of the errors; ``count``. Needs at least one photo."""
-    distances = great_circle_km(pred_lat, pred_lon, true_lat, true_lon).ravel()
+    return distance_accuracy(great_circle_km(pred_lat, pred_lon, true_lat, true_lon), thresholds_km)
+
+
+def distance_accuracy(distances_km, thresholds_km: Sequence[float] = THRESHOLDS_KM) -> dict[str, float]:
+    """:func:`geolocation_accuracy` of errors already measured in km."""
+    distances = np.asarray(distances_km, np.float64).ravel()
     if distances.size == 0:
-        raise ValueError("geolocation_accuracy needs at least one prediction")
+        raise ValueError("geolocation accuracy needs at least one prediction")
     result = {f"acc@{t:g}km": float(np.mean(distances <= t)) for t in thresholds_km}
     result.update(median_km=float(np.median(distances)), mean_km=float(np.mean(distances)), count=float(distances.size))
     return result
+
+
+class GeolocationErrors(Metric):
+    """Great-circle errors (km) of one or more predictors, gathered over batches (and processes):
+    ``update(name, pred_lat, pred_lon, true_lat, true_lon)``; ``compute() -> {name: (N,) km}`` for
+    the predictors updated (:func:`distance_accuracy` summarises one)."""
+
+    full_state_update = False
+
+    def __init__(self, names: Sequence[str]):
+        super().__init__()
+        self.names = list(names)
+        for name in self.names:
+            self.add_state(f"km_{name}", default=[], dist_reduce_fx="cat")
+
+    def update(self, name: str, pred_lat: torch.Tensor, pred_lon: torch.Tensor, true_lat: torch.Tensor,
+               true_lon: torch.Tensor) -> None:
+        getattr(self, f"km_{name}").append(great_circle_km_torch(pred_lat.double(), pred_lon.double(),
+                                                                 true_lat.double(), true_lon.double()))
+
+    def compute(self) -> dict[str, np.ndarray]:
+        return {name: dim_zero_cat(getattr(self, f"km_{name}")).cpu().numpy()
+                for name in self.names if getattr(self, f"km_{name}")}
 
 
 def accuracy_table(columns: Mapping[str, Mapping[str, float]], thresholds_km: Sequence[float] = THRESHOLDS_KM) -> str:

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from mnet_vision.geo.distances import (EARTH_RADIUS_KM, check_coordinates, great_circle_km, to_degrees,
-                                       to_unit_vectors)
+from mnet_vision.geo.distances import (EARTH_RADIUS_KM, check_coordinates, great_circle_km, great_circle_km_torch,
+                                       to_degrees, to_unit_vectors)
 
 CITIES = {"london": (51.5074, -0.1278), "paris": (48.8566, 2.3522), "new_york": (40.7128, -74.0060),
           "los_angeles": (34.0522, -118.2437), "sydney": (-33.8688, 151.2093), "auckland": (-36.8485, 174.7633)}
@@ -59,3 +59,17 @@ def test_unit_vectors_round_trip_and_average_across_the_antimeridian():
     # Fiji-like points on both sides of +-180: the mean is near 180, not near 0 as averaged degrees give
     mean_lat, mean_lon = to_degrees(vectors[:3].mean(axis=0))
     assert mean_lat == pytest.approx(-17.5, abs=0.01) and abs(abs(float(mean_lon)) - 179.8) < 0.1
+
+
+def test_torch_distances_match_numpy():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    lat1, lat2 = rng.uniform(-90, 90, (2, 500))
+    lon1, lon2 = rng.uniform(-180, 180, (2, 500))
+    expected = great_circle_km(lat1, lon1, lat2, lon2)
+    got = great_circle_km_torch(*(torch.from_numpy(a) for a in (lat1, lon1, lat2, lon2)))
+    assert got.dtype == torch.float64 and np.allclose(got.numpy(), expected, rtol=1e-12, atol=1e-9)
+    # broadcasting (N, 1) photos against (1, C) cells, as soft targets use it
+    grid = great_circle_km_torch(torch.tensor([[0.0], [10.0]]), torch.tensor([[0.0], [0.0]]),
+                                 torch.tensor([[0.0, 10.0]]), torch.tensor([[0.0, 0.0]]))
+    assert grid.shape == (2, 2) and float(grid[0, 0]) == 0.0 and float(grid[0, 1]) == pytest.approx(float(grid[1, 0]))

@@ -1,9 +1,10 @@
 """Geolocation accuracy at Table 11's thresholds on constructed cases, and its table."""
 import numpy as np
 import pytest
+import torch
 
 from mnet_vision.geo.distances import EARTH_RADIUS_KM, great_circle_km
-from mnet_vision.metrics.geo import accuracy_table, geolocation_accuracy
+from mnet_vision.metrics.geo import GeolocationErrors, accuracy_table, distance_accuracy, geolocation_accuracy
 
 
 def test_accuracy_at_thresholds_inclusive():
@@ -32,3 +33,20 @@ def test_table_in_table_11_layout():
     lines = table.splitlines()
     assert lines[2] == "| continent 2500 km | 79.3 % | 79.3 % |" and lines[6] == "| street 1 km | 11.4 % | 11.4 % |"
     assert lines[-1] == "| median error | 612 km | – |"
+
+
+def test_errors_gathered_over_batches_per_predictor():
+    metric = GeolocationErrors(["model", "baseline", "unused"])
+    truth = torch.tensor([0.0, 0.0]), torch.tensor([0.0, 0.0])
+    # 1 km and 100 km due north, then 10 km: accuracies known by construction
+    north = [torch.tensor([np.degrees(km / EARTH_RADIUS_KM) for km in kms]) for kms in ((1.0, 100.0), (10.0, 10.0))]
+    metric.update("model", north[0], torch.zeros(2), *truth)
+    metric.update("model", north[1], torch.zeros(2), *truth)
+    metric.update("baseline", torch.full((2,), 45.0), torch.zeros(2), *truth)
+    errors = metric.compute()
+    assert set(errors) == {"model", "baseline"}  # a predictor never updated has no errors, not zeros
+    assert errors["model"] == pytest.approx([1.0, 100.0, 10.0, 10.0], rel=1e-9)
+    summary = distance_accuracy(errors["model"])
+    assert summary["acc@1km"] == 0.25 and summary["acc@25km"] == 0.75 and summary["acc@200km"] == 1.0
+    assert summary["median_km"] == pytest.approx(10.0) and summary["count"] == 4
+    assert distance_accuracy(errors["baseline"])["acc@2500km"] == 0.0
