@@ -6,6 +6,7 @@
                                                                              # faiss ANN indexes vs exact search
     python tools/benchmark.py embedding [--batch 32] [--repeats 10]            # Table 14's students vs a FaceNet-class net
     python tools/benchmark.py attributes [--batch 32] [--repeats 5]            # Table 12's students vs resnet18: train + infer
+    python tools/benchmark.py geo [--points 1000000 10000000] [--repeats 3]    # S2 partition build vs s2geometry's loop
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
@@ -18,12 +19,14 @@ from mnet_vision.attribute_benchmark import attribute_table, compare_attribute_m
 from mnet_vision.benchmark import compare_with_timm, rows_table
 from mnet_vision.detection_benchmark import compare_detectors, detector_table
 from mnet_vision.embedding_benchmark import compare_embedders, embedder_table
+from mnet_vision.geo_benchmark import partition_build_rows, partition_table
 from mnet_vision.index_benchmark import compare_indexes, index_table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=["classification", "detection", "index", "embedding", "attributes"],
+    parser.add_argument("what", nargs="?", choices=["classification", "detection", "index", "embedding", "attributes",
+                                                     "geo"],
                         default="classification")
     parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 32 (classification), 1 8 (detection), "
                         "32 (embedding, attributes)")
@@ -36,7 +39,16 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=1.0, help="detection: width of our MobileNetV1")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="index: gallery sizes")
     parser.add_argument("--queries", type=int, default=1000, help="index: held-out queries (batches of 1000)")
+    parser.add_argument("--points", type=int, nargs="+", default=[1_000_000, 10_000_000],
+                        help="geo: photo locations to build a partition from")
     args = parser.parse_args()
+    if args.what == "geo":
+        rows = partition_build_rows(args.points, repeats=args.repeats or 3)
+        print(f"S2 partition build (t_max {rows[0]['t_max']}, t_min {rows[0]['t_min']}, levels {rows[0]['levels']}) of population-"
+              f"weighted city points, {rows[0]['threads']} threads, median of {args.repeats or 3}; s2geometry's "
+              f"per-point loop (leaf ids only) timed on {rows[0]['loop_points']:,} of the points and extrapolated")
+        print(partition_table(rows))
+        return
     if args.what == "index":
         rows = compare_indexes(args.sizes, queries=args.queries, threads=args.threads, repeats=args.repeats or 3)
         print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads "
