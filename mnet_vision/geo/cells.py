@@ -70,15 +70,17 @@ class GeoCellPartition:
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.cell_ids)
-        if ids.dtype != np.uint64:
-            ids = ids.astype(np.uint64)
-        arrays = {"cell_ids": ids, "counts": np.asarray(self.counts, np.int64)}
+        if ids.size and (ids.dtype.kind not in "iu" or (ids.dtype.kind == "i" and (ids < 0).any())):
+            raise ValueError(f"{self.source}: cell ids must be non-negative integers (uint64), got dtype {ids.dtype}")
+        arrays = {"cell_ids": ids.astype(np.uint64), "counts": np.array(self.counts, np.int64)}
         for name in ("lat_mean", "lon_mean", "lat_center", "lon_center"):
-            arrays[name] = np.asarray(getattr(self, name), np.float64)
+            arrays[name] = np.array(getattr(self, name), np.float64)
         for name, values in arrays.items():
             if values.shape != (len(ids),):
                 raise ValueError(f"{self.source}: {name} has shape {values.shape}, expected ({len(ids)},) like cell_ids")
+            values.setflags(write=False)  # own read-only copies: the cached tokens and ranges stay true
             object.__setattr__(self, name, values)
+        ids = self.cell_ids
         bad = np.flatnonzero(~is_valid(ids))
         if len(bad):
             raise ValueError(f"{self.source}: class {bad[0]} is not a valid S2 cell (id {int(ids[bad[0]])}, "

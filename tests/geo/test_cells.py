@@ -282,3 +282,14 @@ def test_cells_table():
                           "build_seconds": 0.123}])
     assert table.splitlines()[0] == "| t_max | cells | photos kept | dropped | levels | build seconds |"
     assert table.splitlines()[2] == "| 1000 | 12 | 900 | 100 | 2-9 | 0.12 |"
+
+
+def test_partition_arrays_are_read_only_copies():
+    ids = tokens_to_ids(["47e4", "89c25"])
+    partition = GeoCellPartition(ids, [1, 2], [0, 0], [0, 0], [0, 0], [0, 0])
+    ids[0] = 0  # the caller's array is not the partition's
+    assert partition.tokens[0] == "47e4"
+    with pytest.raises(ValueError, match="read-only"):
+        partition.counts[0] = 5
+    with pytest.raises(ValueError, match="non-negative integers"):
+        GeoCellPartition(np.array([1.5]), [1], [0], [0], [0], [0])
