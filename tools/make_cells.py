@@ -6,7 +6,8 @@
 csv: a path,lat,lon photo list (columns by header, see mnet_vision.data.geotagged). One partition per
 t_max (coarsest first), each written to out/cells_<t_min>_<t_max>.csv, with a map
 out/cells_<t_min>_<t_max>.png when map=true. Cells holding more than t_max photos are split, cells
-holding fewer than t_min are dropped with their photos. Prints a Markdown table of the partitions.
+holding fewer than t_min are dropped with their photos. Prints a Markdown table of the partitions and
+the data.partitions / data.num_cells overrides to train on them.
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import sys
@@ -33,6 +34,9 @@ def main(argv: list[str]) -> None:
     print(cells_table(rows))
     for row in rows:
         print(f"wrote {row['csv']}" + (f" and {row['map']}" if row["map"] else ""))
+    # the model's classifiers are built for these counts: train with exactly these overrides
+    print(f"train with: task=planet data=geotagged data.partitions=[{','.join(r['csv'] for r in rows)}] "
+          f"data.num_cells=[{','.join(str(r['cells']) for r in rows)}]")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ def test_make_cells_writes_partitions_and_table(tmp_path):
     assert len(coarse) < len(fine)
     assert ancestor_index(fine, coarse).shape == (len(fine),)
     assert "4000 photos" in lines[0] and not list(out.glob("*.png"))
+    assert lines[-1] == (f"train with: task=planet data=geotagged data.partitions=[{out}/cells_10_800.csv,"
+                         f"{out}/cells_10_200.csv] data.num_cells=[{len(coarse)},{len(fine)}]")
 
 
 def test_make_cells_with_maps_and_one_t_max(tmp_path):
