@@ -62,7 +62,16 @@ def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 def load_matching(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, show: int = 8) -> None:
     """Load ``state`` into ``module`` strictly; on any difference raise
-    :class:`CheckpointMismatchError` listing missing keys, unexpected keys and shape differences."""
+    :class:`CheckpointMismatchError` listing missing keys, unexpected keys and shape differences.
+
+    A submodule that can say better what a difference means (a geo-cell head: the checkpoint's
+    cell counts against the configured ones) defines ``check_state_dict(state, source)``, called
+    first with its own part of ``state``."""
+    for name, sub in module.named_modules():
+        check = getattr(sub, "check_state_dict", None)
+        if check is not None:
+            prefix = f"{name}." if name else ""
+            check({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, source)
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

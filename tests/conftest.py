@@ -54,3 +54,16 @@ def attribute_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("attributes")
     return train(compose(tiny_attribute_overrides(root / "data")), run_dir=root / "run")
+
+
+@pytest.fixture(scope="session")
+def geo_run(tmp_path_factory):
+    """One seconds-long PlaNet run (task=planet, two partitions) on a tiny synthetic geotagged set:
+    its metrics dict (``run_dir``, ``best_checkpoint`` ...); data under ``<run>/../data``."""
+    from mnet_vision.config import compose
+    from mnet_vision.training import train
+    from tests.helpers import tiny_geo_cell_counts, tiny_geo_overrides
+
+    root = tmp_path_factory.mktemp("geo")
+    counts = tiny_geo_cell_counts(root / "data")
+    return train(compose(tiny_geo_overrides(root / "data", counts)), run_dir=root / "run")

@@ -124,3 +124,43 @@ def tiny_attribute_overrides(root: Path | str, *extra: str) -> list[str]:
         "logger=csv",
         *extra,
     ]
+
+
+TINY_GEO_IMAGES = {"train": 240, "val": 40, "test": 40}
+
+
+def tiny_geo_overrides(root: Path | str, num_cells: list[int] | None = None, *extra: str) -> list[str]:
+    """Hydra overrides for a seconds-long run of task=planet on a tiny synthetic geotagged set with
+    two partitions (t_max 80 and 25, t_min 3); ``num_cells`` as :func:`tiny_geo_cell_counts` finds them."""
+    return [
+        "task=planet",
+        f"data.root={root}",
+        "data.images_per_split={" + ",".join(f"{k}:{v}" for k, v in TINY_GEO_IMAGES.items()) + "}",
+        "data.image_size=32",
+        "data.cells.t_max=[80,25]",
+        "data.cells.t_min=3",
+        f"data.num_cells=[{','.join(str(n) for n in num_cells or [1, 1])}]",
+        "task.input_size=32",
+        "data.batch_size=32",
+        "data.num_workers=0",
+        "backbone.alpha=0.25",
+        "trainer.max_epochs=6",
+        "trainer.check_val_every_n_epoch=3",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "logger=csv",
+        *extra,
+    ]
+
+
+def tiny_geo_cell_counts(root: Path | str) -> list[int]:
+    """Generate the tiny geotagged set and its partitions (as a user runs make_cells before training:
+    the model is built for the partitions' cell counts) and return those counts."""
+    from hydra.utils import instantiate
+
+    from mnet_vision.config import compose
+    from mnet_vision.geo.cells import GeoCellPartition
+
+    data = instantiate(compose(tiny_geo_overrides(root)).data)
+    data.prepare_data()
+    return [len(GeoCellPartition.read_csv(path)) for path in data.partition_files]

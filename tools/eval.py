@@ -9,11 +9,13 @@ overrides the config stored in the checkpoint, and data=NAME evaluates on conf/d
 data.pairs={test:/data/pairs.txt}); a classifier's confusion_test.png or a detector's
 detections_test.json and detections_test/*.png go to out_dir, by default <run dir>/eval_<split>.
 A detector is scored with the 12 COCO box metrics (pycocotools), as is a results file made anywhere
-(gt= and results=).
+(gt= and results=). Tables a task writes (a geolocation model's Table 11 beside the most-populous-cell
+baseline, per-attribute APs) are printed after the metrics.
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -36,6 +38,8 @@ def main(argv: list[str]) -> None:
         ckpt, split, out_dir = args.pop("ckpt"), args.pop("split", "test"), args.pop("out_dir", None)
         metrics = evaluate(ckpt, split, args, out_dir=out_dir, data=data[-1] if data else None)
         print_metrics(metrics)
+        for table in sorted(Path(metrics["out_dir"]).glob(f"*_{split}.md")):  # a task's own tables (Table 11, APs)
+            print(f"\n{table.name}:\n{table.read_text()}")
     else:
         sys.exit(USAGE)
     if output:

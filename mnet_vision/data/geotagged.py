@@ -73,3 +73,4 @@ def read_geotagged_csv(path: str | Path) -> GeotaggedPhotos:
             raise ValueError(f"{path}, line {first + 2}: {role} {values[first]} is not a number in [-{bound}, {bound}] "
                              f"({int(bad.sum())} such row(s))")
     return GeotaggedPhotos(paths, lat, lon, str(path))
+

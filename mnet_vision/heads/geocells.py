@@ -81,6 +81,19 @@ class GeoCellHead(nn.Module):
     def has_partitions(self) -> bool:
         return bool((getattr(self, "cell_ids_0") != 0).all())  # 0 is no S2 cell
 
+    def check_state_dict(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        """Called by :func:`mnet_vision.checkpoints.load_matching`: a checkpoint with other cell counts
+        than this head's is a ``CheckpointMismatchError`` saying so."""
+        from mnet_vision.checkpoints import CheckpointMismatchError
+
+        biases = {int(k.split(".")[1]): v for k, v in state.items() if k.startswith("classifiers.") and k.endswith(".bias")}
+        found = [int(biases[p].shape[0]) for p in sorted(biases)]
+        if not found or found == self.num_cells:  # nothing of ours to explain, or nothing to explain
+            return
+        raise CheckpointMismatchError(f"{source} was trained on partitions of {found} cells, but this model is built "
+                                      f"for data.num_cells={self.num_cells}: use the checkpoint with the partitions "
+                                      f"it was trained on (it holds their cells) and their counts")
+
     def set_partitions(self, partitions: Sequence[GeoCellPartition]) -> None:
         """Take the cells of ``partitions`` (coarsest first); when the head already has cells (from
         a checkpoint), check the files are the ones it was trained with instead. Errors name the file."""

@@ -4,5 +4,6 @@ from mnet_vision.tasks.classification import ClassificationTask
 from mnet_vision.tasks.detection import DetectionTask
 from mnet_vision.tasks.distillation import DistillationTask
 from mnet_vision.tasks.embedding import EmbeddingTask
+from mnet_vision.tasks.geolocation import GeolocationTask
 
-__all__ = ["AttributeTask", "ClassificationTask", "DetectionTask", "DistillationTask", "EmbeddingTask"]
+__all__ = ["AttributeTask", "ClassificationTask", "DetectionTask", "DistillationTask", "EmbeddingTask", "GeolocationTask"]

@@ -1,0 +1,175 @@
+"""Geolocation data: geotagged photos labelled with their cell in every partition, as datasets
+and DataModules (the CSV reader is :mod:`mnet_vision.data.geotagged`)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mnet_vision.data.geotagged import GeotaggedPhotos, read_geotagged_csv
+from mnet_vision.data.images import check_images_exist
+from mnet_vision.data.sampling import SeededLoadersDataModule
+from mnet_vision.data.skipping import collate_skipping, read_or_skip
+from mnet_vision.data.synthetic_geo import make_synthetic_geotagged
+from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
+                                         classification_train_transform)
+from mnet_vision.geo.cells import GeoCellPartition, make_cells
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+class GeotaggedDataset(Dataset):
+    """Samples ``{"image": (3, S, S) float, "lat", "lon": float64 degrees, "cells": (P,) int64
+    (the photo's class in each partition, -1 where no cell holds it), "path", "id"}``. Unreadable
+    images raise when ``strict``, else become counted skip records."""
+
+    def __init__(self, folder: str | Path, photos: GeotaggedPhotos, cells: np.ndarray, transform=None,
+                 strict: bool = False):
+        self.folder, self.photos, self.cells = Path(folder), photos, cells
+        self.transform, self.strict = transform, strict
+
+    def __len__(self) -> int:
+        return len(self.photos.paths)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.photos.paths
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key`` is an index, or ``(index, augmentation_seed)`` as :class:`EpochSampler` yields."""
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        path = str(self.folder / self.photos.paths[index])
+        image = read_or_skip(path, self.transform, seed, self.strict)
+        if isinstance(image, dict):
+            return image
+        return {"image": image, "lat": float(self.photos.lat[index]), "lon": float(self.photos.lon[index]),
+                "cells": torch.from_numpy(self.cells[index]), "path": path, "id": self.photos.paths[index]}
+
+
+def _subset(photos: GeotaggedPhotos, keep: np.ndarray) -> GeotaggedPhotos:
+    return GeotaggedPhotos([photos.paths[i] for i in np.flatnonzero(keep)], photos.lat[keep], photos.lon[keep],
+                           photos.source)
+
+
+class GeotaggedDataModule(SeededLoadersDataModule):
+    """Train/val/test loaders of geotagged photos, labelled with their cells in each partition.
+
+    Args:
+        root: the data folder; the CSVs (``files``) are relative to it, image paths to ``<root>/<images>``.
+        partitions: cell CSVs written by ``tools/make_cells.py`` from the training photos, coarsest
+            first (the last is the one photos are located in).
+        num_cells: their cell counts: the model's classifiers are built for these, and a file with
+            another count is an error naming it.
+        input_size, batch_size, num_workers, seed, strict: as :class:`mnet_vision.data.ImageFolderDataModule`.
+        min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
+
+    Training photos that no cell of some partition holds (they fell in cells dropped for holding
+    fewer than ``t_min`` photos) are counted, logged and left out of training, as PlaNet does;
+    validation and test keep every photo (the distance metrics need no cell; the loss ignores -1).
+    """
+
+    collate = staticmethod(collate_skipping)
+
+    def __init__(self, root: str, partitions: Sequence[str] | None, num_cells: Sequence[int],
+                 files: Mapping[str, str] | None = None, images: str = ".", input_size: int = 224,
+                 batch_size: int = 64, num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.66,
+                 crop_fraction: float = 0.875, hflip: bool = True, mean: Sequence[float] = TF_MEAN,
+                 std: Sequence[float] = TF_STD, seed: int = 0):
+        super().__init__()
+        self.root, self.images, self.input_size = Path(root), images, input_size
+        self.partition_files = [str(p) for p in partitions or ()]
+        self.num_cells = [int(n) for n in num_cells]
+        self.files = dict(files or {split: f"{split}.csv" for split in SPLITS})
+        if set(self.files) != set(SPLITS):
+            raise ValueError(f"data.files must name a CSV for each of {SPLITS}, got {sorted(self.files)}")
+        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
+        self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
+        self.eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
+        self.partitions: list[GeoCellPartition] = []
+        self.excluded_train_photos = 0
+
+    def read_partitions(self) -> list[GeoCellPartition]:
+        """The partition files, checked against ``num_cells``."""
+        if not self.partition_files:
+            raise ValueError("data.partitions lists no cell files; build them with tools/make_cells.py csv=<train CSV>")
+        if len(self.partition_files) != len(self.num_cells):
+            raise ValueError(f"data.partitions lists {len(self.partition_files)} file(s) but data.num_cells "
+                             f"{len(self.num_cells)} count(s): {self.num_cells}")
+        partitions = []
+        for path, n in zip(self.partition_files, self.num_cells):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"partition file {path} does not exist; build it with tools/make_cells.py")
+            partition = GeoCellPartition.read_csv(path)
+            if len(partition) != n:
+                raise ValueError(f"{path} has {len(partition)} cells but data.num_cells gives {n}; the model's "
+                                 f"classifier is built for data.num_cells, so set it to the files' counts")
+            partitions.append(partition)
+        return partitions
+
+    def setup(self, stage: str | None = None) -> None:
+        self.partitions = self.read_partitions()
+        folder = self.root / self.images
+        for split in SPLITS:
+            path = self.root / self.files[split]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} ({split} split) does not exist; expected <root>/{self.files[split]} "
+                                        f"with a header 'path,lat,lon'")
+            photos = read_geotagged_csv(path)
+            check_images_exist(folder, photos.paths, photos.source)
+            cells = np.stack([p.assign(photos.lat, photos.lon) for p in self.partitions], axis=1)
+            if split == "train":
+                kept = (cells >= 0).all(axis=1)
+                self.excluded_train_photos = int((~kept).sum())
+                if self.excluded_train_photos:
+                    log.info("%s: %d of %d training photos lie in no cell of some partition (dropped for holding "
+                             "fewer than t_min photos) and are left out of training", path,
+                             self.excluded_train_photos, len(kept))
+                    if not kept.any():
+                        raise ValueError(f"{path}: no training photo lies in a cell of every partition "
+                                         f"{self.partition_files}; were the cells built from another photo list?")
+                photos, cells = _subset(photos, kept), cells[kept]
+            transform = self.train_transform if split == "train" else self.eval_transform
+            setattr(self, f"{split}_set", GeotaggedDataset(folder, photos, cells, transform, self.strict))
+        log.info("%s: %d train / %d val / %d test photos; partitions %s", self.root, len(self.train_set),
+                 len(self.val_set), len(self.test_set), ", ".join(f"{p.source} ({len(p)} cells)" for p in self.partitions))
+
+    def sample_ids(self, split: str) -> list[str]:
+        """The photo paths (as listed) of the ``train``/``val``/``test`` split."""
+        if not hasattr(self, f"{split}_set"):
+            self.setup("fit")
+        return getattr(self, f"{split}_set").ids
+
+
+class SyntheticGeotaggedDataModule(GeotaggedDataModule):
+    """:class:`GeotaggedDataModule` over the synthetic geotagged set, generated on first use with
+    its partitions built from its training photos (``<root>/cells/cells_<t_min>_<t_max>.csv``).
+
+    Args beyond the parent's: ``images_per_split``, ``image_size``, ``landmark_rate``,
+    ``generator_seed`` (see :func:`mnet_vision.data.synthetic_geo.make_synthetic_geotagged`) and
+    ``cells`` (``t_max`` list, coarsest first, ``t_min``, ``min_level``, ``max_level``). With
+    ``partitions`` null those are the partitions used.
+    """
+
+    def __init__(self, root: str, num_cells: Sequence[int], partitions: Sequence[str] | None = None,
+                 cells: Mapping[str, Any] | None = None, images_per_split: Mapping[str, int] | None = None,
+                 image_size: int = 64, landmark_rate: float = 0.25, generator_seed: int = 0, **kwargs):
+        cells = dict(cells or {})
+        self.cell_args = dict(t_maxes=list(cells.get("t_max", [1000])), t_min=int(cells.get("t_min", 20)),
+                              min_level=int(cells.get("min_level", 2)), max_level=int(cells.get("max_level", 20)))
+        built = [str(Path(root) / "cells" / f"cells_{self.cell_args['t_min']}_{t}.csv") for t in self.cell_args["t_maxes"]]
+        super().__init__(root, partitions or built, num_cells, **kwargs)
+        self.builds_cells = partitions is None
+        self.generator_args = dict(image_size=image_size, landmark_rate=landmark_rate, seed=generator_seed)
+        if images_per_split:
+            self.generator_args["splits"] = dict(images_per_split)
+
+    def prepare_data(self) -> None:
+        make_synthetic_geotagged(self.root, **self.generator_args)
+        if self.builds_cells and not all(Path(p).is_file() for p in self.partition_files):
+            make_cells(self.root / self.files["train"], self.root / "cells", draw_map=True, **self.cell_args)

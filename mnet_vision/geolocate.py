@@ -1,0 +1,139 @@
+"""Locating photos with a trained geolocation checkpoint: top-k cells with probabilities and a
+predicted point per photo, as JSON, with optional maps; scored in km when the truth is known.
+
+``tools/geolocate.py`` is a thin wrapper over :func:`geolocate_files`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mnet_vision.data.geotagged import read_geotagged_csv
+from mnet_vision.data.images import image_files, readable_chunks
+from mnet_vision.data.transforms import apply_seeded
+from mnet_vision.geo.cells import GeoCellPartition
+from mnet_vision.geo.distances import great_circle_km
+from mnet_vision.geo.maps import save_geolocation_map
+from mnet_vision.geo.s2 import ids_to_tokens
+from mnet_vision.jsonfiles import write_json
+from mnet_vision.metrics.geo import accuracy_table, geolocation_accuracy
+
+log = logging.getLogger(__name__)
+
+
+class Geolocator:
+    """The model of a geolocation checkpoint (``task=planet``) in eval mode, with the evaluation
+    transform of the data it was trained on.
+
+    Args:
+        ckpt: one of our training checkpoints of a :class:`mnet_vision.tasks.GeolocationTask`.
+        device: ``cpu`` or ``cuda``.
+        partitions: optional cell files (coarsest first); they must be the ones the checkpoint was
+            trained with (same cells in the same order), else an error names the file. The
+            checkpoint itself holds its cells, so these are only a check.
+    """
+
+    def __init__(self, ckpt: str | Path, device: str = "cpu", partitions: Sequence[str] | None = None):
+        from hydra.utils import instantiate
+
+        from mnet_vision.tasks.geolocation import GeolocationTask
+        from mnet_vision.training import task_from_checkpoint  # training pulls in Lightning: only here
+
+        cfg, task, _ = task_from_checkpoint(ckpt)
+        if not isinstance(task, GeolocationTask):
+            raise ValueError(f"{ckpt} is a {type(task).__name__} checkpoint; geolocation needs task=planet")
+        self.head = task.model.head
+        if not self.head.has_partitions:
+            raise ValueError(f"{ckpt} holds no cells: it was saved before training started")
+        if partitions:
+            self.head.set_partitions([GeoCellPartition.read_csv(p) for p in partitions])
+        self.model = task.model.eval().to(device)
+        self.transform = instantiate(cfg.data).eval_transform
+        self.device = device
+        self.partition = self.head.partition(-1, str(ckpt))
+        self.tokens = ids_to_tokens(self.partition.cell_ids)
+
+    @torch.inference_mode()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, C)`` probabilities of the finest cells (hierarchical product when several partitions)."""
+        return self.head.log_probabilities(self.model(images.to(self.device))).exp().cpu()
+
+    def locate(self, arrays: Sequence[np.ndarray], top_k: int = 5) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
+        """Probabilities ``(N, C)`` of RGB uint8 images, and each image's top-k cells (best first):
+        ``{"class", "token", "probability", "lat", "lon"}`` with the cell's mean photo location."""
+        batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for array in arrays])
+        probs = self.probabilities(batch)
+        top_p, top_c = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        cells = [[{"class": int(c), "token": self.tokens[c], "probability": float(p),
+                   "lat": float(self.partition.lat_mean[c]), "lon": float(self.partition.lon_mean[c])}
+                  for p, c in zip(ps.tolist(), cs.tolist())] for ps, cs in zip(top_p, top_c)]
+        return probs.numpy(), cells
+
+
+def _inputs(source: str | Path, images: str | Path | None) -> tuple[list[Path], dict[Path, tuple[float, float]]]:
+    """Image files from a file, a folder, or a geotagged CSV (with its true locations, image paths
+    relative to ``images``, by default the CSV's folder)."""
+    source = Path(source)
+    if source.suffix.lower() == ".csv":
+        photos = read_geotagged_csv(source)
+        root = Path(images) if images is not None else source.parent
+        files = [root / p for p in photos.paths]
+        return files, {f: (float(a), float(o)) for f, a, o in zip(files, photos.lat, photos.lon)}
+    return image_files(source), {}
+
+
+def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, top_k: int = 5, batch_size: int = 32,
+                    draw: bool = False, device: str = "cpu", partitions: Sequence[str] | None = None,
+                    images: str | Path | None = None) -> dict[str, Any]:
+    """Locate the photos of an image file, a folder, or a geotagged CSV (``path,lat,lon``).
+
+    Writes ``out_dir/geolocation.json``: one entry per photo, ``{"file", "lat", "lon" (the
+    predicted point: the best cell's mean photo location), "cells": top-k cells with
+    probabilities}``, plus ``"true_lat"``, ``"true_lon"`` and ``"error_km"`` for a CSV; with
+    ``draw``, ``out_dir/<stem>.png`` maps of each photo's top cells. Unreadable images are
+    skipped and listed. The returned summary has the counts, photos/s and, for a CSV, the
+    accuracy at Table 11's scales (``accuracy``, and ``table`` in its layout).
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    files, truth = _inputs(source, images)
+    locator = Geolocator(ckpt, device, partitions)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries, skipped = [], []
+    start = time.perf_counter()
+    progress = tqdm(total=len(files), desc="geolocating", unit="img")
+    for chunk in readable_chunks(files, batch_size, skipped):
+        if chunk:
+            probs, cells = locator.locate([array for _, array in chunk], top_k)
+            for (path, _), prob, top in zip(chunk, probs, cells):
+                entry = {"file": str(path), "lat": top[0]["lat"], "lon": top[0]["lon"], "cells": top}
+                if path in truth:
+                    entry["true_lat"], entry["true_lon"] = truth[path]
+                    entry["error_km"] = float(great_circle_km(entry["lat"], entry["lon"], *truth[path]))
+                entries.append(entry)
+                if draw:
+                    save_geolocation_map(locator.partition, prob, out_dir / f"{path.stem}.png",
+                                         predicted=(entry["lat"], entry["lon"]), truth=truth.get(path), top_k=top_k,
+                                         title=path.name)
+        progress.update(min(batch_size, len(files) - progress.n))
+    progress.close()
+    seconds = time.perf_counter() - start
+    if skipped:
+        log.warning("skipped %d unreadable image(s): %s", len(skipped), skipped[:5])
+    write_json(out_dir / "geolocation.json", entries)
+    summary: dict[str, Any] = {"json": str(out_dir / "geolocation.json"), "photos": len(entries), "skipped": skipped,
+                               "photos_per_second": len(files) / seconds if seconds > 0 else 0.0}
+    scored = [e for e in entries if "true_lat" in e]
+    if scored:
+        summary["accuracy"] = geolocation_accuracy(*(np.array([e[k] for e in scored]) for k in
+                                                     ("lat", "lon", "true_lat", "true_lon")))
+        summary["table"] = accuracy_table({"model": summary["accuracy"]})
+    return summary

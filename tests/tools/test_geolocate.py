@@ -1,0 +1,47 @@
+"""tools/geolocate.py and tools/eval.py on a PlaNet checkpoint, as a user runs them."""
+import json
+from pathlib import Path
+
+import pytest
+
+from mnet_vision.geolocate import geolocate_files
+from tests.tools.test_cli import run_tool
+
+
+def test_geolocate_a_csv_scores_it_and_draws_maps(geo_run, tmp_path):
+    data = Path(geo_run["run_dir"]).parent / "data"
+    out = run_tool("geolocate.py", f"ckpt={geo_run['best_checkpoint']}", f"input={data / 'test.csv'}",
+                   f"out={tmp_path}", "top_k=3")
+    assert "40 photos located" in out.stdout and "| continent 2500 km |" in out.stdout
+    entries = json.loads((tmp_path / "geolocation.json").read_text())
+    assert len(entries) == 40
+    for entry in entries:
+        assert len(entry["cells"]) == 3
+        probabilities = [c["probability"] for c in entry["cells"]]
+        assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
+        assert (entry["lat"], entry["lon"]) == (entry["cells"][0]["lat"], entry["cells"][0]["lon"])
+        assert entry["error_km"] >= 0 and {"true_lat", "true_lon"} <= set(entry)
+    # the test split's accuracy is the same whether the tool or the trainer scored it
+    median = sorted(e["error_km"] for e in entries)
+    assert (median[19] + median[20]) / 2 == pytest.approx(geo_run["test/median_km"], rel=1e-6)
+
+
+def test_geolocate_one_image_with_a_map(geo_run, tmp_path):
+    image = Path(geo_run["run_dir"]).parent / "data" / "test" / "000000.png"
+    summary = geolocate_files(geo_run["best_checkpoint"], image, tmp_path, top_k=2, draw=True)
+    assert summary["photos"] == 1 and "accuracy" not in summary
+    assert (tmp_path / "000000.png").stat().st_size > 10_000
+
+
+def test_geolocate_checks_cell_files_against_the_checkpoint(geo_run, tmp_path):
+    data = Path(geo_run["run_dir"]).parent / "data"
+    image = data / "test" / "000000.png"
+    coarse = str(data / "cells" / "cells_3_80.csv")
+    with pytest.raises(ValueError, match=rf"{coarse} has \d+ cells but the model's classifier 1 has"):
+        geolocate_files(geo_run["best_checkpoint"], image, tmp_path, partitions=[coarse, coarse])
+
+
+def test_eval_prints_table_11(geo_run):
+    out = run_tool("eval.py", f"ckpt={geo_run['best_checkpoint']}")
+    assert "geolocation_test.md:" in out.stdout
+    assert "| scale | most populous cell | cells_3_80 alone | cells_3_25 alone | hierarchy |" in out.stdout
