@@ -47,7 +47,8 @@ class GeolocationTask(ModelTask):
     The cells come from the data module's partition files when fitting starts (or from the
     checkpoint; then the files are checked to be the same). Validation and test log
     ``acc@<t>km`` and ``median_km`` of the model's points and ``top1/<p>`` per partition; test also
-    scores each partition alone and the most-populous-cell baseline, and writes
+    scores each partition alone and the baseline of always guessing the coarsest partition's most
+    populous cell, and writes
     ``geolocation_test.md`` (Table 11's layout) and ``geolocation_test.png`` (share within each
     distance) to the trainer's ``default_root_dir``.
     """
@@ -106,8 +107,10 @@ class GeolocationTask(ModelTask):
         points = self.head.cell_points(-1)
         best = self.head.log_probabilities(logits).argmax(-1)
         errors.update(MODEL, points[best, 0], points[best, 1], *truth)
-        populous = self.head.cell_counts(-1).argmax()
-        errors.update(BASELINE, points[populous, 0].expand(len(best)), points[populous, 1].expand(len(best)), *truth)
+        # the baseline guesses the coarsest partition's fullest cell for every photo: the finest
+        # partition's fullest cells tie near t_max, so which one is "most populous" there is arbitrary
+        guess = self.head.cell_points(0)[self.head.cell_counts(0).argmax()].expand(len(best), 2)
+        errors.update(BASELINE, guess[:, 0], guess[:, 1], *truth)
         for p, part in enumerate(logits):
             top = part.argmax(-1)
             self.log(f"{stage}/top1/{p}", (top == batch["cells"][:, p]).float().mean(), on_epoch=True,
