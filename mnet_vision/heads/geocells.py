@@ -125,10 +125,16 @@ class GeoCellHead(nn.Module):
                                                     else np.arange(len(fine)))
 
     def log_probabilities(self, logits: Sequence[torch.Tensor]) -> torch.Tensor:
-        """``(N, C_fine)`` log-probabilities of the finest partition's cells: with one partition
-        its log-softmax; with several the hierarchical product (each fine cell's probability times
-        those of its ancestors), renormalised over the fine cells so that they sum to one."""
-        if len(logits) == 1:
-            return logits[0].float().log_softmax(-1)
-        scores = sum(part.float().log_softmax(-1)[:, self.ancestors[:, p]] for p, part in enumerate(logits))
-        return scores.log_softmax(-1)
+        """:func:`hierarchical_log_probabilities` of this head's logits over its fine cells."""
+        return hierarchical_log_probabilities(logits, self.ancestors)
+
+
+def hierarchical_log_probabilities(logits: Sequence[torch.Tensor], ancestors: torch.Tensor) -> torch.Tensor:
+    """``(N, C_fine)`` log-probabilities of the finest partition's cells from every partition's
+    ``(N, C_p)`` logits: with one partition its log-softmax; with several the hierarchical product
+    (each fine cell's probability times those of its ancestors, ``ancestors`` ``(C_fine, P)`` their
+    classes), renormalised over the fine cells so that they sum to one."""
+    if len(logits) == 1:
+        return logits[0].float().log_softmax(-1)
+    scores = sum(part.float().log_softmax(-1)[:, ancestors[:, p]] for p, part in enumerate(logits))
+    return scores.log_softmax(-1)
