@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mnet_vision.backbones.taps import Tap
+from mnet_vision.checkpoints import CheckpointMismatchError
 from mnet_vision.geo.cells import GeoCellPartition, ancestor_index
 from mnet_vision.geo.s2 import cell_centers, ids_to_tokens
 
@@ -79,13 +80,11 @@ class GeoCellHead(nn.Module):
 
     @property
     def has_partitions(self) -> bool:
-        return bool((getattr(self, "cell_ids_0") != 0).all())  # 0 is no S2 cell
+        return bool((self.cell_ids_0 != 0).all())  # 0 is no S2 cell
 
     def check_state_dict(self, state: Mapping[str, torch.Tensor], source: str) -> None:
         """Called by :func:`mnet_vision.checkpoints.load_matching`: a checkpoint with other cell counts
         than this head's is a ``CheckpointMismatchError`` saying so."""
-        from mnet_vision.checkpoints import CheckpointMismatchError
-
         biases = {int(k.split(".")[1]): v for k, v in state.items() if k.startswith("classifiers.") and k.endswith(".bias")}
         found = [int(biases[p].shape[0]) for p in sorted(biases)]
         if not found or found == self.num_cells:  # nothing of ours to explain, or nothing to explain

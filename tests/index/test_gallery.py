@@ -1,11 +1,9 @@
 """Face search end to end: a gallery embedded with a checkpoint, added to, searched; bad input."""
-import json
 from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
-from PIL import Image
 
 from mnet_vision.index import FaceIndex
 from mnet_vision.index.gallery import build_index, gallery_entries, search_index
