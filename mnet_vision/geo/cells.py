@@ -180,7 +180,7 @@ class GeoCellPartition:
             try:
                 return np.array([int(v) for v in columns[name]], np.int64)
             except ValueError:
-                k = next(k for k, v in enumerate(columns[name]) if not _is_int(v))
+                k = next(k for k, v in enumerate(columns[name]) if not _parses(int, v))
                 raise ValueError(f"{path}, line {k + 2}: {name} {columns[name][k]!r} is not an integer") from None
 
         classes = integers("class")
@@ -215,7 +215,7 @@ class GeoCellPartition:
             try:
                 coords[name] = np.array([float(v) for v in columns[name]])
             except ValueError:
-                k = next(k for k, v in enumerate(columns[name]) if not _is_float(v))
+                k = next(k for k, v in enumerate(columns[name]) if not _parses(float, v))
                 raise ValueError(f"{path}, line {k + 2}: {name} {columns[name][k]!r} is not a number") from None
         for kind in ("mean", "center"):
             for name, bad in zip((f"lat_{kind}", f"lon_{kind}"), invalid_coordinates(coords[f"lat_{kind}"],
@@ -239,17 +239,10 @@ class GeoCellPartition:
                    str(path))
 
 
-def _is_int(text: str) -> bool:
+def _parses(convert, text: str) -> bool:
+    """Whether ``convert(text)`` (``int``, ``float``) reads ``text``."""
     try:
-        int(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
+        convert(text)
         return True
     except ValueError:
         return False

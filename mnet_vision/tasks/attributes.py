@@ -81,23 +81,12 @@ class AttributeTask(ModelTask):
                  batch_size=len(logits))
         return loss
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if "image" not in batch:  # every sample of this batch was skipped as unreadable
-            return None
-        return self.loss(self.outputs(batch["image"]), batch, "train")
-
-    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+    def evaluate_batch(self, batch: dict[str, Any], stage: str) -> None:
         if "image" not in batch:
             return
         outputs = self.outputs(batch["image"])
         self.loss(outputs, batch, stage)
         self.scores[stage].update(outputs[self.outputs_name], batch["attributes"])
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def _report(self, stage: str) -> AttributeReport | None:
         metric = self.scores[stage]

@@ -94,21 +94,10 @@ class EmbeddingTask(ModelTask):
         self.log(f"{stage}/active_triplets", active, on_epoch=True, batch_size=n)
         return loss
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if "image" not in batch:  # every sample of this batch was skipped as unreadable
-            return None
-        return self.loss(self.outputs(batch["image"]), batch, "train")
-
-    def _embed(self, batch: dict[str, Any]) -> None:
+    def evaluate_batch(self, batch: dict[str, Any], stage: str) -> None:
         if "image" in batch:
             self._embedded.append((self(batch["image"]).float().cpu(), batch["label"].cpu(),
                                    [str(p) for p in batch["path"]]))
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._embed(batch)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._embed(batch)
 
     def _gathered(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """This epoch's embeddings, labels and paths from every process, each image once."""

@@ -93,12 +93,7 @@ class GeolocationTask(ModelTask):
         self.log(f"{stage}/loss", total, prog_bar=True, on_epoch=True, sync_dist=stage != "train", batch_size=len(cells))
         return total
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if "image" not in batch:  # every sample of this batch was skipped as unreadable
-            return None
-        return self.loss(self.outputs(batch["image"]), batch, "train")
-
-    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+    def evaluate_batch(self, batch: dict[str, Any], stage: str) -> None:
         if "image" not in batch:
             return
         outputs = self.outputs(batch["image"])
@@ -116,12 +111,6 @@ class GeolocationTask(ModelTask):
             self.log(f"{stage}/top1/{p}", (top == batch["cells"][:, p]).float().mean(), on_epoch=True,
                      sync_dist=True, batch_size=len(top))
             errors.update(f"partition {p}", self.head.cell_points(p)[top, 0], self.head.cell_points(p)[top, 1], *truth)
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def _report(self, stage: str) -> dict[str, np.ndarray] | None:
         """The predictors' errors in km; the model's accuracies logged as ``<stage>/acc@<t>km``, ``median_km``."""

@@ -23,7 +23,8 @@ class ModelTask(pl.LightningModule):
         run_config: the run config, stored in every checkpoint so a checkpoint rebuilds its model.
 
     Subclasses that can be distillation students name their model's output in ``outputs_name``
-    and define ``loss(outputs, batch, stage)``.
+    and define ``loss(outputs, batch, stage)``; with it, the training step below is theirs, and
+    validation and test call their ``evaluate_batch(batch, stage)``.
     """
 
     outputs_name: str | None = None
@@ -46,6 +47,20 @@ class ModelTask(pl.LightningModule):
     def outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The model's output under its name: what a distillation teacher's is matched against."""
         return {self.outputs_name: self(images)}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if "image" not in batch:  # every sample of this batch was skipped as unreadable
+            return None
+        return self.loss(self.outputs(batch["image"]), batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate_batch(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate_batch(batch, "test")
+
+    def evaluate_batch(self, batch: dict[str, Any], stage: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} defines no evaluate_batch")
 
     def configure_optimizers(self):
         return build_optimizers(self.model, self.optimizer_cfg, self.scheduler_cfg, self.weight_decay)
