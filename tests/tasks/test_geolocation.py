@@ -10,7 +10,9 @@ from mnet_vision.checkpoints import CheckpointMismatchError
 from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.distances import EARTH_RADIUS_KM
 from mnet_vision.tasks.geolocation import soft_cell_targets
-from mnet_vision.training import evaluate, task_from_checkpoint
+from mnet_vision.config import compose
+from mnet_vision.training import build_task, evaluate, task_from_checkpoint
+from tests.helpers import tiny_geo_overrides
 
 
 def _north_km(km: float) -> float:
@@ -62,3 +64,25 @@ def test_checkpoint_holds_its_cells_and_checks_the_files(geo_run, tmp_path):
                                                                "num_cells": [counts[0]] * 2}})
     with pytest.raises(ValueError, match=rf"{coarse} has {counts[0]} cells but data.num_cells gives {counts[1]}"):
         evaluate(geo_run["best_checkpoint"], "test", {"data": {"partitions": [coarse, coarse]}})
+
+
+@pytest.mark.parametrize("tau", [None, 75.0])
+def test_loss_sums_the_partitions_terms(geo_run, tau):
+    """One-hot: cross-entropy per partition with -1 ignored; soft: against the distance targets."""
+    data = Path(geo_run["run_dir"]).parent / "data"
+    counts = [len(GeoCellPartition.read_csv(p)) for p in sorted((data / "cells").glob("*.csv"), reverse=True)]
+    extra = [] if tau is None else [f"task.module.label_smoothing_km={tau}"]
+    task = build_task(compose(tiny_geo_overrides(data, counts, *extra)))
+    task.head.set_partitions([GeoCellPartition.read_csv(data / "cells" / f"cells_3_{t}.csv") for t in (80, 25)])
+    logits = [torch.randn(3, n) for n in counts]
+    batch = {"cells": torch.tensor([[0, 1], [1, -1], [2, 0]]), "lat": torch.tensor([48.8, 35.7, -33.9], dtype=torch.float64),
+             "lon": torch.tensor([2.3, 139.7, 151.2], dtype=torch.float64)}
+    task.log = lambda *args, **kwargs: None  # no trainer to log to
+    loss = task.loss({"logits": logits}, batch, "train")
+    if tau is None:
+        expected = (torch.nn.functional.cross_entropy(logits[0], batch["cells"][:, 0])
+                    + torch.nn.functional.cross_entropy(logits[1][[0, 2]], batch["cells"][[0, 2], 1]))
+    else:
+        expected = sum(-(soft_cell_targets(task.head.cell_points(p), batch["lat"], batch["lon"], tau)
+                         * part.log_softmax(-1)).sum(-1).mean() for p, part in enumerate(logits))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
