@@ -48,9 +48,8 @@ class GeolocationTask(ModelTask):
     checkpoint; then the files are checked to be the same). Validation and test log
     ``acc@<t>km`` and ``median_km`` of the model's points and ``top1/<p>`` per partition; test also
     scores each partition alone and the baseline of always guessing the coarsest partition's most
-    populous cell, and writes
-    ``geolocation_test.md`` (Table 11's layout) and ``geolocation_test.png`` (share within each
-    distance) to the trainer's ``default_root_dir``.
+    populous cell, and writes ``geolocation_test.md`` (Table 11's layout) and
+    ``geolocation_test.png`` (the share within each distance) to the trainer's ``default_root_dir``.
     """
 
     monitor = ("val/median_km", "min")
