@@ -57,8 +57,12 @@ class GeolocationErrors(Metric):
                                                                  true_lat.double(), true_lon.double()))
 
     def compute(self) -> dict[str, np.ndarray]:
-        return {name: dim_zero_cat(getattr(self, f"km_{name}")).cpu().numpy()
-                for name in self.names if getattr(self, f"km_{name}")}
+        errors = {}
+        for name in self.names:
+            state = getattr(self, f"km_{name}")  # a list of batches; one tensor once synced across processes
+            if len(state):
+                errors[name] = dim_zero_cat(state).cpu().numpy()
+        return errors
 
 
 def accuracy_table(columns: Mapping[str, Mapping[str, float]], thresholds_km: Sequence[float] = THRESHOLDS_KM) -> str:

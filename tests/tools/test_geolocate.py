@@ -45,3 +45,19 @@ def test_eval_prints_table_11(geo_run):
     out = run_tool("eval.py", f"ckpt={geo_run['best_checkpoint']}")
     assert "geolocation_test.md:" in out.stdout
     assert "| scale | most populous cell | cells_3_80 alone | cells_3_25 alone | hierarchy |" in out.stdout
+
+
+def test_planet_under_two_process_ddp_scores_every_test_photo(geo_run, tmp_path):
+    """Each process scores half the test photos; the km errors are gathered from both. The baseline
+    guesses one point whatever the model, so over all 40 photos it must equal the one-process run's."""
+    from tests.helpers import tiny_geo_cell_counts, tiny_geo_overrides
+
+    counts = tiny_geo_cell_counts(tmp_path / "data")
+    run_dir = tmp_path / "ddp"
+    run_tool("train.py", *tiny_geo_overrides(tmp_path / "data", counts, "trainer=ddp", "trainer.accelerator=cpu",
+                                             "trainer.devices=2", "trainer.sync_batchnorm=false"),
+             f"hydra.run.dir={run_dir}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name in ("median_km", "mean_km", "acc@2500km", "acc@750km"):
+        assert metrics[f"test/baseline/{name}"] == pytest.approx(geo_run[f"test/baseline/{name}"], rel=1e-6)
+    assert (run_dir / "geolocation_test.md").is_file()
