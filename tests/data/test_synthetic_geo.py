@@ -7,7 +7,8 @@ from PIL import Image
 from mnet_vision.config import compose
 from mnet_vision.data.geotagged import read_geotagged_csv
 from mnet_vision.data.synthetic_geo import (SceneFields, make_synthetic_geotagged, render, sample_locations,
-                                            split_locations, world_cities)
+                                            split_locations)
+from mnet_vision.geo.cities import world_cities
 from mnet_vision.geo.cells import build_partitions
 from mnet_vision.geo.distances import great_circle_km
 
