@@ -4,22 +4,17 @@
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mnet_vision.data.images import image_files, readable_chunks
 from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.coco import xyxy_to_xywh
 from mnet_vision.model import DetectorModel
 from mnet_vision.reporting import save_detections_picture
-
-log = logging.getLogger(__name__)
-
 
 def load_detector(ckpt: str | Path) -> tuple[DetectorModel, list[str], list[int]]:
     """The detector of a training checkpoint in eval mode, its class names and category ids
@@ -55,8 +50,7 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
     model.to(device)
     out_dir = Path(out_dir)
     entries, skipped = [], []
-    progress = tqdm(total=len(files), desc="detecting", unit="img")
-    for chunk in readable_chunks(files, batch_size, skipped):
+    for chunk in readable_chunks(files, batch_size, skipped, "detecting"):
         kept = [path for path, _ in chunk]
         images = [torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))) for _, array in chunk]
         if images:
@@ -73,10 +67,6 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
                                    for b, xywh, c, s in zip(boxes, xyxy_to_xywh(boxes.numpy()), labels, scores)]})
                 if draw:
                     save_detections_picture(image, boxes, labels, scores, names, out_dir / f"{path.stem}.png")
-        progress.update(min(batch_size, len(files) - progress.n))
-    progress.close()
     json_path = write_json(out_dir / "detections.json", entries)
-    if skipped:
-        log.warning("skipped %d unreadable image(s): %s", len(skipped), skipped[:5])
     return {"images": len(entries), "detections": sum(len(e["detections"]) for e in entries),
             "skipped": skipped, "json": str(json_path), "out_dir": str(out_dir)}

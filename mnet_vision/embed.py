@@ -2,7 +2,6 @@
 distilled ``facenet_distill`` student): what face search indexes and queries are made of."""
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,13 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mnet_vision.data.images import readable_chunks
 from mnet_vision.data.transforms import apply_seeded
-
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class Embedded:
@@ -57,17 +52,12 @@ class Embedder:
         """Embed image files, skipping (and listing) unreadable ones; a progress bar while it runs."""
         start = time.perf_counter()
         rows, kept, skipped = [], [], []
-        bar = tqdm(total=len(files), desc="embedding", unit="img", disable=not progress)
-        for chunk in readable_chunks(list(files), batch_size, skipped):
+        for chunk in readable_chunks(list(files), batch_size, skipped, "embedding" if progress else None):
             if chunk:
                 batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for _, array in chunk])
                 with torch.inference_mode():
                     rows.append(self.model(batch.to(self.device)).float().cpu().numpy())
                 kept += [path for path, _ in chunk]
-            bar.update(min(batch_size, len(files) - bar.n))
-        bar.close()
-        if skipped:
-            log.warning("skipped %d unreadable image(s): %s", len(skipped), skipped[:5])
         embeddings = np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
         seconds = time.perf_counter() - start
         return Embedded(embeddings, kept, skipped, len(files) / seconds if seconds > 0 else 0.0)

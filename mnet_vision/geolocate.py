@@ -5,7 +5,6 @@ predicted point per photo, as JSON, with optional maps; scored in km when the tr
 """
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mnet_vision.data.geotagged import read_geotagged_csv
 from mnet_vision.data.images import image_files, readable_chunks
@@ -24,9 +22,6 @@ from mnet_vision.geo.maps import save_geolocation_map
 from mnet_vision.geo.s2 import ids_to_tokens
 from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.geo import accuracy_table, geolocation_accuracy
-
-log = logging.getLogger(__name__)
-
 
 class Geolocator:
     """The model of a geolocation checkpoint (``task=planet``) in eval mode, with the evaluation
@@ -109,8 +104,7 @@ def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, t
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, skipped = [], []
     start = time.perf_counter()
-    progress = tqdm(total=len(files), desc="geolocating", unit="img")
-    for chunk in readable_chunks(files, batch_size, skipped):
+    for chunk in readable_chunks(files, batch_size, skipped, "geolocating"):
         if chunk:
             probs, cells = locator.locate([array for _, array in chunk], top_k)
             for (path, _), prob, top in zip(chunk, probs, cells):
@@ -123,11 +117,7 @@ def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, t
                     save_geolocation_map(locator.partition, prob, out_dir / f"{path.stem}.png",
                                          predicted=(entry["lat"], entry["lon"]), truth=truth.get(path), top_k=top_k,
                                          title=path.name)
-        progress.update(min(batch_size, len(files) - progress.n))
-    progress.close()
     seconds = time.perf_counter() - start
-    if skipped:
-        log.warning("skipped %d unreadable image(s): %s", len(skipped), skipped[:5])
     write_json(out_dir / "geolocation.json", entries)
     summary: dict[str, Any] = {"json": str(out_dir / "geolocation.json"), "photos": len(entries), "skipped": skipped,
                                "photos_per_second": len(files) / seconds if seconds > 0 else 0.0}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +64,26 @@ def image_files(source: str | Path) -> list[Path]:
     return files
 
 
-def readable_chunks(files: Sequence[Path], size: int, skipped: list[str]) -> Iterator[list[tuple[Path, np.ndarray]]]:
+def readable_chunks(files: Sequence[Path], size: int, skipped: list[str], desc: str | None = None
+                    ) -> Iterator[list[tuple[Path, np.ndarray]]]:
     """The readable images of ``files`` as ``(path, (H, W, 3) uint8)`` lists of up to ``size``, in
     order; each unreadable file is logged and appended to ``skipped`` (a long job never dies on one
-    bad image). A chunk whose files were all unreadable is yielded empty, so progress can count it."""
-    for start in range(0, len(files), size):
-        chunk = []
-        for path in files[start:start + size]:
-            try:
-                chunk.append((path, read_rgb(path)))
-            except ImageReadError as err:
-                log.warning("skipping %s", err)
-                skipped.append(str(path))
-        yield chunk
+    bad image), and the skips are summed up in a warning at the end. A chunk whose files were all
+    unreadable is yielded empty. With ``desc``, a progress bar counts the files as each chunk is done."""
+    with tqdm(total=len(files), desc=desc, unit="img", disable=desc is None) as bar:
+        for start in range(0, len(files), size):
+            part = files[start:start + size]
+            chunk = []
+            for path in part:
+                try:
+                    chunk.append((path, read_rgb(path)))
+                except ImageReadError as err:
+                    log.warning("skipping %s", err)
+                    skipped.append(str(path))
+            yield chunk
+            bar.update(len(part))
+    if skipped:
+        log.warning("skipped %d unreadable image(s): %s", len(skipped), skipped[:5])
 
 
 def check_images_exist(folder: Path, files: Sequence[str], source: str) -> None:
