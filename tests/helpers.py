@@ -153,14 +153,14 @@ def tiny_geo_overrides(root: Path | str, num_cells: list[int] | None = None, *ex
     ]
 
 
-def tiny_geo_cell_counts(root: Path | str) -> list[int]:
-    """Generate the tiny geotagged set and its partitions (as a user runs make_cells before training:
-    the model is built for the partitions' cell counts) and return those counts."""
+def tiny_geo_cell_counts(root: Path | str, *extra: str) -> list[int]:
+    """Generate the tiny geotagged set (with ``extra`` overrides) and its partitions (as a user runs
+    make_cells before training: the model is built for the partitions' cell counts); their counts."""
     from hydra.utils import instantiate
 
     from mnet_vision.config import compose
     from mnet_vision.geo.cells import GeoCellPartition
 
-    data = instantiate(compose(tiny_geo_overrides(root)).data)
+    data = instantiate(compose(tiny_geo_overrides(root, None, *extra)).data)
     data.prepare_data()
     return [len(GeoCellPartition.read_csv(path)) for path in data.partition_files]

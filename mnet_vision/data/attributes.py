@@ -164,7 +164,8 @@ def read_attribute_csv(path: str | Path) -> AttributeTable:
 
 class AttributeDataset(Dataset):
     """Samples ``{"image": (3, S, S) float, "attributes": (K,) int8 (1, 0, -1 unknown),
-    "path": str, "id": str}`` of one split; ``id`` is the file name as listed. Unreadable images
+    "path": str, "id": str, "index": int}`` of one split; ``id`` is the file name as listed,
+    ``index`` its row (the metrics count a photo that two processes score once). Unreadable images
     raise :class:`ImageReadError` when ``strict``, else become counted skip records."""
 
     def __init__(self, folder: str | Path, table: AttributeTable, transform=None, strict: bool = False):
@@ -185,7 +186,7 @@ class AttributeDataset(Dataset):
         if isinstance(image, dict):
             return image
         return {"image": image, "attributes": torch.from_numpy(self.table.labels[index]), "path": path,
-                "id": self.table.files[index]}
+                "id": self.table.files[index], "index": index}
 
 
 class AttributeDataModule(SeededLoadersDataModule):

@@ -26,7 +26,8 @@ SPLITS = ("train", "val", "test")
 
 class GeotaggedDataset(Dataset):
     """Samples ``{"image": (3, S, S) float, "lat", "lon": float64 degrees, "cells": (P,) int64
-    (the photo's class in each partition, -1 where no cell holds it), "path", "id"}``. Unreadable
+    (the photo's class in each partition, -1 where no cell holds it), "path", "id", "index"}``
+    (``index`` into the split: the metrics count a photo that two processes score once). Unreadable
     images raise when ``strict``, else become counted skip records."""
 
     def __init__(self, folder: str | Path, photos: GeotaggedPhotos, cells: np.ndarray, transform=None,
@@ -49,7 +50,8 @@ class GeotaggedDataset(Dataset):
         if isinstance(image, dict):
             return image
         return {"image": image, "lat": float(self.photos.lat[index]), "lon": float(self.photos.lon[index]),
-                "cells": torch.from_numpy(self.cells[index]), "path": path, "id": self.photos.paths[index]}
+                "cells": torch.from_numpy(self.cells[index]), "path": path, "id": self.photos.paths[index],
+                "index": index}
 
 
 def _subset(photos: GeotaggedPhotos, keep: np.ndarray) -> GeotaggedPhotos:

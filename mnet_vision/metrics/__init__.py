@@ -1,1 +1,1 @@
-"""Evaluation metrics: COCO detection mAP through pycocotools (more per task to come)."""
+"""Evaluation metrics: COCO mAP (pycocotools), face verification, attribute AP, geolocation accuracy."""

@@ -19,6 +19,8 @@ from torchmetrics import Metric
 from torchmetrics.functional.classification import binary_average_precision
 from torchmetrics.utilities import dim_zero_cat
 
+from mnet_vision.metrics.photo_ids import check_photo_ids, once_each
+
 UNKNOWN = -1
 
 
@@ -41,6 +43,11 @@ class AttributeReport:
     positives: torch.Tensor
     negatives: torch.Tensor
     unknown: torch.Tensor
+
+    def __setattr__(self, name: str, value) -> None:
+        # torchmetrics squeezes every one-element tensor that compute() returns, dataclass fields
+        # included: a one-attribute report keeps its (1,) shape
+        super().__setattr__(name, value.reshape(-1) if isinstance(value, torch.Tensor) else value)
 
     @property
     def mean_ap(self) -> float:
@@ -102,8 +109,9 @@ def attribute_report(scores: torch.Tensor, labels: torch.Tensor, threshold: floa
 
 
 class AttributeScores(Metric):
-    """Collects ``(N, K)`` logits and labels over an epoch (gathered across processes) and computes
-    :func:`attribute_report` on sigmoid probabilities."""
+    """Collects ``(N, K)`` logits and labels over an epoch (gathered across processes, each photo
+    once: see :mod:`~mnet_vision.metrics.photo_ids`) and computes :func:`attribute_report` on
+    sigmoid probabilities."""
 
     full_state_update = False
 
@@ -112,10 +120,15 @@ class AttributeScores(Metric):
         self.threshold = threshold
         self.add_state("scores", default=[], dist_reduce_fx="cat")
         self.add_state("labels", default=[], dist_reduce_fx="cat")
+        self.add_state("photo_ids", default=[], dist_reduce_fx="cat")
 
-    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, photo_ids: torch.Tensor) -> None:
+        check_photo_ids(photo_ids, len(labels))
         self.scores.append(torch.sigmoid(logits.detach().float()))
         self.labels.append(labels.to(torch.int8))
+        self.photo_ids.append(photo_ids.long())
 
     def compute(self) -> AttributeReport:
-        return attribute_report(dim_zero_cat(self.scores).cpu(), dim_zero_cat(self.labels).cpu(), self.threshold)
+        keep = torch.from_numpy(once_each(dim_zero_cat(self.photo_ids)))
+        return attribute_report(dim_zero_cat(self.scores).cpu()[keep], dim_zero_cat(self.labels).cpu()[keep],
+                                self.threshold)

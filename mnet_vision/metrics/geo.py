@@ -15,6 +15,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from mnet_vision.geo.distances import great_circle_km, great_circle_km_torch
+from mnet_vision.metrics.photo_ids import check_photo_ids, once_each
 
 #: Table 11's scales, finest first: threshold in km -> name
 SCALES = {1: "street", 25: "city", 200: "region", 750: "country", 2500: "continent"}
@@ -40,8 +41,9 @@ def distance_accuracy(distances_km, thresholds_km: Sequence[float] = THRESHOLDS_
 
 class GeolocationErrors(Metric):
     """Great-circle errors (km) of one or more predictors, gathered over batches (and processes):
-    ``update(name, pred_lat, pred_lon, true_lat, true_lon)``; ``compute() -> {name: (N,) km}`` for
-    the predictors updated (:func:`distance_accuracy` summarises one)."""
+    ``update(name, pred_lat, pred_lon, true_lat, true_lon, photo_ids)``; ``compute() -> {name: (N,)
+    km}`` for the predictors updated, in photo id order, each photo once (see
+    :mod:`~mnet_vision.metrics.photo_ids`); :func:`distance_accuracy` summarises one."""
 
     full_state_update = False
 
@@ -50,18 +52,21 @@ class GeolocationErrors(Metric):
         self.names = list(names)
         for name in self.names:
             self.add_state(f"km_{name}", default=[], dist_reduce_fx="cat")
+            self.add_state(f"ids_{name}", default=[], dist_reduce_fx="cat")
 
     def update(self, name: str, pred_lat: torch.Tensor, pred_lon: torch.Tensor, true_lat: torch.Tensor,
-               true_lon: torch.Tensor) -> None:
+               true_lon: torch.Tensor, photo_ids: torch.Tensor) -> None:
+        check_photo_ids(photo_ids, len(true_lat))
         getattr(self, f"km_{name}").append(great_circle_km_torch(pred_lat.double(), pred_lon.double(),
                                                                  true_lat.double(), true_lon.double()))
+        getattr(self, f"ids_{name}").append(photo_ids.long())
 
     def compute(self) -> dict[str, np.ndarray]:
         errors = {}
         for name in self.names:
-            state = getattr(self, f"km_{name}")  # a list of batches; one tensor once synced across processes
-            if len(state):
-                errors[name] = dim_zero_cat(state).cpu().numpy()
+            km, ids = getattr(self, f"km_{name}"), getattr(self, f"ids_{name}")
+            if len(km):  # a list of batches; one tensor once synced across processes
+                errors[name] = dim_zero_cat(km).cpu().numpy()[once_each(dim_zero_cat(ids))]
         return errors
 
 

@@ -86,7 +86,7 @@ class AttributeTask(ModelTask):
             return
         outputs = self.outputs(batch["image"])
         self.loss(outputs, batch, stage)
-        self.scores[stage].update(outputs[self.outputs_name], batch["attributes"])
+        self.scores[stage].update(outputs[self.outputs_name], batch["attributes"], batch["index"])
 
     def _report(self, stage: str) -> AttributeReport | None:
         metric = self.scores[stage]

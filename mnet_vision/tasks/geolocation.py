@@ -45,10 +45,10 @@ class GeolocationTask(ModelTask):
         optimizer, scheduler, weight_decay, compile, run_config: see :class:`ModelTask`.
 
     The cells come from the data module's partition files when fitting starts (or from the
-    checkpoint; then the files are checked to be the same). Validation and test log
-    ``acc@<t>km`` and ``median_km`` of the model's points and ``top1/<p>`` per partition; test also
-    scores each partition alone and the baseline of always guessing the coarsest partition's most
-    populous cell, and writes ``geolocation_test.md`` (Table 11's layout) and
+    checkpoint; then the files are checked to be the same). Validation and test log ``acc@<t>km``,
+    ``median_km`` and ``count`` (photos scored, each once) of the model's points and ``top1/<p>``
+    per partition; test also scores each partition alone and the baseline of always guessing the
+    coarsest partition's most populous cell, and writes ``geolocation_test.md`` (Table 11's layout) and
     ``geolocation_test.png`` (the share within each distance) to the trainer's ``default_root_dir``.
     """
 
@@ -97,7 +97,8 @@ class GeolocationTask(ModelTask):
             return
         outputs = self.outputs(batch["image"])
         self.loss(outputs, batch, stage)
-        logits, errors, truth = outputs[self.outputs_name], self.errors[stage], (batch["lat"], batch["lon"])
+        logits, errors = outputs[self.outputs_name], self.errors[stage]
+        truth = batch["lat"], batch["lon"], batch["index"]
         points = self.head.cell_points(-1)
         best = self.head.log_probabilities(logits).argmax(-1)
         errors.update(MODEL, points[best, 0], points[best, 1], *truth)
@@ -123,8 +124,7 @@ class GeolocationTask(ModelTask):
 
     def _log_accuracy(self, prefix: str, errors_km: np.ndarray) -> None:
         for name, value in distance_accuracy(errors_km).items():
-            if name != "count":
-                self.log(f"{prefix}/{name}", value, prog_bar=name in ("median_km", "acc@200km"), rank_zero_only=True)
+            self.log(f"{prefix}/{name}", value, prog_bar=name in ("median_km", "acc@200km"), rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:

@@ -69,10 +69,23 @@ def test_attribute_scores_metric_accumulates_batches():
     metric = AttributeScores()
     logits = torch.tensor([[3.0, -3.0], [-3.0, 3.0], [2.0, 2.0], [-2.0, -2.0]])
     labels = torch.tensor([[1, 0], [0, 1], [1, -1], [0, 0]])
-    metric.update(logits[:2], labels[:2])
-    metric.update(logits[2:], labels[2:])
+    metric.update(logits[:2], labels[:2], torch.tensor([0, 1]))
+    metric.update(logits[2:], labels[2:], torch.tensor([2, 3]))
     report = metric.compute()
     assert report.ap.tolist() == pytest.approx([1.0, 1.0])
     assert report.accuracy.tolist() == pytest.approx([1.0, 1.0])
     table = report.table(["smiling", "hat"])
     assert "| smiling | 2 | 2 | 0 | 1.0000 |" in table and "| hat | 1 | 2 | 1 |" in table and "**mean**" in table
+
+
+def test_attribute_scores_count_a_photo_scored_twice_once():
+    """A padded DistributedSampler hands photo 0 to a second process. Ranked negative, positive,
+    positive, the AP is (1/2 + 2/3)/2; photo 0's positive counted twice would make it
+    1/3 * 1/2 + 2/3 * 3/4 = 2/3."""
+    metric = AttributeScores()
+    logits, labels = torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([[1], [1], [0]])
+    metric.update(logits, labels, torch.tensor([0, 1, 2]))
+    metric.update(logits[:1], labels[:1], torch.tensor([0]))
+    report = metric.compute()
+    assert report.ap.tolist() == pytest.approx([(1 / 2 + 2 / 3) / 2]) and report.positives.tolist() == [2]
+    assert "| smiling | 2 | 1 | 0 | 0.5833 |" in report.table(["smiling"])  # one attribute: still a (1,) report

@@ -40,9 +40,9 @@ def test_errors_gathered_over_batches_per_predictor():
     truth = torch.tensor([0.0, 0.0]), torch.tensor([0.0, 0.0])
     # 1 km and 100 km due north, then 10 km: accuracies known by construction
     north = [torch.tensor([np.degrees(km / EARTH_RADIUS_KM) for km in kms]) for kms in ((1.0, 100.0), (10.0, 10.0))]
-    metric.update("model", north[0], torch.zeros(2), *truth)
-    metric.update("model", north[1], torch.zeros(2), *truth)
-    metric.update("baseline", torch.full((2,), 45.0), torch.zeros(2), *truth)
+    metric.update("model", north[0], torch.zeros(2), *truth, torch.tensor([0, 1]))
+    metric.update("model", north[1], torch.zeros(2), *truth, torch.tensor([2, 3]))
+    metric.update("baseline", torch.full((2,), 45.0), torch.zeros(2), *truth, torch.tensor([0, 1]))
     errors = metric.compute()
     assert set(errors) == {"model", "baseline"}  # a predictor never updated has no errors, not zeros
     assert errors["model"] == pytest.approx([1.0, 100.0, 10.0, 10.0], rel=1e-9)
@@ -50,3 +50,15 @@ def test_errors_gathered_over_batches_per_predictor():
     assert summary["acc@1km"] == 0.25 and summary["acc@25km"] == 0.75 and summary["acc@200km"] == 1.0
     assert summary["median_km"] == pytest.approx(10.0) and summary["count"] == 4
     assert distance_accuracy(errors["baseline"])["acc@2500km"] == 0.0
+
+
+def test_errors_count_a_photo_scored_twice_once():
+    """A padded DistributedSampler gives the last photos to two processes: each counts once, and
+    the errors come back in photo order whatever order the batches came in."""
+    metric = GeolocationErrors(["model"])
+    km = torch.tensor([np.degrees(k / EARTH_RADIUS_KM) for k in (30.0, 10.0, 20.0, 10.0)])
+    metric.update("model", km[:2], torch.zeros(2), torch.zeros(2), torch.zeros(2), torch.tensor([2, 0]))
+    metric.update("model", km[2:], torch.zeros(2), torch.zeros(2), torch.zeros(2), torch.tensor([1, 0]))
+    assert metric.compute()["model"] == pytest.approx([10.0, 20.0, 30.0], rel=1e-9)
+    with pytest.raises(ValueError, match="one id per photo"):
+        metric.update("model", km[:2], torch.zeros(2), torch.zeros(2), torch.zeros(2), torch.tensor([0]))

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnet_vision.geolocate import geolocate_files
@@ -47,17 +48,28 @@ def test_eval_prints_table_11(geo_run):
     assert "| scale | most populous cell | cells_3_80 alone | cells_3_25 alone | hierarchy |" in out.stdout
 
 
-def test_planet_under_two_process_ddp_scores_every_test_photo(geo_run, tmp_path):
-    """Each process scores half the test photos; the km errors are gathered from both. The baseline
-    guesses one point whatever the model, so over all 40 photos it must equal the one-process run's."""
+def test_planet_under_two_process_ddp_scores_every_test_photo_once(tmp_path):
+    """41 test photos over two processes: the padded sampler hands one photo to both, and the km
+    errors count it once. The baseline guesses one point for every photo, so its accuracy is known
+    from the test CSV and the coarsest partition alone."""
+    from mnet_vision.data.geotagged import read_geotagged_csv
+    from mnet_vision.geo.cells import GeoCellPartition
+    from mnet_vision.metrics.geo import geolocation_accuracy
     from tests.helpers import tiny_geo_cell_counts, tiny_geo_overrides
 
-    counts = tiny_geo_cell_counts(tmp_path / "data")
-    run_dir = tmp_path / "ddp"
-    run_tool("train.py", *tiny_geo_overrides(tmp_path / "data", counts, "trainer=ddp", "trainer.accelerator=cpu",
+    odd = "data.images_per_split.test=41"
+    data, run_dir = tmp_path / "data", tmp_path / "ddp"
+    counts = tiny_geo_cell_counts(data, odd)
+    run_tool("train.py", *tiny_geo_overrides(data, counts, odd, "trainer=ddp", "trainer.accelerator=cpu",
                                              "trainer.devices=2", "trainer.sync_batchnorm=false"),
              f"hydra.run.dir={run_dir}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for name in ("median_km", "mean_km", "acc@2500km", "acc@750km"):
-        assert metrics[f"test/baseline/{name}"] == pytest.approx(geo_run[f"test/baseline/{name}"], rel=1e-6)
+    assert metrics["test/count"] == 41 and metrics["test/baseline/count"] == 41
+    photos = read_geotagged_csv(data / "test.csv")
+    coarsest = GeoCellPartition.read_csv(data / "cells" / "cells_3_80.csv")
+    fullest = int(np.argmax(coarsest.counts))
+    expected = geolocation_accuracy(np.full(41, coarsest.lat_mean[fullest]), np.full(41, coarsest.lon_mean[fullest]),
+                                    photos.lat, photos.lon)
+    for name in ("median_km", "mean_km", "acc@2500km", "acc@750km", "acc@200km"):
+        assert metrics[f"test/baseline/{name}"] == pytest.approx(expected[name], rel=1e-5), name
     assert (run_dir / "geolocation_test.md").is_file()

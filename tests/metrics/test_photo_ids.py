@@ -1,0 +1,21 @@
+"""Keeping one row per photo of states gathered from processes that scored some photos twice."""
+import pytest
+import torch
+
+from mnet_vision.metrics.photo_ids import check_photo_ids, once_each
+
+
+def test_once_each_keeps_the_first_row_of_each_photo_in_id_order():
+    # two processes' batches as a padded sampler deals 5 photos: rank 1 gets photo 0 again
+    gathered = torch.tensor([0, 2, 4, 1, 3, 0])
+    assert once_each(gathered).tolist() == [0, 3, 1, 4, 2]
+    assert gathered[once_each(gathered)].tolist() == [0, 1, 2, 3, 4]
+    assert once_each(torch.zeros(0, dtype=torch.long)).tolist() == []
+
+
+def test_photo_ids_must_be_one_per_photo():
+    check_photo_ids(torch.arange(3), 3)
+    with pytest.raises(ValueError, match=r"one id per photo: shape \(2,\) for 3 photos"):
+        check_photo_ids(torch.arange(2), 3)
+    with pytest.raises(ValueError, match="one id per photo"):
+        check_photo_ids(torch.arange(3)[:, None], 3)
