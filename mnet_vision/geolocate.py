@@ -20,6 +20,7 @@ from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.distances import great_circle_km
 from mnet_vision.geo.maps import save_geolocation_map
 from mnet_vision.geo.s2 import ids_to_tokens
+from mnet_vision.heads.geocells import located_logits
 from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.geo import accuracy_table, geolocation_accuracy
 
@@ -33,9 +34,12 @@ class Geolocator:
         partitions: optional cell files (coarsest first); they must be the ones the checkpoint was
             trained with (same cells in the same order), else an error names the file. The
             checkpoint itself holds its cells, so these are only a check.
+        crops: 1 for the central crop; 5 for TIB's test protocol (each cell's highest probability
+            over :class:`~mnet_vision.data.transforms.FiveCropEval`'s crops), 5x the compute.
     """
 
-    def __init__(self, ckpt: str | Path, device: str = "cpu", partitions: Sequence[str] | None = None):
+    def __init__(self, ckpt: str | Path, device: str = "cpu", partitions: Sequence[str] | None = None,
+                 crops: int = 1):
         from hydra.utils import instantiate
 
         from mnet_vision.tasks.geolocation import GeolocationTask
@@ -50,7 +54,7 @@ class Geolocator:
         if partitions:
             self.head.set_partitions([GeoCellPartition.read_csv(p) for p in partitions])
         self.model = task.model.eval().to(device)
-        self.transform = instantiate(cfg.data).eval_transform
+        self.transform = instantiate(cfg.data, test_crops=crops).test_transform
         self.device = device
         self.partition = self.head.partition(-1, str(ckpt))
         self.tokens = ids_to_tokens(self.partition.cell_ids)
@@ -58,7 +62,7 @@ class Geolocator:
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C)`` probabilities of the finest cells (hierarchical product when several partitions)."""
-        return self.head.log_probabilities(self.model(images.to(self.device))).exp().cpu()
+        return self.head.log_probabilities(located_logits(self.model, images.to(self.device))).exp().cpu()
 
     def locate(self, arrays: Sequence[np.ndarray], top_k: int = 5) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
         """Probabilities ``(N, C)`` of RGB uint8 images, and each image's top-k cells (best first):
@@ -86,7 +90,7 @@ def _inputs(source: str | Path, images: str | Path | None) -> tuple[list[Path], 
 
 def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, top_k: int = 5, batch_size: int = 32,
                     draw: bool = False, device: str = "cpu", partitions: Sequence[str] | None = None,
-                    images: str | Path | None = None) -> dict[str, Any]:
+                    images: str | Path | None = None, crops: int = 1) -> dict[str, Any]:
     """Locate the photos of an image file, a folder, or a geotagged CSV (``path,lat,lon``).
 
     Writes ``out_dir/geolocation.json``: one entry per photo, ``{"file", "lat", "lon" (the
@@ -99,7 +103,7 @@ def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, t
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     files, truth = _inputs(source, images)
-    locator = Geolocator(ckpt, device, partitions)
+    locator = Geolocator(ckpt, device, partitions, crops)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, skipped = [], []

@@ -7,7 +7,8 @@
 Keys: ckpt, input (an image, a folder, or a path,lat,lon CSV whose photos are then scored), out
 (default: geolocated), top_k (default 5), draw (a map PNG per photo, default false), batch (32),
 device (cpu), images (the CSV's image root, default its folder), cells (the partition files,
-coarsest first, to check against the checkpoint's; the checkpoint holds its cells).
+coarsest first, to check against the checkpoint's; the checkpoint holds its cells), crops (1, or 5
+for TIB's test protocol: each cell's best probability over FiveCrop's crops).
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import sys
@@ -17,7 +18,7 @@ from omegaconf import OmegaConf
 from mnet_vision.geolocate import geolocate_files
 
 USAGE = ("usage: python tools/geolocate.py ckpt=PATH input=IMAGE_FOLDER_OR_CSV [out=DIR] [top_k=5] [draw=false] "
-         "[cells=[coarse.csv,fine.csv]]")
+         "[cells=[coarse.csv,fine.csv]] [crops=1|5]")
 
 
 def main(argv: list[str]) -> None:
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> None:
     cells = args.get("cells")
     summary = geolocate_files(args.ckpt, args.input, args.get("out", "geolocated"), int(args.get("top_k", 5)),
                               int(args.get("batch", 32)), bool(args.get("draw", False)), str(args.get("device", "cpu")),
-                              [cells] if isinstance(cells, str) else cells, args.get("images"))
+                              [cells] if isinstance(cells, str) else cells, args.get("images"), int(args.get("crops", 1)))
     print(f"{summary['photos']} photos located ({summary['photos_per_second']:.0f} photos/s) -> {summary['json']}"
           + (f"; skipped {len(summary['skipped'])} unreadable" if summary["skipped"] else ""))
     if "table" in summary:

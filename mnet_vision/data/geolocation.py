@@ -16,7 +16,7 @@ from mnet_vision.data.images import check_images_exist
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.data.synthetic_geo import make_synthetic_geotagged
-from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
+from mnet_vision.data.transforms import (TF_MEAN, TF_STD, FiveCropEval, classification_eval_transform,
                                          classification_train_transform)
 from mnet_vision.geo.cells import GeoCellPartition, make_cells
 
@@ -70,6 +70,9 @@ class GeotaggedDataModule(SeededLoadersDataModule):
             another count is an error naming it.
         input_size, batch_size, num_workers, seed, strict: as :class:`mnet_vision.data.ImageFolderDataModule`.
         min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
+        test_crops: 1 for the central crop; 5 for TIB GeoEstimation's test protocol: test photos
+            become :class:`~mnet_vision.data.transforms.FiveCropEval`'s ``(5, 3, S, S)`` crops, and
+            the task takes each cell's highest probability over them. Validation keeps one crop.
 
     Training photos that no cell of some partition holds (they fell in cells dropped for holding
     fewer than ``t_min`` photos) are counted, logged and left out of training, as PlaNet does;
@@ -82,7 +85,7 @@ class GeotaggedDataModule(SeededLoadersDataModule):
                  files: Mapping[str, str] | None = None, images: str = ".", input_size: int = 224,
                  batch_size: int = 64, num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.66,
                  crop_fraction: float = 0.875, hflip: bool = True, mean: Sequence[float] = TF_MEAN,
-                 std: Sequence[float] = TF_STD, seed: int = 0):
+                 std: Sequence[float] = TF_STD, test_crops: int = 1, seed: int = 0):
         super().__init__()
         self.root, self.images, self.input_size = Path(root), images, input_size
         self.partition_files = [str(p) for p in partitions or ()]
@@ -93,6 +96,9 @@ class GeotaggedDataModule(SeededLoadersDataModule):
         self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
         self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
         self.eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
+        if test_crops not in (1, FiveCropEval.crops):
+            raise ValueError(f"data.test_crops must be 1 (central crop) or 5 (FiveCrop), got {test_crops}")
+        self.test_transform = FiveCropEval(input_size, crop_fraction, mean, std) if test_crops > 1 else self.eval_transform
         self.partitions: list[GeoCellPartition] = []
         self.excluded_train_photos = 0
 
@@ -136,7 +142,7 @@ class GeotaggedDataModule(SeededLoadersDataModule):
                         raise ValueError(f"{path}: no training photo lies in a cell of every partition "
                                          f"{self.partition_files}; were the cells built from another photo list?")
                 photos, cells = _subset(photos, kept), cells[kept]
-            transform = self.train_transform if split == "train" else self.eval_transform
+            transform = {"train": self.train_transform, "val": self.eval_transform, "test": self.test_transform}[split]
             setattr(self, f"{split}_set", GeotaggedDataset(folder, photos, cells, transform, self.strict))
         log.info("%s: %d train / %d val / %d test photos; partitions %s", self.root, len(self.train_set),
                  len(self.val_set), len(self.test_set), ", ".join(f"{p.source} ({len(p)} cells)" for p in self.partitions))

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from albumentations.augmentations.crops.transforms import BaseCrop
 from albumentations.core.transforms_interface import BaseTransformInitSchema
 from albumentations.pytorch import ToTensorV2
@@ -52,6 +53,32 @@ def classification_eval_transform(size: int, crop_fraction: float = 0.875,
         A.Normalize(mean=mean, std=std, max_pixel_value=255.0),
         ToTensorV2(),
     ])
+
+
+class FiveCropEval:
+    """Test-time multi-crop (TIB GeoEstimation's protocol): resize the shorter side to
+    ``size / crop_fraction``, then take the four corner squares and the central one of side
+    ``size`` (torchvision's ``FiveCrop`` order: top-left, top-right, bottom-left, bottom-right,
+    centre), each normalised: ``{"image": (5, 3, size, size)}``. The centre crop is
+    :func:`classification_eval_transform`'s. Deterministic; called like an albumentations pipeline."""
+
+    crops = 5
+
+    def __init__(self, size: int, crop_fraction: float = 0.875, mean: Sequence[float] = TF_MEAN,
+                 std: Sequence[float] = TF_STD):
+        self.size = size
+        self.resize = classification_eval_transform(size, crop_fraction, mean, std)[0]
+        self.finish = A.Compose([A.Normalize(mean=mean, std=std, max_pixel_value=255.0), ToTensorV2()])
+
+    def set_random_seed(self, seed: int) -> None:
+        """Nothing is random (:func:`apply_seeded` seeds every transform)."""
+
+    def __call__(self, image: np.ndarray) -> dict[str, Any]:
+        image = self.resize(image=image)["image"]
+        h, w, s = image.shape[0], image.shape[1], self.size
+        corners = [(0, 0), (0, w - s), (h - s, 0), (h - s, w - s), ((h - s) // 2, (w - s) // 2)]
+        return {"image": torch.stack([self.finish(image=np.ascontiguousarray(image[y:y + s, x:x + s]))["image"]
+                                      for y, x in corners])}
 
 
 def apply_seeded(transform: A.BasicTransform, seed: int, **data: Any) -> dict[str, Any]:

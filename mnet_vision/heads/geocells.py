@@ -137,3 +137,19 @@ def hierarchical_log_probabilities(logits: Sequence[torch.Tensor], ancestors: to
         return logits[0].float().log_softmax(-1)
     scores = sum(part.float().log_softmax(-1)[:, ancestors[:, p]] for p, part in enumerate(logits))
     return scores.log_softmax(-1)
+
+
+def crop_log_probabilities(logits: Sequence[torch.Tensor], crops: int) -> list[torch.Tensor]:
+    """Test-time multi-crop (TIB GeoEstimation's FiveCrop): per partition, each cell's highest
+    log-probability over a photo's ``crops`` consecutive rows, ``(N * crops, C_p)`` logits to
+    ``(N, C_p)`` scores (no longer summing to one: :func:`hierarchical_log_probabilities` and the
+    cross-entropy renormalise, which leaves the ranking of cells as TIB's unnormalised maxima give it)."""
+    return [part.float().log_softmax(-1).unflatten(0, (-1, crops)).amax(1) for part in logits]
+
+
+def located_logits(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """``model``'s per-partition scores of ``(N, 3, S, S)`` images (its logits), or of ``(N, K, 3, S, S)``
+    crops of each photo (:func:`crop_log_probabilities`)."""
+    if images.ndim == 5:
+        return crop_log_probabilities(model(images.flatten(0, 1)), images.shape[1])
+    return model(images)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from mnet_vision.atomic import atomic_write
 from mnet_vision.geo.distances import great_circle_km_torch
+from mnet_vision.heads.geocells import located_logits
 from mnet_vision.metrics.geo import GeolocationErrors, accuracy_table, distance_accuracy
 from mnet_vision.reporting import save_distance_curve
 from mnet_vision.tasks.model_task import ModelTask
@@ -74,7 +75,9 @@ class GeolocationTask(ModelTask):
         self.head.set_partitions(self.trainer.datamodule.partitions)
 
     def outputs(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
-        return {self.outputs_name: self(images)}
+        """Per-partition logits; for ``(N, K, 3, S, S)`` test crops (``data.test_crops``) each cell's
+        best log-probability over a photo's crops."""
+        return {self.outputs_name: located_logits(self, images)}
 
     def loss(self, outputs: dict[str, Any], batch: dict[str, Any], stage: str) -> torch.Tensor:
         """Cross-entropy per partition, summed; photos in no cell (-1) add nothing to a partition's term."""

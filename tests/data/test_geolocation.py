@@ -4,9 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
 
 from mnet_vision.config import compose
+from mnet_vision.data import GeotaggedDataModule
 from mnet_vision.data.geotagged import read_geotagged_csv
 from mnet_vision.geo.cells import GeoCellPartition
 from tests.helpers import TINY_GEO_IMAGES, tiny_geo_overrides
@@ -60,3 +62,14 @@ def test_missing_partition_files_say_how_to_build_them(tmp_path, geo_data):
     with pytest.raises(FileNotFoundError, match=rf"partition file {tmp_path}/cells.csv does not exist; build it with "
                                                 r"tools/make_cells.py"):
         data.setup("fit")
+
+
+def test_five_test_crops_for_test_photos_only(geo_data):
+    root = geo_data.root
+    data = instantiate(compose(tiny_geo_overrides(root, geo_data.num_cells, "data.test_crops=5")).data)
+    data.setup("test")
+    assert data.test_set[0]["image"].shape == (5, 3, 32, 32)
+    assert data.val_set[0]["image"].shape == (3, 32, 32)  # validation picks checkpoints on the central crop, as TIB
+    assert torch.equal(data.test_set[0]["image"][4], geo_data.test_set[0]["image"])  # the fifth is the central crop
+    with pytest.raises(ValueError, match="data.test_crops must be 1 .* or 5 .*, got 3"):
+        GeotaggedDataModule(str(root), None, geo_data.num_cells, test_crops=3)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnet_vision.data.transforms import (DETECTION_KINDS, RandomZoomOut, SSDRandomCrop, apply_seeded,
+from mnet_vision.data.transforms import (DETECTION_KINDS, FiveCropEval, RandomZoomOut, SSDRandomCrop, apply_seeded,
                                          classification_eval_transform, classification_train_transform,
                                          detection_bbox_params, detection_eval_transform, detection_train_transform)
 
@@ -24,6 +24,20 @@ def test_eval_is_center_crop_of_resized():
     x = apply_seeded(classification_eval_transform(20, crop_fraction=1.0), 0, image=image)["image"]
     assert x.shape == (3, 20, 20)
     assert x[:, :, 0].max() == -1.0 and x[:, :, -1].min() == 1.0  # the centre square straddles the edge
+
+
+def test_five_crops_are_the_corners_and_the_centre():
+    # an 8x12 image already at its eval size (4 / 0.5 = 8 on the shorter side): quadrant-coloured
+    # squares in the corners, so each corner crop is one flat colour and the centre is the plain crop
+    image = np.zeros((8, 12, 3), np.uint8)
+    for value, (y, x) in zip((10, 20, 30, 40), ((0, 0), (0, 8), (4, 0), (4, 8))):
+        image[y:y + 4, x:x + 4] = value
+    image[2:6, 4:8] = 99
+    crops = apply_seeded(FiveCropEval(4, crop_fraction=0.5, mean=(0, 0, 0), std=(1, 1, 1)), 0, image=image)["image"]
+    assert crops.shape == (5, 3, 4, 4) and crops.dtype == torch.float32
+    assert [torch.unique(c).mul(255).round().tolist() for c in crops[:4]] == [[10], [20], [30], [40]]
+    centre = apply_seeded(classification_eval_transform(4, 0.5, (0, 0, 0), (1, 1, 1)), 0, image=image)["image"]
+    assert torch.equal(crops[4], centre) and torch.unique(centre).mul(255).round().tolist() == [99]
 
 
 def test_same_seed_same_augmentation():

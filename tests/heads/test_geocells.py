@@ -7,6 +7,7 @@ from mnet_vision.backbones import Tap
 from mnet_vision.geo.cells import GeoCellPartition, build_partitions
 from mnet_vision.geo.s2 import range_max, range_min
 from mnet_vision.heads import GeoCellHead
+from mnet_vision.heads.geocells import crop_log_probabilities, located_logits
 
 TAPS = {"conv13": Tap(8, 32)}
 
@@ -112,3 +113,23 @@ def test_needs_cells_and_one_tap():
         GeoCellHead(TAPS, [])
     with pytest.raises(ValueError, match="exactly one tap"):
         GeoCellHead({"a": Tap(8, 16), "b": Tap(8, 32)}, [4])
+
+
+def test_crops_keep_each_cells_best_probability():
+    """Two photos of two crops each, one partition of three cells: each cell's score is its highest
+    log-probability over the photo's crops (TIB's max over FiveCrop's softmaxes)."""
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.4, 0.4, 0.2]])
+    (best,) = crop_log_probabilities([probs.log()], crops=2)
+    assert best.exp().flatten().tolist() == pytest.approx([0.7, 0.3, 0.6, 0.4, 0.5, 0.3])
+
+
+def test_located_logits_of_crops_are_the_crops_own_then_maxed(partitions):
+    torch.manual_seed(0)
+    head = _head(partitions).eval()
+    model = lambda x: head({"conv13": x})  # noqa: E731  (the head on (N, 8, 2, 2) features stands in for a model)
+    crops = torch.randn(2, 5, 8, 2, 2)
+    scores = located_logits(model, crops)
+    expected = crop_log_probabilities(model(crops.flatten(0, 1)), 5)
+    assert [s.shape for s in scores] == [(2, len(p)) for p in partitions]
+    assert all(torch.equal(s, e) for s, e in zip(scores, expected))
+    assert all(torch.equal(s, e) for s, e in zip(located_logits(model, crops[:, 0]), model(crops[:, 0])))

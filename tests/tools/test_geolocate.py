@@ -42,6 +42,19 @@ def test_geolocate_checks_cell_files_against_the_checkpoint(geo_run, tmp_path):
         geolocate_files(geo_run["best_checkpoint"], image, tmp_path, partitions=[coarse, coarse])
 
 
+def test_five_crops_score_the_same_in_the_trainer_and_the_tool(geo_run, tmp_path):
+    """TIB's test protocol (each cell's best probability over FiveCrop's crops) through
+    tools/eval.py's path and through the geolocate tool: the same photos, the same km."""
+    from mnet_vision.training import evaluate
+
+    data = Path(geo_run["run_dir"]).parent / "data"
+    metrics = evaluate(geo_run["best_checkpoint"], overrides={"data": {"test_crops": 5}}, out_dir=tmp_path / "eval")
+    summary = geolocate_files(geo_run["best_checkpoint"], data / "test.csv", tmp_path / "located", crops=5)
+    assert metrics["test/count"] == summary["photos"] == 40
+    assert summary["accuracy"]["median_km"] == pytest.approx(metrics["test/median_km"], rel=1e-6)
+    assert summary["accuracy"]["acc@750km"] == pytest.approx(metrics["test/acc@750km"])
+
+
 def test_eval_prints_table_11(geo_run):
     out = run_tool("eval.py", f"ckpt={geo_run['best_checkpoint']}")
     assert "geolocation_test.md:" in out.stdout
