@@ -11,11 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
 
 from mnet_vision.geo.distances import great_circle_km, great_circle_km_torch
-from mnet_vision.metrics.photo_ids import check_photo_ids, once_each
+from mnet_vision.metrics.photo_ids import PhotoValues
 
 #: Table 11's scales, finest first: threshold in km -> name
 SCALES = {1: "street", 25: "city", 200: "region", 750: "country", 2500: "continent"}
@@ -39,35 +37,16 @@ def distance_accuracy(distances_km, thresholds_km: Sequence[float] = THRESHOLDS_
     return result
 
 
-class GeolocationErrors(Metric):
+class GeolocationErrors(PhotoValues):
     """Great-circle errors (km) of one or more predictors, gathered over batches (and processes):
     ``update(name, pred_lat, pred_lon, true_lat, true_lon, photo_ids)``; ``compute() -> {name: (N,)
     km}`` for the predictors updated, in photo id order, each photo once (see
     :mod:`~mnet_vision.metrics.photo_ids`); :func:`distance_accuracy` summarises one."""
 
-    full_state_update = False
-
-    def __init__(self, names: Sequence[str]):
-        super().__init__()
-        self.names = list(names)
-        for name in self.names:
-            self.add_state(f"km_{name}", default=[], dist_reduce_fx="cat")
-            self.add_state(f"ids_{name}", default=[], dist_reduce_fx="cat")
-
     def update(self, name: str, pred_lat: torch.Tensor, pred_lon: torch.Tensor, true_lat: torch.Tensor,
                true_lon: torch.Tensor, photo_ids: torch.Tensor) -> None:
-        check_photo_ids(photo_ids, len(true_lat))
-        getattr(self, f"km_{name}").append(great_circle_km_torch(pred_lat.double(), pred_lon.double(),
-                                                                 true_lat.double(), true_lon.double()))
-        getattr(self, f"ids_{name}").append(photo_ids.long())
-
-    def compute(self) -> dict[str, np.ndarray]:
-        errors = {}
-        for name in self.names:
-            km, ids = getattr(self, f"km_{name}"), getattr(self, f"ids_{name}")
-            if len(km):  # a list of batches; one tensor once synced across processes
-                errors[name] = dim_zero_cat(km).cpu().numpy()[once_each(dim_zero_cat(ids))]
-        return errors
+        km = great_circle_km_torch(pred_lat.double(), pred_lon.double(), true_lat.double(), true_lon.double())
+        super().update(name, km, photo_ids)
 
 
 def accuracy_table(columns: Mapping[str, Mapping[str, float]], thresholds_km: Sequence[float] = THRESHOLDS_KM) -> str:

@@ -18,6 +18,7 @@ from mnet_vision.atomic import atomic_write
 from mnet_vision.geo.distances import great_circle_km_torch
 from mnet_vision.heads.geocells import located_logits
 from mnet_vision.metrics.geo import GeolocationErrors, accuracy_table, distance_accuracy
+from mnet_vision.metrics.photo_ids import PhotoValues
 from mnet_vision.reporting import save_distance_curve
 from mnet_vision.tasks.model_task import ModelTask
 
@@ -66,6 +67,8 @@ class GeolocationTask(ModelTask):
         self.label_smoothing_km = label_smoothing_km
         names = [MODEL, BASELINE] + [f"partition {p}" for p in range(len(self.num_cells))]
         self.errors = torch.nn.ModuleDict({stage: GeolocationErrors(names) for stage in ("val", "test")})
+        partitions = [str(p) for p in range(len(self.num_cells))]
+        self.hits = torch.nn.ModuleDict({stage: PhotoValues(partitions) for stage in ("val", "test")})  # top-1 per partition
 
     @property
     def head(self):
@@ -111,18 +114,21 @@ class GeolocationTask(ModelTask):
         errors.update(BASELINE, guess[:, 0], guess[:, 1], *truth)
         for p, part in enumerate(logits):
             top = part.argmax(-1)
-            self.log(f"{stage}/top1/{p}", (top == batch["cells"][:, p]).float().mean(), on_epoch=True,
-                     sync_dist=True, batch_size=len(top))
+            self.hits[stage].update(str(p), top == batch["cells"][:, p], batch["index"])
             errors.update(f"partition {p}", self.head.cell_points(p)[top, 0], self.head.cell_points(p)[top, 1], *truth)
 
     def _report(self, stage: str) -> dict[str, np.ndarray] | None:
-        """The predictors' errors in km; the model's accuracies logged as ``<stage>/acc@<t>km``, ``median_km``."""
-        metric = self.errors[stage]
+        """The predictors' errors in km; the model's accuracies logged as ``<stage>/acc@<t>km``,
+        ``median_km``, and each partition's ``top1/<p>``."""
+        metric, hits = self.errors[stage], self.hits[stage]
         if not metric.update_called:
             return None
-        errors = metric.compute()
+        errors, top1 = metric.compute(), hits.compute()
         metric.reset()
+        hits.reset()
         self._log_accuracy(stage, errors[MODEL])
+        for p, hit in top1.items():
+            self.log(f"{stage}/top1/{p}", float(hit.mean()), rank_zero_only=True)
         return errors
 
     def _log_accuracy(self, prefix: str, errors_km: np.ndarray) -> None:
@@ -132,6 +138,7 @@ class GeolocationTask(ModelTask):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.errors["val"].reset()
+            self.hits["val"].reset()
             return
         self._report("val")
 

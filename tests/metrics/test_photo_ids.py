@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mnet_vision.metrics.photo_ids import check_photo_ids, once_each
+from mnet_vision.metrics.photo_ids import PhotoValues, check_photo_ids, once_each
 
 
 def test_once_each_keeps_the_first_row_of_each_photo_in_id_order():
@@ -19,3 +19,11 @@ def test_photo_ids_must_be_one_per_photo():
         check_photo_ids(torch.arange(2), 3)
     with pytest.raises(ValueError, match="one id per photo"):
         check_photo_ids(torch.arange(3)[:, None], 3)
+
+
+def test_photo_values_per_name_each_photo_once():
+    metric = PhotoValues(["hit", "unused"])
+    metric.update("hit", torch.tensor([True, False]), torch.tensor([1, 2]))
+    metric.update("hit", torch.tensor([False, True]), torch.tensor([0, 1]))  # photo 1 again, from the padding
+    gathered = metric.compute()
+    assert set(gathered) == {"hit"} and gathered["hit"].tolist() == [0.0, 1.0, 0.0]

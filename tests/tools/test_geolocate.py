@@ -78,6 +78,8 @@ def test_planet_under_two_process_ddp_scores_every_test_photo_once(tmp_path):
              f"hydra.run.dir={run_dir}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test/count"] == 41 and metrics["test/baseline/count"] == 41
+    for p in (0, 1):  # top-1 hits over 41 photos, not 42
+        assert metrics[f"test/top1/{p}"] * 41 == pytest.approx(round(metrics[f"test/top1/{p}"] * 41), abs=1e-4)
     photos = read_geotagged_csv(data / "test.csv")
     coarsest = GeoCellPartition.read_csv(data / "cells" / "cells_3_80.csv")
     fullest = int(np.argmax(coarsest.counts))
