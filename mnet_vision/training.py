@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnet_vision.checkpoints import AtomicCheckpointIO, init_from, load_file, load_matching, model_state_dict
 from mnet_vision.model import build_model
+from mnet_vision.stored_config import check_stored_config
 from mnet_vision.tasks.callbacks import RNGState, SkippedSamplesReport
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,13 @@ def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None =
     checkpoint = load_file(ckpt)
     if "mnet_config" not in checkpoint:
         raise ValueError(f"{ckpt} is not an mnet_vision training checkpoint (no 'mnet_config' entry)")
-    cfg = OmegaConf.create(checkpoint["mnet_config"])
-    if cfg.get("distill") is not None:  # a distilled model is evaluated and served as its student alone
-        cfg.distill = None
+    stored = checkpoint["mnet_config"]
+    if not isinstance(stored, dict):
+        raise ValueError(f"{ckpt}: its 'mnet_config' entry is a {type(stored).__name__}, expected a run config dict")
+    # a distilled model is evaluated and served as its student alone: its teacher is never built
+    stored = {**stored, "distill": None} if stored.get("distill") is not None else stored
+    check_stored_config(stored, str(ckpt))  # before anything is instantiated from it
+    cfg = OmegaConf.create(stored)
     if data is not None:  # another data config in place of the stored one, as data=<name> on the command line
         from mnet_vision.config import compose
 
