@@ -6,6 +6,11 @@ threshold. Both protocols are written here rather than copied, because the wides
 routine (FaceNet's ``calculate_val``) interpolates FAR over a threshold grid, which fails on
 repeated FAR values and scores good models 0 when the grid never reaches the target FAR
 (``../shared/reference/faces.md`` §1.4).
+
+Everything ranks the scores as given, in float64: any real-valued similarity works, at any scale.
+The ROC and its AUC are scikit-learn's (``roc_curve(drop_intermediate=False)``, ``roc_auc_score``),
+written here because torchmetrics' versions read scores outside [0, 1] as logits and apply a
+float32 sigmoid, which merges distinct large scores (all those above ~17 become 1.0).
 """
 from __future__ import annotations
 
@@ -41,7 +46,12 @@ def _as_pairs(scores, issame) -> tuple[np.ndarray, np.ndarray]:
 def best_threshold(scores, issame) -> float:
     """The threshold (accept iff ``score > threshold``) with the highest accuracy on these pairs;
     candidates are every cut between two distinct scores (midpoints) and below/above all of them,
-    so the answer does not depend on a grid. The lowest such threshold wins a tie."""
+    so the answer does not depend on a grid. The lowest such threshold wins a tie.
+
+    Any real-valued scores work: the cut is always a float in ``[lower, upper)`` of the two scores
+    it separates, so scores far from 0 (where ``s - 1 == s``) or adjacent floats (whose midpoint
+    rounds onto one of them) still get a threshold that accepts exactly the pairs above the cut.
+    """
     scores, labels = _as_pairs(scores, issame)
     order = np.argsort(scores, kind="stable")
     s, y = scores[order], labels[order]
@@ -53,10 +63,18 @@ def best_threshold(scores, issame) -> float:
     valid[1:-1] = s[1:] > s[:-1]  # never cut between equal scores
     best = int(np.flatnonzero(valid)[np.argmax(correct[valid])])
     if best == 0:
-        return float(s[0] - 1.0) if len(s) else 0.0
+        if not len(s):
+            return 0.0
+        below = s[0] - 1.0
+        # s - 1 rounds back to s once |s| >= 2**53: that threshold would reject the lowest pair
+        return float(below if below < s[0] else np.nextafter(s[0], -np.inf))
     if best == len(s):
         return float(s[-1])
-    return float((s[best - 1] + s[best]) / 2)
+    lower, upper = s[best - 1], s[best]
+    middle = lower / 2 + upper / 2  # (lower + upper) / 2 overflows near the float64 limit
+    # adjacent floats have no float strictly between them: the midpoint may round onto `upper`
+    # (which would then be rejected); `lower` accepts the same pairs as any cut in the gap
+    return float(middle if lower <= middle < upper else lower)
 
 
 def kfold_accuracy(scores, issame, folds: int = 10) -> FoldAccuracy:
@@ -140,15 +158,49 @@ def all_pairs(embeddings, identities) -> tuple[np.ndarray, np.ndarray]:
     return np.einsum("nd,nd->n", x[i], x[j]), ids[i] == ids[j]
 
 
-def roc_points(scores, issame) -> tuple[np.ndarray, np.ndarray]:
-    """False and true accept rates ``(fpr, tpr)`` at every distinct threshold, from (0, 0) to (1, 1)
-    (torchmetrics' binary ROC)."""
-    import torch
-    from torchmetrics.functional.classification import binary_roc
+def _roc_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false accepts ``(tps, fps)`` when accepting ``score >= t`` for each distinct score
+    ``t`` in descending order (``thresholds``): scikit-learn's ``_binary_clf_curve``. Tied scores
+    are one threshold, so a tie between a genuine and an impostor pair is one diagonal ROC step
+    (and half a unit of area), never an order-dependent staircase. Raw float64 scores are compared
+    as they are: no sigmoid, no cast to float32, so distinct scores stay distinct at any scale."""
+    if not len(scores):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    s, y = scores[order], labels[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each run of equal scores
+    tps = np.cumsum(y, dtype=np.int64)[last]
+    fps = (last + 1) - tps
+    return tps, fps, s[last]
 
+
+def roc_points(scores, issame) -> tuple[np.ndarray, np.ndarray]:
+    """False and true accept rates ``(fpr, tpr)`` (float64) at every distinct score as a threshold
+    (accept iff ``score >= t``), from (0, 0) to (1, 1): exactly scikit-learn's
+    ``roc_curve(issame, scores, drop_intermediate=False)[:2]``. Scores may be any finite reals
+    (cosine similarities, minus distances, logits of any size). A rate without pairs to count
+    (no genuine, or no impostor pair) is NaN throughout, as in scikit-learn."""
     scores, labels = _as_pairs(scores, issame)
-    fpr, tpr, _ = binary_roc(torch.from_numpy(scores), torch.from_numpy(labels.astype(np.int64)))
-    return fpr.numpy(), tpr.numpy()
+    tps, fps, _ = _roc_counts(scores, labels)
+    tps, fps = np.r_[0, tps], np.r_[0, fps]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fpr = fps / fps[-1] if fps[-1] > 0 else np.full(len(fps), np.nan)
+        tpr = tps / tps[-1] if tps[-1] > 0 else np.full(len(tps), np.nan)
+    return fpr, tpr
+
+
+def roc_auc(scores, issame) -> float:
+    """Area under the ROC of :func:`roc_points`: scikit-learn's ``roc_auc_score`` (the chance that
+    a random genuine pair outscores a random impostor pair, ties counting half). Summed over
+    integer counts (trapezoids of the ROC steps, times 2) and divided once, so it is exact to one
+    rounding. Raises ``ValueError`` without both genuine and impostor pairs."""
+    scores, labels = _as_pairs(scores, issame)
+    tps, fps, _ = _roc_counts(scores, labels)
+    if not len(tps) or tps[-1] == 0 or fps[-1] == 0:
+        raise ValueError("the ROC AUC needs both genuine and impostor pairs")
+    tps, fps = np.r_[0, tps], np.r_[0, fps]
+    twice_area = int(np.sum(np.diff(fps) * (tps[1:] + tps[:-1])))  # int64: exact
+    return twice_area / (2 * int(tps[-1]) * int(fps[-1]))
 
 
 def pair_scores(embeddings, paths, first, second) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +228,7 @@ def verification_report(embeddings, identities, fars=(1e-3, 1e-4), pairs=None, p
     - ``tar@far<f>`` (and the achieved ``far@far<f>``) for each ``f`` in ``fars`` on all-vs-all
       pairs (:func:`tar_at_far`); a FAR the set is too small for (fewer than 10/FAR impostor
       pairs) is left out;
-    - ``auc``: area under the all-pairs ROC;
+    - ``auc``: area under the all-pairs ROC (:func:`roc_auc`, scikit-learn's ``roc_auc_score``);
     - ``genuine_pairs``, ``impostor_pairs``;
     - with ``pairs`` (an :class:`mnet_vision.data.lfw.LfwPairs`) and the images' ``paths``: the
       LFW protocol's ``accuracy`` and ``accuracy_std`` over ``pairs.sets`` folds in file order
@@ -186,13 +238,10 @@ def verification_report(embeddings, identities, fars=(1e-3, 1e-4), pairs=None, p
     ``all_pair_scores`` is ``all_pairs(embeddings, identities)`` when the caller already has it
     (the all-vs-all scores are the costly part: N (N - 1) / 2 of them).
     """
-    import torch
-    from torchmetrics.functional.classification import binary_auroc
-
     scores, issame = all_pair_scores if all_pair_scores is not None else all_pairs(embeddings, identities)
     report: dict[str, float] = {"genuine_pairs": float(issame.sum()), "impostor_pairs": float((~issame).sum())}
     if issame.any() and (~issame).any():
-        report["auc"] = float(binary_auroc(torch.from_numpy(scores), torch.from_numpy(issame.astype(np.int64))))
+        report["auc"] = roc_auc(scores, issame)
     for far in fars:
         if report["impostor_pairs"] >= math.ceil(10.0 / far) and issame.any():
             result = tar_at_far(scores, issame, far)

@@ -109,3 +109,84 @@ def test_verification_report_on_separable_and_listed_pairs(tmp_path):
     assert report["genuine_pairs"] == n_ids * per_id * (per_id - 1) / 2
     assert report["pairs"] == 15 and report["pairs_missing"] == 5
     assert report["accuracy"] == 1.0 and report["accuracy_std"] == 0.0
+
+
+# Issue 13: torchmetrics' binary ROC/AUROC read scores outside [0, 1] as logits and apply a float32
+# sigmoid, which is exactly 1.0 above ~17 (and merges distinct scores well before): any real-valued
+# similarity (minus a distance, an unnormalised dot product) then got a different curve and AUC.
+# The reference is scikit-learn's roc_curve(drop_intermediate=False) / roc_auc_score on raw scores.
+
+def test_roc_and_auc_on_scores_a_sigmoid_would_merge():
+    # ranked 42 impostor, 41 genuine, 40 genuine: a sigmoid makes all three one threshold (one
+    # diagonal step, AUC 1/2); as raw scores the curve goes up only after the impostor: AUC 0
+    scores, same = [40.0, 41.0, 42.0], [1, 1, 0]
+    fpr, tpr = roc_points(scores, same)
+    assert fpr.tolist() == [0, 1, 1, 1] and tpr.tolist() == [0, 0, 0.5, 1]
+    from mnet_vision.metrics.verification import roc_auc
+
+    assert roc_auc(scores, same) == 0.0
+    # far from 0 on both sides too
+    assert roc_auc([-1e6, -1e6 + 1, 1e12, 1e12 + 1e-3 * 2 ** 40], [0, 1, 0, 1]) == 0.75
+
+
+def _random_score_sets(seed):
+    """Seeded score sets of every kind the metric must rank as they are: negative, huge, tied
+    (rounded onto a coarse grid), and float32 as well as float64."""
+    rng = np.random.default_rng(seed)
+    for n in (2, 7, 50, 400):
+        same = rng.random(n) < 0.4
+        same[0], same[1] = True, False  # both classes present
+        base = rng.normal(size=n) + same
+        for scores in (base, base * 1e3 - 5e2, base * 50 + 30, np.round(base * 2) / 2,
+                       np.round(base * 3) * 1e7, (base * 40).astype(np.float32), np.float32(base) + 35):
+            yield scores, same
+
+
+def test_roc_points_and_auc_equal_scikit_learn_on_random_scores():
+    from sklearn import metrics as sklearn_metrics  # a dev dependency: the reference, never skipped
+
+    for seed in range(5):
+        for scores, same in _random_score_sets(seed):
+            fpr, tpr = roc_points(scores, same)
+            ref_fpr, ref_tpr, _ = sklearn_metrics.roc_curve(same, scores, drop_intermediate=False)
+            np.testing.assert_array_equal(fpr, ref_fpr)
+            np.testing.assert_array_equal(tpr, ref_tpr)
+    from mnet_vision.metrics.verification import roc_auc
+
+    for seed in range(5):
+        for scores, same in _random_score_sets(seed):
+            assert roc_auc(scores, same) == pytest.approx(sklearn_metrics.roc_auc_score(same, scores), abs=1e-12)
+
+
+def test_verification_report_auc_on_large_scores_equals_scikit_learn():
+    from sklearn import metrics as sklearn_metrics  # a dev dependency: the reference, never skipped
+    from mnet_vision.metrics.verification import verification_report
+
+    rng = np.random.default_rng(0)
+    same = rng.random(500) < 0.3
+    scores = (rng.normal(size=500) + same) * 20 + 40  # mostly above 17: a sigmoid ties most of them
+    report = verification_report(None, None, fars=(), all_pair_scores=(scores, same))
+    assert report["auc"] == pytest.approx(sklearn_metrics.roc_auc_score(same, scores), abs=1e-12)
+
+
+def test_thresholds_hold_at_any_score_scale():
+    # accept-all below 1e20: `s - 1` rounds back to s there, and `score > s` rejected the lowest
+    t = best_threshold([1e20, 1.5e20], [1, 1])
+    assert t < 1e20
+    # adjacent floats: their midpoint rounds (half to even) onto one of them, here the upper one;
+    # the cut must still separate them
+    a = np.nextafter(1.0, 2.0)
+    b = np.nextafter(a, 2.0)
+    t = best_threshold([a, b], [0, 1])
+    assert a <= t < b
+    # near the float64 limit (a + b overflows to inf)
+    t = best_threshold([1e308, 1.5e308], [0, 1])
+    assert 1e308 <= t < 1.5e308
+    # LFW folds at any scale: shifting and scaling the scores changes nothing
+    rng = np.random.default_rng(1)
+    same = rng.random(600) < 0.5
+    scores = rng.normal(size=600) + 2 * same
+    for scale, shift in ((1.0, 0.0), (1e6, 1e12), (1e-6, -3.0)):
+        folds = kfold_accuracy(scores * scale + shift, same, folds=10)
+        assert folds.fold_accuracies == kfold_accuracy(scores, same, folds=10).fold_accuracies
+    assert tar_at_far(scores * 1e6 + 1e12, same, 0.05).tar == tar_at_far(scores, same, 0.05).tar
