@@ -14,6 +14,7 @@ from mnet_vision.data.images import image_files, readable_chunks
 from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.coco import xyxy_to_xywh
 from mnet_vision.model import DetectorModel
+from mnet_vision.outputs import drawing_paths, prepare_output_dir
 from mnet_vision.reporting import save_detections_picture
 
 def load_detector(ckpt: str | Path) -> tuple[DetectorModel, list[str], list[int]]:
@@ -39,16 +40,19 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
 
     Writes ``out_dir/detections.json``: one entry per image, ``{"file", "width", "height",
     "detections": [{"label", "category_id", "score", "box_xyxy" (pixels), "bbox" (COCO xywh)}]}``,
-    detections with ``score >= score_thresh`` only, best first; and (``draw``) ``out_dir/<stem>.png``
-    per image with the boxes, class names and scores drawn. Unreadable images are skipped, logged
-    and listed under ``skipped`` in the returned summary (and the JSON's entries leave them out).
+    detections with ``score >= score_thresh`` only, best first; and (``draw``) ``out_dir/<name>.png``
+    per image (``photo.jpg`` -> ``photo.jpg.png``) with the boxes, class names and scores drawn.
+    Unreadable images are skipped, logged and listed under ``skipped`` in the returned summary (and
+    the JSON's entries leave them out). An ``out_dir`` that is not writable, or is (or lies inside)
+    the input folder, is refused before any work.
     """
     if not 0.0 <= score_thresh <= 1.0:
         raise ValueError(f"score threshold must be in [0, 1], got {score_thresh}")
     files = image_files(source)
+    out_dir = prepare_output_dir(out_dir, files)
+    drawings = dict(zip(files, drawing_paths(files, out_dir)))
     model, names, category_ids = load_detector(ckpt)
     model.to(device)
-    out_dir = Path(out_dir)
     entries, skipped = [], []
     for chunk in readable_chunks(files, batch_size, skipped, "detecting"):
         kept = [path for path, _ in chunk]
@@ -66,7 +70,7 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
                                     "bbox": [round(float(v), 2) for v in xywh]}
                                    for b, xywh, c, s in zip(boxes, xyxy_to_xywh(boxes.numpy()), labels, scores)]})
                 if draw:
-                    save_detections_picture(image, boxes, labels, scores, names, out_dir / f"{path.stem}.png")
+                    save_detections_picture(image, boxes, labels, scores, names, drawings[path])
     json_path = write_json(out_dir / "detections.json", entries)
     return {"images": len(entries), "detections": sum(len(e["detections"]) for e in entries),
             "skipped": skipped, "json": str(json_path), "out_dir": str(out_dir)}

@@ -23,6 +23,7 @@ from mnet_vision.geo.s2 import ids_to_tokens
 from mnet_vision.heads.geocells import located_logits
 from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.geo import accuracy_table, geolocation_accuracy
+from mnet_vision.outputs import drawing_paths, prepare_output_dir
 
 class Geolocator:
     """The model of a geolocation checkpoint (``task=planet``) in eval mode, with the evaluation
@@ -96,16 +97,18 @@ def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, t
     Writes ``out_dir/geolocation.json``: one entry per photo, ``{"file", "lat", "lon" (the
     predicted point: the best cell's mean photo location), "cells": top-k cells with
     probabilities}``, plus ``"true_lat"``, ``"true_lon"`` and ``"error_km"`` for a CSV; with
-    ``draw``, ``out_dir/<stem>.png`` maps of each photo's top cells. Unreadable images are
-    skipped and listed. The returned summary has the counts, photos/s and, for a CSV, the
+    ``draw``, ``out_dir/<name>.png`` maps of each photo's top cells (``photo.jpg`` -> ``photo.jpg.png``,
+    below the photos' common folder). Unreadable images are skipped and listed. An ``out_dir`` that
+    is not writable, or is (or lies inside) a folder of the photos, is refused before any work.
+    The returned summary has the counts, photos/s and, for a CSV, the
     accuracy at Table 11's scales (``accuracy``, and ``table`` in its layout).
     """
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     files, truth = _inputs(source, images)
+    out_dir = prepare_output_dir(out_dir, files)
+    drawings = dict(zip(files, drawing_paths(files, out_dir)))
     locator = Geolocator(ckpt, device, partitions, crops)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     entries, skipped = [], []
     start = time.perf_counter()
     for chunk in readable_chunks(files, batch_size, skipped, "geolocating"):
@@ -118,7 +121,7 @@ def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, t
                     entry["error_km"] = float(great_circle_km(entry["lat"], entry["lon"], *truth[path]))
                 entries.append(entry)
                 if draw:
-                    save_geolocation_map(locator.partition, prob, out_dir / f"{path.stem}.png",
+                    save_geolocation_map(locator.partition, prob, drawings[path],
                                          predicted=(entry["lat"], entry["lon"]), truth=truth.get(path), top_k=top_k,
                                          title=path.name)
     seconds = time.perf_counter() - start

@@ -28,8 +28,8 @@ def test_detect_a_folder_writes_json_and_pictures_and_skips_bad_files(detection_
             assert det["label"] in {"circle", "square", "triangle", "pentagon", "hexagon", "star", "cross",
                                     "ring", "diamond", "crescent"}
             assert 1 <= det["category_id"] <= 10
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["000001.png", "000002.png"]
-    with Image.open(tmp_path / "out" / "000001.png") as picture:
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["000001.png.png", "000002.png.png"]
+    with Image.open(tmp_path / "out" / "000001.png.png") as picture:
         assert picture.size == (320, 320)  # enlarged 5x so the captions read
 
 
@@ -54,3 +54,38 @@ def test_bad_inputs_are_named(detection_run, tmp_path):
         image_files(tmp_path)
     with pytest.raises(ValueError, match="score threshold"):
         detect_files(detection_run["best_checkpoint"], tmp_path, tmp_path / "o", score_thresh=2)
+
+
+def _photos(detection_run, folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    source = sorted((Path(detection_run["run_dir"]).parent / "data" / "val2017").glob("*.png"))
+    for src, name in zip(source, names):
+        Image.open(src).save(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("out", [".", "sub"])
+def test_an_output_folder_among_the_inputs_is_refused_and_the_photos_survive(detection_run, tmp_path, out):
+    folder = _photos(detection_run, tmp_path / "in", ["a.png", "b.png"])
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(ValueError, match="could overwrite them"):
+        detect_files(detection_run["best_checkpoint"], folder, folder / out, score_thresh=0.0)
+    with pytest.raises(ValueError, match="could overwrite them"):  # one file: its folder is the input folder
+        detect_files(detection_run["best_checkpoint"], folder / "a.png", folder, score_thresh=0.0)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_photos_of_one_stem_get_one_drawing_each(detection_run, tmp_path):
+    folder = _photos(detection_run, tmp_path / "in", ["photo.jpg", "photo.png"])
+    summary = detect_files(detection_run["best_checkpoint"], folder, tmp_path / "out", score_thresh=0.0)
+    assert summary["images"] == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["detections.json", "photo.jpg.png",
+                                                                    "photo.png.png"]
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(detection_run, tmp_path):
+    folder = _photos(detection_run, tmp_path / "in", ["a.png"])
+    (tmp_path / "file").write_text("a file, not a folder")
+    # the checkpoint does not even exist: the output folder is checked first
+    with pytest.raises(PermissionError, match=r"output folder .*file/out is not writable"):
+        detect_files(tmp_path / "missing.ckpt", folder, tmp_path / "file" / "out")

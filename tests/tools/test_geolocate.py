@@ -31,7 +31,15 @@ def test_geolocate_one_image_with_a_map(geo_run, tmp_path):
     image = Path(geo_run["run_dir"]).parent / "data" / "test" / "000000.png"
     summary = geolocate_files(geo_run["best_checkpoint"], image, tmp_path, top_k=2, draw=True)
     assert summary["photos"] == 1 and "accuracy" not in summary
-    assert (tmp_path / "000000.png").stat().st_size > 10_000
+    assert (tmp_path / "000000.png.png").stat().st_size > 10_000
+
+
+def test_geolocate_refuses_to_draw_among_the_photos(geo_run, tmp_path):
+    image = Path(geo_run["run_dir"]).parent / "data" / "test" / "000000.png"
+    before = image.read_bytes()
+    with pytest.raises(ValueError, match="could overwrite them"):
+        geolocate_files(geo_run["best_checkpoint"], image, image.parent, draw=True)
+    assert image.read_bytes() == before
 
 
 def test_geolocate_checks_cell_files_against_the_checkpoint(geo_run, tmp_path):

@@ -1,0 +1,44 @@
+"""Where a tool writes: an output folder checked before the work starts (writable, never among the
+inputs) and one drawing name per input that no other input can share."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def check_writable(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Make ``folder`` (and its parents) and prove a file can be written there, raising
+    ``PermissionError`` naming it otherwise: a tool finds out before its work, not after."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{what} {folder} is not writable: {err.strerror or err}") from err
+    return folder
+
+
+def prepare_output_dir(out_dir: str | os.PathLike, inputs: Sequence[Path]) -> Path:
+    """``out_dir`` made and checked writable, after refusing one that is, or lies inside, a folder
+    holding an input: drawings named after the photos would otherwise replace them (``out=`` the
+    input folder turned ``photo.png`` into a drawing of itself)."""
+    out = Path(out_dir).resolve()
+    for folder in sorted({Path(p).resolve().parent for p in inputs}):
+        if out == folder or folder in out.parents:
+            raise ValueError(f"output folder {out_dir} is {'the' if out == folder else 'inside the'} folder of the "
+                             f"input images ({folder}): its drawings could overwrite them; choose another out=")
+    return check_writable(out_dir)
+
+
+def drawing_paths(inputs: Sequence[Path], out_dir: str | os.PathLike, suffix: str = ".png") -> list[Path]:
+    """One output file per input: its path below the inputs' common folder, mirrored under
+    ``out_dir``, with ``suffix`` appended to the whole name (``photo.jpg`` -> ``photo.jpg.png``), so
+    ``photo.jpg`` and ``photo.png``, or ``a/x.jpg`` and ``b/x.jpg``, never share a drawing."""
+    if not inputs:
+        return []
+    resolved = [Path(p).resolve() for p in inputs]
+    root = Path(os.path.commonpath([p.parent for p in resolved]))
+    return [Path(out_dir) / p.relative_to(root).with_name(p.name + suffix) for p in resolved]
