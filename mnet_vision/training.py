@@ -13,14 +13,14 @@ from typing import Any
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from mnet_vision.checkpoints import AtomicCheckpointIO, init_from, load_file, load_matching, model_state_dict
 from mnet_vision.model import build_model
 from mnet_vision.stored_config import check_stored_config
-from mnet_vision.tasks.callbacks import RNGState, SkippedSamplesReport
+from mnet_vision.tasks.callbacks import ResumableCheckpoint, RNGState, SkippedSamplesReport
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,14 @@ def build_trainer(cfg: DictConfig, run_dir: Path, task: pl.LightningModule) -> p
     loggers = [instantiate(c, save_dir=str(run_dir)) for c in (cfg.get("logger") or {}).values()]
     checkpoints = run_dir / "checkpoints"
     callbacks = [
-        ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch:03d}", monitor=monitor, mode=mode,
-                        save_top_k=1, auto_insert_metric_name=False),
+        ResumableCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch:03d}", monitor=monitor, mode=mode,
+                            save_top_k=1, auto_insert_metric_name=False),
         # A separate callback for last.ckpt: Lightning's save_last only writes when a new best was
         # saved, which would leave resume= an epoch (or many) behind. It saves at the end of every
         # training epoch: left to itself it saves after validation only, so with
         # check_val_every_n_epoch > 1 the epochs after the last validation were never saved.
-        ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
-                        enable_version_counter=False, save_on_train_epoch_end=True),
+        ResumableCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
+                            enable_version_counter=False, save_on_train_epoch_end=True),
         SkippedSamplesReport(),
         RNGState(),
     ]

@@ -1,5 +1,6 @@
 """Training through the Python entry point: outputs, resume, fine-tuning, evaluation, skips."""
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -48,6 +49,35 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(shapes_root, tmp_p
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
     assert resumed["val/loss"] == pytest.approx(straight["val/loss"], abs=1e-6)
+
+
+def test_resume_keeps_the_best_checkpoint_of_the_epochs_before_it(shapes_root, tmp_path):
+    """A kill after the best epoch: the epochs after the resume are worse than the stored best
+    (made so by construction: its score is set to 0.99 top-1), so the best must stay that epoch's
+    checkpoint, copied into the new run folder, and the test must run on it."""
+    first = _train(shapes_root, tmp_path / "first", "trainer.max_epochs=1", "test_after_fit=false")
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    (key,) = [k for k in ckpt["callbacks"] if "'monitor': 'val/top1'" in k]
+    assert Path(ckpt["callbacks"][key]["best_model_path"]) == Path(first["best_checkpoint"])
+    ckpt["callbacks"][key]["best_model_score"] = torch.tensor(0.99)
+    ckpt["callbacks"][key]["best_k_models"] = {first["best_checkpoint"]: torch.tensor(0.99)}
+    torch.save(ckpt, last)
+    resumed = _train(shapes_root, tmp_path / "resumed", "trainer.max_epochs=3", f"resume={tmp_path / 'first'}")
+    best = tmp_path / "resumed" / "checkpoints" / "best-epoch000.ckpt"
+    assert resumed["best_checkpoint"] == str(best.resolve())
+    assert sorted(p.name for p in best.parent.glob("best-*")) == ["best-epoch000.ckpt"]
+    assert Path(first["best_checkpoint"]).is_file()  # the old run keeps its file
+    tested = evaluate(first["best_checkpoint"], "test", out_dir=tmp_path / "eval")
+    assert resumed["test/top1"] == pytest.approx(tested["test/top1"], abs=0)
+
+
+def test_resume_and_an_uninterrupted_run_pick_the_same_best_epoch(shapes_root, tmp_path):
+    straight = _train(shapes_root, tmp_path / "straight", "trainer.max_epochs=3")
+    _train(shapes_root, tmp_path / "first", "trainer.max_epochs=2", "test_after_fit=false")
+    resumed = _train(shapes_root, tmp_path / "resumed", "trainer.max_epochs=3", f"resume={tmp_path / 'first'}")
+    assert Path(resumed["best_checkpoint"]).name == Path(straight["best_checkpoint"]).name
+    assert resumed["test/top1"] == pytest.approx(straight["test/top1"], abs=0)
 
 
 def test_last_checkpoint_holds_the_last_epoch_between_validations(shapes_root, tmp_path):

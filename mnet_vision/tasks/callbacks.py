@@ -1,14 +1,19 @@
-"""Lightning callbacks every task uses: counted skips and checkpointed RNG state."""
+"""Lightning callbacks every task uses: counted skips, checkpointed RNG state, a best checkpoint that
+survives a resume."""
 from __future__ import annotations
 
 import logging
 import random
+import shutil
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
+from mnet_vision.atomic import atomic_write
 from mnet_vision.data.skipping import SKIPPED
 
 log = logging.getLogger(__name__)
@@ -90,3 +95,30 @@ class RNGState(pl.Callback):
         np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
         p = state["python"]
         random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+
+
+class ResumableCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose best (score and file) survives ``resume=`` into a new run folder.
+
+    Lightning restores only ``best_model_path`` when the checkpoint folder changed, not the score:
+    the first epoch after a resume then became "best" however bad it was, and the test ran on it.
+    Here the score comes along too, and the best checkpoint file is copied into the new folder, so
+    the new run is whole (a later, better epoch replaces that copy, never the old run's file)."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            super().load_state_dict(state_dict)
+            return
+        score, best = state_dict.get("best_model_score"), state_dict.get("best_model_path")
+        self.current_score = state_dict.get("current_score")
+        if score is None or not best:  # no validation before the interruption: nothing is best yet
+            return
+        source = Path(best)
+        if not source.is_file():
+            raise FileNotFoundError(f"resume: the best checkpoint of the run being resumed, {source}, is gone; "
+                                    f"restore it, or the best score ({float(score):.6g}) would be lost")
+        copy = Path(self.dirpath) / source.name
+        atomic_write(copy, lambda tmp: shutil.copyfile(source, tmp))
+        self.best_model_score = self.kth_value = score
+        self.best_model_path = self.kth_best_model_path = str(copy)
+        self.best_k_models = {str(copy): score}
