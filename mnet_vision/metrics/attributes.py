@@ -2,11 +2,14 @@
 Table 12 metric), accuracy and balanced accuracy at a threshold.
 
 Labels are ``(N, K)`` integers: 1 present, 0 absent, -1 unknown. Unknown labels are left out of
-every metric, attribute by attribute (web data rarely labels everything). AP is torchmetrics'
-``binary_average_precision`` on one attribute's known labels: the step-wise area under the
-precision-recall curve over the distinct scores, the same as scikit-learn's
-``average_precision_score``. An attribute with no known positive has no AP (NaN) and is left out
-of the mean, and counted, rather than read as 0.
+every metric, attribute by attribute (web data rarely labels everything). AP is scikit-learn's
+``average_precision_score`` on one attribute's known labels, written here in float64 numpy
+(:func:`average_precision`): the step-wise area under the precision-recall curve over the distinct
+scores, ties one step. It ranks the raw scores, whatever their scale: no sigmoid and no float32
+cast, which would make confident logits (above ~17, where a float32 sigmoid is 1.0) equal and
+change the AP (torchmetrics' ``binary_average_precision`` also applies a sigmoid by itself to
+scores outside [0, 1]). An attribute with no known positive has no AP (NaN) and is left out of the
+mean, and counted, rather than read as 0.
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torchmetrics import Metric
-from torchmetrics.functional.classification import binary_average_precision
 from torchmetrics.utilities import dim_zero_cat
 
 from mnet_vision.metrics.photo_ids import check_photo_ids, once_each
@@ -81,16 +84,54 @@ class AttributeReport:
         return "\n".join(rows)
 
 
+def average_precision(scores, labels) -> float:
+    """Average precision of one binary problem: ``sum_n (R_n - R_{n-1}) P_n`` over the distinct
+    scores in descending order (accepting ``score >= s_n``), i.e. scikit-learn's
+    ``average_precision_score``. ``scores`` are any reals (infinities too), ranked as float64
+    (float32 and float16 inputs convert exactly); ``labels`` 1/0 (no unknowns). NaN without a
+    positive, or when a score is NaN (where scikit-learn raises)."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels).reshape(-1) == 1
+    if s.shape != y.shape:
+        raise ValueError(f"scores ({s.shape[0]}) and labels ({y.shape[0]}) differ in length")
+    if not y.any() or np.isnan(s).any():  # a diverged model's NaN logits rank nothing
+        return math.nan
+    order = np.argsort(s, kind="mergesort")[::-1]
+    s, y = s[order], y[order]
+    # tied scores: one threshold, one step (`!=`, not np.diff: inf - inf is NaN, not a tie)
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
+    tps = np.cumsum(y, dtype=np.int64)[last]
+    precision = tps / (last + 1)
+    recall_gain = np.diff(np.r_[0, tps]) / tps[-1]
+    return float(np.sum(recall_gain * precision))
+
+
+def logit(p: float) -> float:
+    """``log(p / (1 - p))`` in float64, -inf/+inf at (and beyond) 0 and 1: ``sigmoid(x) >= p`` iff
+    ``x >= logit(p)``, with no sigmoid to saturate."""
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    return math.log(p) - math.log1p(-p)
+
+
 def attribute_report(scores: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> AttributeReport:
-    """Metrics of ``scores`` (``(N, K)`` probabilities, or any scores ranking the same way; accuracy
-    thresholds them at ``threshold``) against ``labels`` (``(N, K)``: 1, 0, or -1 unknown)."""
+    """Metrics of ``scores`` (``(N, K)`` probabilities, or any real scores ranking the same way, e.g.
+    logits; accuracy counts ``score >= threshold`` as present) against ``labels`` (``(N, K)``: 1, 0,
+    or -1 unknown). AP ranks the scores as they are (:func:`average_precision`). The threshold is
+    compared at the scores' own precision, float32 at least (float32 probabilities against
+    ``float32(threshold)``, as before; float64 scores in float64). For logits and a probability
+    threshold ``p``, pass ``threshold=logit(p)`` (what :class:`AttributeScores` does)."""
     if scores.shape != labels.shape or scores.ndim != 2:
         raise ValueError(f"scores {tuple(scores.shape)} and labels {tuple(labels.shape)} must both be (N, K)")
-    labels = labels.long()
+    labels = labels.long().cpu()
     bad = ~((labels == 0) | (labels == 1) | (labels == UNKNOWN))
     if bad.any():
         raise ValueError(f"labels must be 1, 0 or {UNKNOWN} (unknown); found {labels[bad].unique().tolist()}")
-    scores = scores.float()
+    # never below float32 (half-precision scores would round the threshold), never rounded down
+    # from float64 (distinct float64 scores may be one float32)
+    scores = scores.detach().cpu().to(torch.promote_types(scores.dtype, torch.float32))
     predicted = scores >= threshold
     positive, negative = labels == 1, labels == 0
     n_pos, n_neg = positive.sum(0), negative.sum(0)
@@ -101,17 +142,23 @@ def attribute_report(scores: torch.Tensor, labels: torch.Tensor, threshold: floa
     recall = (predicted & positive).sum(0) / n_pos.clamp(min=1)
     specificity = (~predicted & negative).sum(0) / n_neg.clamp(min=1)
     balanced = torch.where((n_pos > 0) & (n_neg > 0), (recall + specificity) / 2, nan)
-    ap = nan.clone()
+    ap = nan.double()  # float64: the report keeps each AP as computed
+    values, known_labels = scores.double().numpy(), labels.numpy()
     for j in torch.nonzero(n_pos > 0).flatten().tolist():
-        keep = labels[:, j] != UNKNOWN
-        ap[j] = binary_average_precision(scores[keep, j], labels[keep, j])
+        keep = known_labels[:, j] != UNKNOWN
+        ap[j] = average_precision(values[keep, j], known_labels[keep, j])
     return AttributeReport(ap, accuracy, balanced, n_pos, n_neg, (labels == UNKNOWN).sum(0))
 
 
 class AttributeScores(Metric):
     """Collects ``(N, K)`` logits and labels over an epoch (gathered across processes, each photo
-    once: see :mod:`~mnet_vision.metrics.photo_ids`) and computes :func:`attribute_report` on
-    sigmoid probabilities."""
+    once: see :mod:`~mnet_vision.metrics.photo_ids`) and computes :func:`attribute_report` on them.
+
+    The state holds the raw logits (float32, or float64 when given so), not sigmoid probabilities:
+    a float32 sigmoid is exactly 1.0 above a logit of ~17, which would tie a model's confident
+    predictions and change their AP. AP ranks the logits (the sigmoid is monotonic: same ranking,
+    same AP as exact probabilities); accuracy counts ``sigmoid(logit) >= threshold`` as
+    ``logit >= logit(threshold)``, compared in float64."""
 
     full_state_update = False
 
@@ -124,11 +171,13 @@ class AttributeScores(Metric):
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor, photo_ids: torch.Tensor) -> None:
         check_photo_ids(photo_ids, len(labels))
-        self.scores.append(torch.sigmoid(logits.detach().float()))
+        logits = logits.detach()
+        self.scores.append(logits.to(torch.promote_types(logits.dtype, torch.float32)))  # raw, at least float32
         self.labels.append(labels.to(torch.int8))
         self.photo_ids.append(photo_ids.long())
 
     def compute(self) -> AttributeReport:
         keep = torch.from_numpy(once_each(dim_zero_cat(self.photo_ids)))
-        return attribute_report(dim_zero_cat(self.scores).cpu()[keep], dim_zero_cat(self.labels).cpu()[keep],
-                                self.threshold)
+        # float64 (exact from float32) so the logit threshold is not rounded to float32
+        logits = dim_zero_cat(self.scores).cpu()[keep].double()
+        return attribute_report(logits, dim_zero_cat(self.labels).cpu()[keep], logit(self.threshold))

@@ -37,10 +37,12 @@ class AttributeTask(ModelTask):
             training labels, clamped to ``[1/max_pos_weight, max_pos_weight]``, so a rare
             attribute's positives weigh as much as its negatives); or a list of K weights.
         max_pos_weight: the clamp of ``balanced`` weights.
-        threshold: the probability above which an attribute counts as present (accuracy).
+        threshold: the probability at or above which an attribute counts as present (accuracy);
+            applied to the raw logits as ``logit >= log(threshold / (1 - threshold))``.
         optimizer, scheduler, weight_decay, compile, run_config: see :class:`ModelTask`.
 
-    Validation and test log ``mean_ap`` (the paper's metric), ``mean_accuracy`` and
+    Validation and test log ``mean_ap`` (the paper's metric; scikit-learn's average precision of
+    the raw logits, see :class:`~mnet_vision.metrics.attributes.AttributeScores`), ``mean_accuracy`` and
     ``mean_balanced_accuracy``; test also logs ``ap/<attribute>`` and writes ``attributes_test.md``
     (per-attribute table) and ``attributes_test.png`` (AP bar chart) to the trainer's
     ``default_root_dir``.

@@ -1,6 +1,7 @@
 """Attribute metrics on cases whose answers are known by construction."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,3 +90,88 @@ def test_attribute_scores_count_a_photo_scored_twice_once():
     report = metric.compute()
     assert report.ap.tolist() == pytest.approx([(1 / 2 + 2 / 3) / 2]) and report.positives.tolist() == [2]
     assert "| smiling | 2 | 1 | 0 | 0.5833 |" in report.table(["smiling"])  # one attribute: still a (1,) report
+
+
+# Issue 13: the epoch metric stored float32 sigmoids (exactly 1.0 above a logit of ~17) and the
+# report used torchmetrics' binary_average_precision (which applies a sigmoid by itself to scores
+# outside [0, 1]), so confident logits tied and the AP changed. AP must be scikit-learn's
+# average_precision_score on the raw scores, at any scale, on every path.
+
+def test_ap_of_logits_a_sigmoid_would_merge():
+    # ranked 42 negative, 41 positive, 40 positive: thresholds 42 (P 0, R 0), 41 (P 1/2, R 1/2),
+    # 40 (P 2/3, R 1), so AP = 1/2 * 1/2 + 1/2 * 2/3.
+    # A float32 sigmoid makes all three 1.0: one threshold, P 2/3 at R 1, AP 2/3.
+    logits, labels = torch.tensor([[40.0], [41.0], [42.0]]), torch.tensor([[1], [1], [0]])
+    expected = 0.5 * 0.5 + 0.5 * 2 / 3
+    assert float(attribute_report(logits, labels).ap[0]) == pytest.approx(expected, abs=1e-12)
+    metric = AttributeScores()
+    metric.update(logits, labels, torch.tensor([0, 1, 2]))
+    assert float(metric.compute().ap[0]) == pytest.approx(expected, abs=1e-12)
+
+
+def _random_attribute_sets(seed):
+    """Seeded (scores, labels) of every kind AP must rank as they are: negative and huge logits,
+    ties (a coarse grid), float64 scores that float32 would merge, float32 and float16 inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    for n in (3, 20, 300):
+        labels = (torch.rand(n, 4, generator=gen) < torch.tensor([0.5, 0.2, 0.05, 0.9])).long()
+        labels[torch.rand(n, 4, generator=gen) < 0.1] = -1
+        labels[0] = 1  # every attribute has a known positive
+        base = torch.randn(n, 4, generator=gen, dtype=torch.float64) + labels.clamp(min=0)
+        for scores in (base * 30, base * 1e4 - 20, (base * 2).round() * 20, 1e8 + base * 1e-3,
+                       (base * 25 + 30).float(), torch.sigmoid(base).float(), (base * 3).half()):
+            yield scores, labels
+
+
+def _sklearn_ap(scores, labels):
+    from sklearn.metrics import average_precision_score  # a dev dependency: the reference, never skipped
+
+    values = scores.double().numpy()
+    out = []
+    for j in range(labels.shape[1]):
+        keep = labels[:, j] != -1
+        out.append(average_precision_score(labels[keep, j].numpy(), values[keep.numpy(), j]))
+    return out
+
+
+def test_ap_equals_scikit_learn_on_random_scores_in_the_report_and_the_epoch_metric():
+    for seed in range(3):
+        for scores, labels in _random_attribute_sets(seed):
+            expected = _sklearn_ap(scores, labels)
+            assert attribute_report(scores, labels).ap.tolist() == pytest.approx(expected, abs=1e-12)
+            if scores.dtype == torch.float32 and scores.min() < 0:  # logits: the epoch metric's input
+                metric = AttributeScores()
+                half = len(scores) // 2
+                metric.update(scores[:half], labels[:half], torch.arange(half))
+                metric.update(scores[half:], labels[half:], torch.arange(half, len(scores)))
+                assert metric.compute().ap.tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def test_epoch_accuracy_thresholds_the_probability_of_the_raw_logits():
+    # threshold 0.9 is logit log(9) = 2.1972...: the float32 logits on either side of it fall on
+    # the right sides (a float32 sigmoid rounds 2.19722 and 2.19723 to the same 0.9)
+    t = math.log(9)
+    below, above = float(np.nextafter(np.float32(t), np.float32(0))), float(np.nextafter(np.float32(t), np.float32(9)))
+    logits = torch.tensor([[below], [above], [30.0], [-30.0]])
+    labels = torch.tensor([[0], [1], [1], [0]])
+    metric = AttributeScores(threshold=0.9)
+    metric.update(logits, labels, torch.arange(4))
+    assert metric.compute().accuracy.tolist() == [1.0]
+    # the same semantics as before on ordinary logits, and on probabilities in the report
+    gen = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(500, 3, generator=gen) * 3, (torch.rand(500, 3, generator=gen) < 0.4).long()
+    for threshold in (0.5, 0.3, 0.8):
+        metric = AttributeScores(threshold)
+        metric.update(logits, labels, torch.arange(500))
+        old = attribute_report(torch.sigmoid(logits), labels, threshold)
+        new = metric.compute()
+        assert new.accuracy.tolist() == old.accuracy.tolist()
+        assert new.balanced_accuracy.tolist() == old.balanced_accuracy.tolist()
+
+
+def test_ap_of_infinite_and_nan_scores():
+    from mnet_vision.metrics.attributes import average_precision
+
+    # float16 logits overflow to inf: two infs are one tie (1 positive, 1 negative), then a positive
+    assert average_precision([math.inf, math.inf, 1.0], [1, 0, 1]) == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
+    assert math.isnan(average_precision([math.nan, 1.0], [1, 0]))  # a diverged model has no AP

@@ -111,3 +111,21 @@ def test_distilled_student_and_a_teacher_with_other_attributes(attribute_run, tm
 def test_metrics_json_has_the_means(attribute_run):
     stored = json.loads((Path(attribute_run["run_dir"]) / "metrics.json").read_text())
     assert {"val/mean_ap", "test/mean_ap", "test/mean_balanced_accuracy"} <= set(stored)
+
+
+def test_evaluated_ap_ranks_raw_logits_at_any_scale(attribute_run, tmp_path):
+    """Issue 13: the epoch metric kept float32 sigmoids, which are 1.0 above a logit of ~17, so a
+    confident model's top predictions tied and its AP changed. Scaling the classifier's last layer
+    by 128 (a power of two: every logit is exactly 128 times as large) keeps each ranking, so the
+    AP that tools/eval.py reports must stay the same to the last digit."""
+    ckpt = torch.load(attribute_run["best_checkpoint"], weights_only=True)
+    layer = [k for k in ckpt["state_dict"] if k.endswith("fc.weight")]
+    assert len(layer) == 1, f"expected one classifier layer, found {layer}"
+    for key in (layer[0], layer[0].replace("fc.weight", "fc.bias")):
+        ckpt["state_dict"][key] = ckpt["state_dict"][key] * 128
+    torch.save(ckpt, tmp_path / "confident.ckpt")
+    plain = evaluate(attribute_run["best_checkpoint"], "test", out_dir=tmp_path / "plain")
+    confident = evaluate(tmp_path / "confident.ckpt", "test", out_dir=tmp_path / "confident")
+    aps = sorted(k for k in plain if k.startswith("test/ap/"))
+    assert aps and [confident[k] for k in aps] == [plain[k] for k in aps]
+    assert confident["test/mean_ap"] == plain["test/mean_ap"]
