@@ -24,7 +24,11 @@ def main(argv: list[str]) -> None:
     curves = {}
     for name, path in args.items():
         data = load_file(path)
-        curves[name] = roc_points(*all_pairs(data["embeddings"].numpy(), data["labels"].numpy()))
+        scores, issame = all_pairs(data["embeddings"].numpy(), data["labels"].numpy())
+        if issame.all() or not issame.any():  # the ROC needs both kinds of pair (else NaN rates: no curve)
+            sys.exit(f"{name}={path}: {len(issame)} pairs, {int(issame.sum())} genuine: an ROC needs "
+                     "genuine and impostor pairs (two or more identities, one with two or more images)")
+        curves[name] = roc_points(scores, issame)
     print(f"ROC curves written to {save_roc_curve(curves, out)}")
 
 
