@@ -31,8 +31,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` to ``path`` through a temporary file in the same folder and ``os.replace``;
+    a failure names ``path`` (torch's own message names only its ``inline_container.cc``)."""
+    try:
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    except (OSError, RuntimeError) as err:
+        raise OSError(f"cannot write checkpoint {path}: {err}") from err
 
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:

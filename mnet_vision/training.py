@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from mnet_vision.checkpoints import AtomicCheckpointIO, init_from, load_file, load_matching, model_state_dict
+from mnet_vision.checkpoints import (AtomicCheckpointIO, CheckpointMismatchError, init_from, load_file, load_matching,
+                                    model_state_dict)
+from mnet_vision.config import check_run_config, compose
 from mnet_vision.model import build_model
+from mnet_vision.outputs import check_writable
 from mnet_vision.stored_config import check_stored_config
 from mnet_vision.tasks.callbacks import ResumableCheckpoint, RNGState, SkippedSamplesReport
 
@@ -31,6 +35,7 @@ def build_task(cfg: DictConfig) -> pl.LightningModule:
 
     The unresolved config is stored in every checkpoint the task writes (``mnet_config``).
     """
+    check_run_config(cfg)
     model = build_model(cfg)
     init = cfg.task.get("init_from")
     if init is not None and init.get("path"):
@@ -88,19 +93,48 @@ def resume_checkpoint(resume: str | None) -> str | None:
     return str(path)
 
 
+def check_resumable(model: torch.nn.Module, cfg: DictConfig, resume: str) -> None:
+    """Raise :class:`CheckpointMismatchError` when checkpoint ``resume`` cannot continue this run:
+    the model-defining config keys that differ first (``backbone.alpha: checkpoint 0.25, now 0.5``),
+    then the weights' missing/unexpected keys and shapes, instead of Lightning's raw key lists."""
+    checkpoint = load_file(resume)
+    stored = checkpoint.get("mnet_config")
+    if isinstance(stored, dict):
+        now = OmegaConf.to_container(cfg, resolve=False)
+        changed = [f"{key}: checkpoint {old!r}, now {new!r}" for key, old, new in
+                   _differences(stored.get("backbone"), now.get("backbone"), "backbone")
+                   + _differences(stored.get("task", {}).get("head"), now["task"].get("head"), "task.head")]
+        if changed:
+            raise CheckpointMismatchError(f"resume={resume} was trained with another model config; resume with "
+                                          f"the run's own overrides:\n  " + "\n  ".join(changed))
+    load_matching(model, model_state_dict(checkpoint), f"resume={resume}")
+
+
+def _differences(old: Any, new: Any, key: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(k), new.get(k), f"{key}.{k}")]
+    return [] if old == new else [(key, old, new)]
+
+
 def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Fit the configured task, then (``test_after_fit``) test its best checkpoint.
 
     Writes checkpoints (``checkpoints/best-*.ckpt``, ``last.ckpt``), logs and ``metrics.json`` to
     ``run_dir`` and returns the metrics dict.
     """
+    check_run_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    check_writable(run_dir / "checkpoints", "checkpoint folder")  # not after the first epoch's work
     task = build_task(cfg)
+    resume = resume_checkpoint(cfg.get("resume"))
+    if resume:
+        check_resumable(task.model, cfg, resume)
     datamodule = instantiate(cfg.data)
     trainer = build_trainer(cfg, run_dir, task)
     start = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.get("resume")), weights_only=True)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     fit_seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path
@@ -130,8 +164,6 @@ def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None =
     check_stored_config(stored, str(ckpt))  # before anything is instantiated from it
     cfg = OmegaConf.create(stored)
     if data is not None:  # another data config in place of the stored one, as data=<name> on the command line
-        from mnet_vision.config import compose
-
         cfg.data = OmegaConf.to_container(compose([f"data={data}"]).data, resolve=False)
     if overrides:
         cfg = OmegaConf.merge(cfg, overrides)
@@ -154,10 +186,10 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    cfg, task, _ = task_from_checkpoint(ckpt, overrides, data)
     ckpt_dir = Path(ckpt).resolve().parent
     run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / f"eval_{split}"
+    out_dir = check_writable(Path(out_dir) if out_dir is not None else run_dir / f"eval_{split}")
+    cfg, task, _ = task_from_checkpoint(ckpt, overrides, data)
     trainer = instantiate(cfg.trainer, logger=False, devices=1, num_nodes=1, strategy="auto",
                           enable_checkpointing=False, default_root_dir=str(out_dir),
                           callbacks=[SkippedSamplesReport()])

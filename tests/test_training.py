@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from mnet_vision.checkpoints import CheckpointMismatchError, load_file
+from mnet_vision.checkpoints import CheckpointMismatchError, atomic_save, load_file
 from mnet_vision.config import compose
 from mnet_vision.training import evaluate, train
 from tests.helpers import tiny_overrides
@@ -147,3 +147,27 @@ def test_imagenet_without_data_names_the_root(tmp_path):
                    "trainer.enable_progress_bar=false"])
     with pytest.raises(FileNotFoundError, match=r"data root .*imagenet does not exist; expected layout"):
         train(cfg, run_dir=tmp_path / "run")
+
+
+def test_resume_with_another_model_config_names_the_keys(shapes_root, tmp_path):
+    _train(shapes_root, tmp_path / "first", "test_after_fit=false")
+    with pytest.raises(CheckpointMismatchError, match=r"backbone\.alpha: checkpoint 0\.25, now 0\.5"):
+        _train(shapes_root, tmp_path / "resumed", "backbone.alpha=0.5", f"resume={tmp_path / 'first'}")
+
+
+def test_an_unwritable_run_folder_is_named_before_training(shapes_root, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(PermissionError, match=r"checkpoint folder .*file/run/checkpoints is not writable"):
+        _train(shapes_root, tmp_path / "file" / "run")
+
+
+def test_an_unwritable_eval_folder_is_named_before_the_checkpoint_is_read(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(PermissionError, match=r"output folder .*file/eval is not writable"):
+        evaluate(tmp_path / "missing.ckpt", out_dir=tmp_path / "file" / "eval")
+
+
+def test_a_checkpoint_that_cannot_be_written_names_its_path(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OSError, match=r"cannot write checkpoint .*file/last\.ckpt"):
+        atomic_save({"x": torch.zeros(1)}, tmp_path / "file" / "last.ckpt")

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mnet_vision.checkpoints import atomic_save, load_file, load_matching, model_state_dict
+from mnet_vision.outputs import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,11 @@ def dump_teacher_outputs(ckpt: str | Path, out: str | Path, split: str = "train"
 
     from mnet_vision.training import task_from_checkpoint
 
+    check_writable(Path(out).parent, "folder of out=")  # before the pass over the data, not after it
     cfg, task, _ = task_from_checkpoint(ckpt, overrides)
+    if getattr(task, "outputs_name", None) is None:
+        raise ValueError(f"{ckpt} holds a {type(task).__name__} model, which has no logits or embedding to teach; "
+                         f"dump_teacher needs a classification, embedding or attribute checkpoint")
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")

@@ -129,6 +129,13 @@ def test_a_detector_cannot_teach(detection_run):
         checkpoint_teacher(detection_run["best_checkpoint"])
 
 
+def test_dumping_a_detector_says_it_cannot_teach(detection_run, tmp_path):
+    # it used to run over the whole split first and then say "no readable image"
+    with pytest.raises(ValueError, match="DetectionTask model, which has no logits or embedding to teach"):
+        dump_teacher_outputs(detection_run["best_checkpoint"], tmp_path / "t.pt")
+    assert not (tmp_path / "t.pt").exists()
+
+
 def test_a_detector_cannot_be_a_student(tmp_path):
     from tests.helpers import tiny_detection_overrides
 
