@@ -1,11 +1,14 @@
-"""Embed a face gallery with a checkpoint into a faiss index (plus its .meta.json id -> identity map).
+"""Embed a face gallery with a checkpoint into a faiss index (one file: the faiss index, then its id ->
+identity map).
 
     python tools/build_index.py ckpt=outputs/faces_student/<time>/checkpoints/last.ckpt \
         gallery=data/synthetic_identities/test out=faces.faiss [factory=auto] [add=false]
 
 gallery: a folder of identity folders (<gallery>/<identity>/*.jpg) or a list file of path[,identity]
 lines. factory: a faiss factory string (IDMap2,Flat; IDMap2,HNSW32,Flat; IVF1024,Flat; IVF4096,PQ32)
-or auto (by gallery size). add=true appends to the index at out. Other keys: batch (64), device (cpu).
+or auto (by gallery size). add=true appends to the index at out; two appends at once both land (writers
+take turns on out.lock, and a writer that waits too long fails naming the index). Other keys: batch (64),
+device (cpu).
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import sys

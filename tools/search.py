@@ -12,6 +12,7 @@ import sys
 
 from omegaconf import OmegaConf
 
+from mnet_vision.atomic import atomic_write_text
 from mnet_vision.index.gallery import search_index
 from mnet_vision.reporting import save_search_picture
 
@@ -29,9 +30,8 @@ def main(argv: list[str]) -> None:
         print(f"{r['query']}: {r['identity']} ({r['score']:.3f})" + (f"  | next: {others}" if others else ""))
     if args.get("picture"):
         print(f"picture: {save_search_picture(results, args.picture)}")
-    if args.get("output"):
-        with open(args.output, "w") as f:
-            json.dump(results, f, indent=2)
+    if args.get("output"):  # atomically: a killed search never leaves a half-written results file
+        atomic_write_text(args.output, json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

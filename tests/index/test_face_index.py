@@ -84,7 +84,10 @@ def test_corrupt_or_mismatched_files_are_named(tmp_path):
     (tmp_path / "cut.faiss").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cut.faiss is not a readable faiss index"):
         FaceIndex.load(tmp_path / "cut.faiss")
-    (tmp_path / "other.faiss").write_bytes(data)
+    (tmp_path / "no_trailer.faiss").write_bytes(data[:-10])  # the faiss part whole, the metadata cut
+    with pytest.raises(ValueError, match="no_trailer.faiss holds a faiss index but no metadata"):
+        FaceIndex.load(tmp_path / "no_trailer.faiss")
+    faiss.write_index(index.index, str(tmp_path / "other.faiss"))  # the two-file format, mismatched
     (tmp_path / "other.faiss.meta.json").write_text('{"factory": "IDMap2,Flat", "dim": 16, "next_id": 1, '
                                                      '"entries": {"0": {"identity": "a", "source": ""}}}')
     with pytest.raises(ValueError, match="describes 1 vectors .* holds 60"):
@@ -155,13 +158,13 @@ def test_a_failed_save_writes_nothing_and_keeps_the_previous_files(tmp_path, mon
         m.setattr(faiss, "write_index", disk_full)
         with pytest.raises(RuntimeError, match="No space"):
             index.save(tmp_path / "faces.faiss")
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["faces.faiss.lock"]  # the writer lock only
     path = index.save(tmp_path / "faces.faiss")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     index.add(x[30:], identities[30:])
     with monkeypatch.context() as m:
-        m.setattr(fi, "write_json", disk_full)  # the metadata fails after the index was written
+        m.setattr(fi, "_metadata_trailer", disk_full)  # the metadata fails after the index was written
         with pytest.raises(RuntimeError, match="No space"):
             index.save(path)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old pair, no temporary files
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old index, no temporary files
     assert len(FaceIndex.load(path)) == 30
