@@ -16,7 +16,6 @@ image folder are an error when the data is set up, not a crash in a worker at st
 """
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mnet_vision.data.images import check_images_exist
+from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
+from mnet_vision.data.textfiles import read_csv_rows, read_lines
 from mnet_vision.data.synthetic_attributes import DEFAULT_ATTRIBUTE_SPLITS, make_attributes_dataset
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
                                          classification_train_transform)
@@ -56,10 +56,10 @@ class AttributeTable:
         return AttributeTable(self.names, [self.files[i] for i in keep], self.labels[list(keep)], self.source)
 
 
-def _parse_values(rows: list[list[str]], first_line: int, names: Sequence[str], mapping: Mapping[str, int],
+def _parse_values(rows: list[list[str]], lines: Sequence[int], names: Sequence[str], mapping: Mapping[str, int],
                   source: str) -> np.ndarray:
-    """``(N, K)`` int8 labels from the value fields of ``rows``; the first row is line
-    ``first_line`` of ``source``. An unexpected value is an error naming its line and attribute."""
+    """``(N, K)`` int8 labels from the value fields of ``rows``; row ``i`` is line ``lines[i]`` of
+    ``source``. An unexpected value is an error naming its line and attribute."""
     values = np.array(rows, dtype=object).reshape(len(rows), len(names))
     labels = np.full(values.shape, 127, dtype=np.int8)
     for text, label in mapping.items():
@@ -67,7 +67,7 @@ def _parse_values(rows: list[list[str]], first_line: int, names: Sequence[str], 
     bad = np.argwhere(labels == 127)
     if len(bad):
         i, j = bad[0]
-        raise ValueError(f"{source}, line {first_line + i}: attribute {names[j]!r} is {values[i, j]!r}; expected one of "
+        raise ValueError(f"{source}, line {lines[i]}: attribute {names[j]!r} is {values[i, j]!r}; expected one of "
                          f"{', '.join(repr(v) for v in mapping)} ({len(bad)} such value(s) in the file)")
     return labels
 
@@ -87,7 +87,7 @@ def _check_unique(files: Sequence[str], source: str) -> None:
 def read_celeba_attributes(path: str | Path) -> AttributeTable:
     """Read CelebA's ``list_attr_celeba.txt`` (count line, names line, ``file v1 .. vK`` rows)."""
     path = Path(path)
-    lines = path.read_text().splitlines()
+    lines = read_lines(path, "CelebA attribute file")
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) < 2:
@@ -110,7 +110,7 @@ def read_celeba_attributes(path: str | Path) -> AttributeTable:
         raise ValueError(f"{path}, line 1: says {count} images but the file lists {len(rows)}")
     files = [row[0] for row in rows]
     _check_unique(files, str(path))
-    labels = _parse_values([row[1:] for row in rows], 3, names, CELEBA_VALUES, str(path))
+    labels = _parse_values([row[1:] for row in rows], range(3, 3 + len(rows)), names, CELEBA_VALUES, str(path))
     return AttributeTable(names, files, labels, str(path))
 
 
@@ -118,7 +118,7 @@ def read_celeba_partition(path: str | Path) -> dict[str, int]:
     """Read CelebA's ``list_eval_partition.txt``: ``{file: 0 train | 1 val | 2 test}``."""
     path = Path(path)
     partition: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_lines(path, "CelebA partition file"), 1):
         fields = line.split()
         if not fields:
             continue
@@ -135,30 +135,31 @@ def read_celeba_partition(path: str | Path) -> dict[str, int]:
 def read_attribute_csv(path: str | Path) -> AttributeTable:
     """Read a ``path,attr1,...,attrK`` CSV with values 1, 0 or empty (unknown)."""
     path = Path(path)
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    while rows and not any(field.strip() for field in rows[-1]):
+    rows = read_csv_rows(path, "attribute CSV")  # (line, fields): lines stay right past quoted newlines
+    while rows and not any(field.strip() for field in rows[-1][1]):
         rows.pop()
     if not rows:
         raise ValueError(f"{path} is empty; expected a header 'path,attr1,...' and one row per image")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in rows[0][1]]
     names = header[1:]
     if not names or not all(names):
-        raise ValueError(f"{path}, line 1: expected a header 'path,attr1,attr2,...' with named attributes, got {header}")
+        raise ValueError(f"{path}, line {rows[0][0]}: expected a header 'path,attr1,attr2,...' with named attributes, "
+                         f"got {header}")
     if _repeats(names):
-        raise ValueError(f"{path}, line 1: attribute names repeat: {sorted(set(_repeats(names)))}")
+        raise ValueError(f"{path}, line {rows[0][0]}: attribute names repeat: {sorted(set(_repeats(names)))}")
     body = rows[1:]
-    for i, row in enumerate(body):
+    for line, row in body:
         if len(row) != len(header):
-            raise ValueError(f"{path}, line {i + 2}: expected {len(header)} fields (path and {len(names)} attributes), "
+            raise ValueError(f"{path}, line {line}: expected {len(header)} fields (path and {len(names)} attributes), "
                              f"found {len(row)}")
         if not row[0].strip():
-            raise ValueError(f"{path}, line {i + 2}: the image path is empty")
+            raise ValueError(f"{path}, line {line}: the image path is empty")
     if not body:
         raise ValueError(f"{path} has a header but no images")
-    files = [row[0].strip() for row in body]
+    files = [row[0].strip() for _, row in body]
     _check_unique(files, str(path))
-    labels = _parse_values([[v.strip() for v in row[1:]] for row in body], 2, names, CSV_VALUES, str(path))
+    labels = _parse_values([[v.strip() for v in row[1:]] for _, row in body], [line for line, _ in body], names,
+                           CSV_VALUES, str(path))
     return AttributeTable(names, files, labels, str(path))
 
 
@@ -166,10 +167,13 @@ class AttributeDataset(Dataset):
     """Samples ``{"image": (3, S, S) float, "attributes": (K,) int8 (1, 0, -1 unknown),
     "path": str, "id": str, "index": int}`` of one split; ``id`` is the file name as listed,
     ``index`` its row (the metrics count a photo that two processes score once). Unreadable images
-    raise :class:`ImageReadError` when ``strict``, else become counted skip records."""
+    (and images of more than ``max_pixels`` pixels) raise :class:`ImageReadError` when ``strict``,
+    else become counted skip records."""
 
-    def __init__(self, folder: str | Path, table: AttributeTable, transform=None, strict: bool = False):
+    def __init__(self, folder: str | Path, table: AttributeTable, transform=None, strict: bool = False,
+                 max_pixels: int | None = MAX_PIXELS):
         self.folder, self.table, self.transform, self.strict = Path(folder), table, transform, strict
+        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
 
     def __len__(self) -> int:
         return len(self.table.files)
@@ -182,7 +186,7 @@ class AttributeDataset(Dataset):
         """``key`` is an index, or ``(index, augmentation_seed)`` as :class:`EpochSampler` yields."""
         index, seed = key if isinstance(key, tuple) else (key, key)
         path = str(self.folder / self.table.files[index])
-        image = read_or_skip(path, self.transform, seed, self.strict)
+        image = read_or_skip(path, self.transform, seed, self.strict, self.max_pixels)
         if isinstance(image, dict):
             return image
         return {"image": image, "attributes": torch.from_numpy(self.table.labels[index]), "path": path,
@@ -197,7 +201,7 @@ class AttributeDataModule(SeededLoadersDataModule):
         root: the data folder.
         num_attributes: how many attributes the files must have (the model is built for it).
         input_size: side of the square crops fed to the model.
-        batch_size, num_workers, seed, strict: as :class:`mnet_vision.data.ImageFolderDataModule`.
+        batch_size, num_workers, seed, strict, max_pixels: as :class:`mnet_vision.data.ImageFolderDataModule`.
         min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
             Horizontal flips suit attributes that a mirror image keeps (faces: yes; "on the left": no).
     """
@@ -206,8 +210,10 @@ class AttributeDataModule(SeededLoadersDataModule):
 
     def __init__(self, root: str, num_attributes: int, input_size: int = 224, batch_size: int = 64,
                  num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.25, crop_fraction: float = 0.875,
-                 hflip: bool = True, mean: Sequence[float] = TF_MEAN, std: Sequence[float] = TF_STD, seed: int = 0):
+                 hflip: bool = True, mean: Sequence[float] = TF_MEAN, std: Sequence[float] = TF_STD, seed: int = 0,
+                 max_pixels: int | None = MAX_PIXELS):
         super().__init__()
+        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
         self.root, self.num_attributes, self.input_size = Path(root), num_attributes, input_size
         self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
         self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
@@ -233,7 +239,8 @@ class AttributeDataModule(SeededLoadersDataModule):
         self.names = names
         transforms = {"train": self.train_transform, "val": self.eval_transform, "test": self.eval_transform}
         for split, (folder, table) in splits.items():
-            setattr(self, f"{split}_set", AttributeDataset(folder, table, transforms[split], self.strict))
+            setattr(self, f"{split}_set", AttributeDataset(folder, table, transforms[split], self.strict,
+                                                          self.max_pixels))
         labels = splits["train"][1].labels
         log.info("%s: %d train / %d val / %d test images, %d attributes, %.1f %% of training labels unknown",
                  self.root, len(self.train_set), len(self.val_set), len(self.test_set), len(names),

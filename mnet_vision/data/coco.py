@@ -5,13 +5,17 @@ background, as torchvision's detectors expect) and back for evaluation; drops ``
 from training targets (they stay in the JSON that pycocotools evaluates against); keeps images
 without boxes (background images are valid training data); converts xywh to xyxy, clips boxes to
 the image and drops degenerate ones. Every dropped annotation is counted by reason and logged with
-its id; ``strict`` turns any such problem into an error instead.
+its id; ``strict`` turns any such problem into an error instead. A file no choice of annotations can
+make right (repeated image, annotation or category ids, repeated file names, bad image sizes) is an
+error either way. :func:`load_coco_json` and :func:`annotation_problem` are the checks
+:func:`mnet_vision.metrics.coco.load_coco_gt` runs too, so training and scoring see one file alike.
 """
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, ImageReadError, read_rgb
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import SKIPPED, skip_record
+from mnet_vision.data.textfiles import read_json
 from mnet_vision.data.synthetic import DEFAULT_DETECTION_SPLITS, make_shapes_detection_dataset
 from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform
-from mnet_vision.jsonfiles import read_json
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +60,45 @@ class CocoIndex:
         return ["__background__"] + [c["name"] for c in self.categories]
 
 
+def finite_number(value: Any) -> bool:
+    """An ``int`` or ``float`` that is finite, not a ``bool`` (JSON ``true`` is Python's 1, and
+    ``float("nan")`` compares false with everything, so neither must pass as a coordinate)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def is_integer_id(value: Any) -> bool:
+    """An ``int`` that is not a ``bool`` (JSON ``true`` would match id 1 in a dict or set)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _first_repeats(entries: list[tuple[int, Any]]) -> list[str]:
+    """``"<value> at [i] and [j]"`` for the first few values that occur twice in ``(index, value)``."""
+    first: dict[Any, int] = {}
+    repeats = []
+    for i, value in entries:
+        if value in first:
+            repeats.append(f"{value!r} at [{first[value]}] and [{i}]")
+        else:
+            first[value] = i
+    return repeats
+
+
 def load_coco_json(source: str | Path | dict, what: str = "COCO annotation file") -> dict:
     """A COCO dataset dict from a JSON file (or a dict, checked as is), with lists under
-    ``images``, ``annotations`` and ``categories``; errors name the file."""
+    ``images``, ``annotations`` and ``categories``; errors name the file and the entry.
+
+    The checks every use of the file needs, training and evaluation alike (``ValueError``, strict
+    or not, since no choice of annotations could make such a file right): image ids, category ids
+    and annotation ids present where required, integers, and unique (pycocotools keys its indexes
+    by id: two pictures under one id pool their boxes, two annotations under one id become one
+    box counted twice); file names unique; widths and heights positive. The text is UTF-8 with or
+    without a BOM (:func:`mnet_vision.data.textfiles.read_json`).
+    """
     data = source if isinstance(source, dict) else read_json(source, what)
     name = "<COCO dict>" if isinstance(source, dict) else str(source)
     if not isinstance(data, dict):
@@ -66,19 +106,73 @@ def load_coco_json(source: str | Path | dict, what: str = "COCO annotation file"
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{name}: expected a list under {key!r}")
+        for i, entry in enumerate(data[key]):
+            if not isinstance(entry, dict):
+                raise ValueError(f"{name}: {key}[{i}] is {type(entry).__name__} {entry!r:.60}, expected an object")
+    for key, required in (("images", True), ("categories", True), ("annotations", False)):
+        ids = []
+        for i, entry in enumerate(data[key]):
+            if "id" not in entry and not required:
+                continue
+            if not is_integer_id(entry.get("id")):
+                raise ValueError(f"{name}: {key}[{i}] has id {entry.get('id')!r}; expected an integer")
+            ids.append((i, entry["id"]))
+        repeats = _first_repeats(ids)
+        if repeats:
+            raise ValueError(f"{name}: {len(repeats)} repeated id(s) in {key!r}: {'; '.join(repeats[:3])} "
+                             f"(ids must be unique)")
+    files = [(i, img["file_name"]) for i, img in enumerate(data["images"]) if "file_name" in img]
+    repeats = _first_repeats(files)
+    if repeats:
+        raise ValueError(f"{name}: {len(repeats)} file name(s) listed for more than one image: {'; '.join(repeats[:3])}")
+    for i, img in enumerate(data["images"]):
+        if "file_name" in img and not (isinstance(img["file_name"], str) and img["file_name"]):
+            raise ValueError(f"{name}: images[{i}] (id {img['id']}) has file_name {img['file_name']!r}")
+        for key in ("width", "height"):
+            if key in img and not (finite_number(img[key]) and img[key] > 0 and float(img[key]).is_integer()):
+                raise ValueError(f"{name}: images[{i}] (id {img['id']}) has {key} {img[key]!r}; expected a positive "
+                                 f"whole number of pixels")
     return data
+
+
+BAD_BBOX = "bbox is not 4 finite numbers [x, y, w, h]"
+
+
+def annotation_problem(ann: dict, image_ids: Container, category_ids: Container) -> str | None:
+    """Why an annotation with the keys ``image_id``, ``category_id`` and ``bbox`` cannot be used,
+    training or evaluation alike, or ``None``: an ``image_id`` or ``category_id`` that is not
+    declared (a ``bool`` is not an id, though ``True == 1``), a ``bbox`` that is not a list of 4
+    finite numbers (NaN, infinity, strings, ``bool``) or has a negative width or height, an
+    ``iscrowd`` other than 0 or 1. The reason names the value."""
+    if not is_integer_id(ann["image_id"]) or ann["image_id"] not in image_ids:
+        return f"image_id {ann['image_id']!r} is not in 'images'"
+    if not is_integer_id(ann["category_id"]) or ann["category_id"] not in category_ids:
+        return f"category_id {ann['category_id']!r} is not in 'categories'"
+    box = ann["bbox"]
+    if not (isinstance(box, list) and len(box) == 4 and all(finite_number(v) for v in box)):
+        return BAD_BBOX
+    if box[2] < 0 or box[3] < 0:
+        return "box of zero or negative size"
+    if ann.get("iscrowd", 0) not in (0, 1):  # "0" would be truthy: a silent crowd box
+        return f"iscrowd {ann.get('iscrowd')!r} is not 0 or 1"
+    return None
 
 
 def read_coco(annotation_file: str | Path, strict: bool = False) -> CocoIndex:
     """Index a COCO detection JSON into per-image xyxy boxes and contiguous labels.
 
-    Dropped from the training targets, counted by reason: ``iscrowd`` boxes, boxes of zero or
-    negative size (after clipping to the image), boxes entirely outside their image, annotations
-    whose ``image_id`` or ``category_id`` is not declared. With ``strict``, all but ``iscrowd``
-    raise ``ValueError`` naming the file and annotation id.
+    The file is checked by :func:`load_coco_json` (repeated ids or file names, bad widths or
+    heights are errors). Dropped from the training targets, counted by reason: ``iscrowd``
+    boxes, boxes of zero or negative size (after clipping to the image), boxes entirely outside
+    their image, and the annotations :func:`annotation_problem` refuses (undeclared ``image_id``
+    or ``category_id``, a malformed or non-finite ``bbox``, a bad ``iscrowd``). With ``strict``,
+    all but ``iscrowd`` raise ``ValueError`` naming the file and annotation id.
     """
     path = Path(annotation_file)
     data = load_coco_json(path)
+    for i, cat in enumerate(data["categories"]):
+        if not isinstance(cat.get("name"), str):
+            raise ValueError(f"{path}: categories[{i}] (id {cat['id']}) has name {cat.get('name')!r}; expected a string")
     categories = sorted(data["categories"], key=lambda c: c["id"])
     if not categories:
         raise ValueError(f"{path}: 'categories' is empty")
@@ -96,20 +190,19 @@ def read_coco(annotation_file: str | Path, strict: bool = False) -> CocoIndex:
 
     def drop(reason: str, ann: dict) -> None:
         if strict and reason != "iscrowd":
-            raise ValueError(f"{path}: annotation id {ann.get('id')}: {reason} (bbox {ann.get('bbox')})")
+            raise ValueError(f"{path}: annotation id {ann.get('id')}: {reason} (bbox {ann.get('bbox')!r}, "
+                             f"image_id {ann.get('image_id')!r})")
         dropped[reason] += 1
         if reason != "iscrowd":
-            log.warning("%s: annotation id %s dropped: %s", path, ann.get("id"), reason)
+            log.warning("%s: annotation id %s dropped: %s (bbox %r)", path, ann.get("id"), reason, ann.get("bbox"))
 
     for i, ann in enumerate(data["annotations"]):
         missing = [k for k in ("image_id", "category_id", "bbox") if k not in ann]
         if missing:
             raise ValueError(f"{path}: annotations[{i}] lacks {missing}")
-        if ann["image_id"] not in sizes:
-            drop(f"image_id {ann['image_id']} is not in 'images'", ann)
-            continue
-        if ann["category_id"] not in category_to_label:
-            drop(f"category_id {ann['category_id']} is not in 'categories'", ann)
+        problem = annotation_problem(ann, sizes, category_to_label)
+        if problem is not None:
+            drop(problem, ann)
             continue
         if ann.get("iscrowd", 0):
             drop("iscrowd", ann)
@@ -143,11 +236,14 @@ class CocoDetectionDataset(Dataset):
 
     ``transform`` is an albumentations ``Compose`` with ``bbox_params`` in ``pascal_voc`` format and
     ``label_fields=["labels"]``; boxes it drops (cropped away) disappear with their labels.
-    Unreadable images raise when ``strict``, else become counted skip records.
+    Unreadable images (and images of more than ``max_pixels`` pixels, checked before decoding) raise
+    when ``strict``, else become counted skip records.
     """
 
-    def __init__(self, annotation_file: str | Path, image_dir: str | Path, transform=None, strict: bool = False):
+    def __init__(self, annotation_file: str | Path, image_dir: str | Path, transform=None, strict: bool = False,
+                 max_pixels: int | None = MAX_PIXELS):
         self.index = read_coco(annotation_file, strict)
+        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
         self.image_dir = Path(image_dir)
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder {self.image_dir} (for {annotation_file}) does not exist")
@@ -161,7 +257,7 @@ class CocoDetectionDataset(Dataset):
         info = self.index.images[index]
         path = self.image_dir / info["file_name"]
         try:
-            image = read_rgb(path)
+            image = read_rgb(path, self.max_pixels)
         except ImageReadError as err:
             if self.strict:
                 raise
@@ -220,7 +316,10 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
             (:func:`mnet_vision.data.transforms.detection_train_transform`).
         batch_size, num_workers: DataLoader settings (per process under DDP).
         seed: seeds the per-epoch shuffle and the augmentation (:class:`EpochSampler`).
-        strict: raise on the first bad annotation or unreadable image instead of a counted skip.
+        strict: raise on the first bad annotation or unreadable image instead of a counted skip
+            (the evaluation ground truth too: :func:`mnet_vision.metrics.coco.load_coco_gt`).
+        max_pixels: images of more pixels are skipped (or raise when ``strict``), checked before
+            decoding (:func:`mnet_vision.data.images.read_rgb`; default 64 megapixels, ``None``: no limit).
 
     After ``setup``: ``label_to_category``, ``class_names`` (index = model label, 0 background) and
     :meth:`ground_truth` (the pycocotools ``COCO`` a split is scored against).
@@ -232,8 +331,9 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
 
     def __init__(self, root: str, num_classes: int, augment: str = "ssd", batch_size: int = 16,
                  num_workers: int = 2, strict: bool = False, seed: int = 0,
-                 splits: Sequence[str] = ("train2017", "val2017", "test2017")):
+                 splits: Sequence[str] = ("train2017", "val2017", "test2017"), max_pixels: int | None = MAX_PIXELS):
         super().__init__()
+        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
         self.root = Path(root)
         self.num_classes, self.augment = num_classes, augment
         self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
@@ -250,7 +350,8 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
             raise FileNotFoundError(f"data root {self.root} does not exist; expected layout {COCO_LAYOUT}")
         if not self.annotation_file(split).is_file():
             raise FileNotFoundError(f"{self.annotation_file(split)} does not exist; expected layout {COCO_LAYOUT}")
-        return CocoDetectionDataset(self.annotation_file(split), self.root / split, transform, self.strict)
+        return CocoDetectionDataset(self.annotation_file(split), self.root / split, transform, self.strict,
+                                    self.max_pixels)
 
     def setup(self, stage: str | None = None) -> None:
         self.train_set = self._split(self.train_split, self.train_transform)
@@ -269,12 +370,13 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
                  len(self.val_set), len(self.test_set), self.test_name, self.num_classes)
 
     def ground_truth(self, stage: str):
-        """The pycocotools ``COCO`` of the ``val`` or ``test`` split (loaded once, checked)."""
+        """The pycocotools ``COCO`` of the ``val`` or ``test`` split (loaded once, checked as the
+        training reader checks it: bad annotations are counted drops, or errors when ``strict``)."""
         from mnet_vision.metrics.coco import load_coco_gt  # metrics import this module: import late
 
         split = self.val_split if stage == "val" else self.test_name
         if split not in self._gt:
-            self._gt[split] = load_coco_gt(self.annotation_file(split))
+            self._gt[split] = load_coco_gt(self.annotation_file(split), strict=self.strict)
         return self._gt[split]
 
 

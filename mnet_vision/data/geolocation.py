@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mnet_vision.data.geotagged import GeotaggedPhotos, read_geotagged_csv
-from mnet_vision.data.images import check_images_exist
+from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.data.synthetic_geo import make_synthetic_geotagged
@@ -28,12 +28,13 @@ class GeotaggedDataset(Dataset):
     """Samples ``{"image": (3, S, S) float, "lat", "lon": float64 degrees, "cells": (P,) int64
     (the photo's class in each partition, -1 where no cell holds it), "path", "id", "index"}``
     (``index`` into the split: the metrics count a photo that two processes score once). Unreadable
-    images raise when ``strict``, else become counted skip records."""
+    images (and images of more than ``max_pixels`` pixels) raise when ``strict``, else become
+    counted skip records."""
 
     def __init__(self, folder: str | Path, photos: GeotaggedPhotos, cells: np.ndarray, transform=None,
-                 strict: bool = False):
+                 strict: bool = False, max_pixels: int | None = MAX_PIXELS):
         self.folder, self.photos, self.cells = Path(folder), photos, cells
-        self.transform, self.strict = transform, strict
+        self.transform, self.strict, self.max_pixels = transform, strict, checked_max_pixels(max_pixels)
 
     def __len__(self) -> int:
         return len(self.photos.paths)
@@ -46,7 +47,7 @@ class GeotaggedDataset(Dataset):
         """``key`` is an index, or ``(index, augmentation_seed)`` as :class:`EpochSampler` yields."""
         index, seed = key if isinstance(key, tuple) else (key, key)
         path = str(self.folder / self.photos.paths[index])
-        image = read_or_skip(path, self.transform, seed, self.strict)
+        image = read_or_skip(path, self.transform, seed, self.strict, self.max_pixels)
         if isinstance(image, dict):
             return image
         return {"image": image, "lat": float(self.photos.lat[index]), "lon": float(self.photos.lon[index]),
@@ -68,7 +69,8 @@ class GeotaggedDataModule(SeededLoadersDataModule):
             first (the last is the one photos are located in).
         num_cells: their cell counts: the model's classifiers are built for these, and a file with
             another count is an error naming it.
-        input_size, batch_size, num_workers, seed, strict: as :class:`mnet_vision.data.ImageFolderDataModule`.
+        input_size, batch_size, num_workers, seed, strict, max_pixels: as
+            :class:`mnet_vision.data.ImageFolderDataModule`.
         min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
         test_crops: 1 for the central crop; 5 for TIB GeoEstimation's test protocol: test photos
             become :class:`~mnet_vision.data.transforms.FiveCropEval`'s ``(5, 3, S, S)`` crops, and
@@ -85,8 +87,10 @@ class GeotaggedDataModule(SeededLoadersDataModule):
                  files: Mapping[str, str] | None = None, images: str = ".", input_size: int = 224,
                  batch_size: int = 64, num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.66,
                  crop_fraction: float = 0.875, hflip: bool = True, mean: Sequence[float] = TF_MEAN,
-                 std: Sequence[float] = TF_STD, test_crops: int = 1, seed: int = 0):
+                 std: Sequence[float] = TF_STD, test_crops: int = 1, seed: int = 0,
+                 max_pixels: int | None = MAX_PIXELS):
         super().__init__()
+        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
         self.root, self.images, self.input_size = Path(root), images, input_size
         self.partition_files = [str(p) for p in partitions or ()]
         self.num_cells = [int(n) for n in num_cells]
@@ -143,7 +147,8 @@ class GeotaggedDataModule(SeededLoadersDataModule):
                                          f"{self.partition_files}; were the cells built from another photo list?")
                 photos, cells = _subset(photos, kept), cells[kept]
             transform = {"train": self.train_transform, "val": self.eval_transform, "test": self.test_transform}[split]
-            setattr(self, f"{split}_set", GeotaggedDataset(folder, photos, cells, transform, self.strict))
+            setattr(self, f"{split}_set", GeotaggedDataset(folder, photos, cells, transform, self.strict,
+                                                                  self.max_pixels))
         log.info("%s: %d train / %d val / %d test photos; partitions %s", self.root, len(self.train_set),
                  len(self.val_set), len(self.test_set), ", ".join(f"{p.source} ({len(p)} cells)" for p in self.partitions))
 

@@ -9,12 +9,12 @@ having its columns swapped (one published Im2GPS3k CSV has its LAT/LON headers e
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mnet_vision.data.textfiles import read_csv_rows
 from mnet_vision.geo.distances import invalid_coordinates
 
 COLUMNS = {"path": ("path", "image", "img_id", "file"), "lat": ("lat", "latitude"), "lon": ("lon", "lng", "longitude")}
@@ -30,11 +30,11 @@ class GeotaggedPhotos:
     source: str
 
 
-def _column(header: list[str], role: str, path: Path) -> int:
+def _column(header: list[str], role: str, path: Path, line: int) -> int:
     names = [h.strip().lower() for h in header]
     found = [i for i, h in enumerate(names) if h in COLUMNS[role]]
     if len(found) != 1:
-        raise ValueError(f"{path}, line 1: expected one {role} column named one of {COLUMNS[role]}, "
+        raise ValueError(f"{path}, line {line}: expected one {role} column named one of {COLUMNS[role]}, "
                          f"found {len(found)} in {header}")
     return found[0]
 
@@ -42,35 +42,38 @@ def _column(header: list[str], role: str, path: Path) -> int:
 def read_geotagged_csv(path: str | Path) -> GeotaggedPhotos:
     """Read and check a geotagged photo list (see the module doc)."""
     path = Path(path)
-    with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if any(field.strip() for field in row)]
+    # UTF-8 with or without the BOM spreadsheets write (else glued to the first column's name);
+    # each row keeps its own line number, so errors past a blank line still name the right one.
+    rows = [(line, row) for line, row in read_csv_rows(path, "geotagged photo list")
+            if any(field.strip() for field in row)]
     if not rows:
         raise ValueError(f"{path} is empty; expected a header such as 'path,lat,lon' and one row per photo")
-    header, body = rows[0], rows[1:]
+    (header_line, header), body = rows[0], rows[1:]
     if not body:
         raise ValueError(f"{path} has a header but no photos")
-    at = {role: _column(header, role, path) for role in COLUMNS}
+    at = {role: _column(header, role, path, header_line) for role in COLUMNS}
     paths, coords = [], np.empty((len(body), 2))
-    for i, row in enumerate(body):
+    lines = np.array([line for line, _ in body])
+    for i, (line, row) in enumerate(body):
         if len(row) != len(header):
-            raise ValueError(f"{path}, line {i + 2}: expected {len(header)} fields as the header, found {len(row)}")
+            raise ValueError(f"{path}, line {line}: expected {len(header)} fields as the header, found {len(row)}")
         paths.append(row[at["path"]].strip())
         for j, role in enumerate(("lat", "lon")):
             try:
                 coords[i, j] = float(row[at[role]])
             except ValueError:
-                raise ValueError(f"{path}, line {i + 2}: {role} {row[at[role]]!r} is not a number") from None
+                raise ValueError(f"{path}, line {line}: {role} {row[at[role]]!r} is not a number") from None
     lat, lon = coords[:, 0], coords[:, 1]
     bad_lat, bad_lon = invalid_coordinates(lat, lon)
     if bad_lat.any() and not np.isnan(lat[bad_lat]).any() and (np.abs(lon) <= 90).all():
         raise ValueError(f"{path}: {int(bad_lat.sum())} latitude(s) lie outside [-90, 90] (first on line "
-                         f"{np.flatnonzero(bad_lat)[0] + 2}: {lat[bad_lat][0]}) while every longitude would be a valid "
+                         f"{lines[np.flatnonzero(bad_lat)[0]]}: {lat[bad_lat][0]}) while every longitude would be a valid "
                          f"latitude: the lat and lon columns look swapped; check the header's order")
     for role, bad, values in (("latitude", bad_lat, lat), ("longitude", bad_lon, lon)):
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             bound = 90 if role == "latitude" else 180
-            raise ValueError(f"{path}, line {first + 2}: {role} {values[first]} is not a number in [-{bound}, {bound}] "
+            raise ValueError(f"{path}, line {lines[first]}: {role} {values[first]} is not a number in [-{bound}, {bound}] "
                              f"({int(bad.sum())} such row(s))")
     return GeotaggedPhotos(paths, lat, lon, str(path))
 

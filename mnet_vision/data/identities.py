@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mnet_vision.data.image_folder import ImageFolderDataset
+from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.data.lfw import LfwPairs, read_lfw_pairs
 from mnet_vision.data.sampling import PKBatchSampler, SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping
@@ -39,9 +40,10 @@ class IdentityFolderDataset(ImageFolderDataset):
     Unreadable images are counted skips unless ``strict`` (see :class:`ImageFolderDataset`).
     """
 
-    def __init__(self, split_dir: str | Path, transform=None, strict: bool = False):
+    def __init__(self, split_dir: str | Path, transform=None, strict: bool = False,
+                 max_pixels: int | None = MAX_PIXELS):
         try:
-            super().__init__(split_dir, transform, strict)
+            super().__init__(split_dir, transform, strict, max_pixels=max_pixels)
         except FileNotFoundError as err:  # the parent says "class" where a face set means "identity"
             raise FileNotFoundError(f"{err}; for face identities: {LAYOUT}") from err
 
@@ -74,6 +76,8 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
         images_per_identity: K, samples of each identity in a training batch.
         num_workers: DataLoader worker processes (per process under DDP).
         strict: raise on the first unreadable image instead of skipping and counting it.
+        max_pixels: images of more pixels are skipped (or raise when ``strict``), checked before decoding
+            (:func:`mnet_vision.data.images.read_rgb`; default 64 megapixels, ``None``: no limit).
         seed: seeds the PK draws, shuffles and augmentation (see :class:`EpochSampler`).
         hflip, min_crop_scale, crop_fraction, mean, std: see :mod:`mnet_vision.data.transforms`;
             ``crop_fraction`` 1.0 keeps the whole aligned face at evaluation.
@@ -88,9 +92,10 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
                  num_workers: int = 0, strict: bool = False, seed: int = 0, hflip: bool = True,
                  min_crop_scale: float = 0.8, crop_fraction: float = 1.0, mean: Sequence[float] = FACENET_MEAN,
                  std: Sequence[float] = FACENET_STD, splits: Sequence[str] = ROLES,
-                 pairs: Mapping[str, str] | None = None):
+                 pairs: Mapping[str, str] | None = None, max_pixels: int | None = MAX_PIXELS):
         super().__init__()
         self.root = Path(root)
+        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
         self.input_size = input_size
         self.batch_size, self.images_per_identity = batch_size, images_per_identity
         self.num_workers, self.strict, self.seed = num_workers, strict, seed
@@ -122,7 +127,7 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
             if not self.root.is_dir():
                 raise FileNotFoundError(f"data root {self.root} does not exist; expected layout {LAYOUT}")
             self._datasets[role] = IdentityFolderDataset(self.root / self.folders[role], self.transforms[role],
-                                                         self.strict)
+                                                         self.strict, self.max_pixels)
         return self._datasets[role]
 
     # the base class's val/test loaders read these

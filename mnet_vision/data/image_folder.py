@@ -10,6 +10,7 @@ from typing import Any
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.data.synthetic import DEFAULT_SPLITS, make_shapes_dataset
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
@@ -25,12 +26,13 @@ class ImageFolderDataset(Dataset):
     """Samples of one split folder: ``{"image": (3, S, S) float, "label": int, "path": str, "id": str}``.
 
     The file index comes from torchvision's ImageFolder helpers (``find_classes``/``make_dataset``),
-    so an empty class folder is an error that names the class. Unreadable images raise
-    :class:`ImageReadError` when ``strict``, else become counted skip records.
+    so an empty class folder is an error that names the class. Unreadable images (and images of
+    more than ``max_pixels`` pixels) raise :class:`ImageReadError` when ``strict``, else become
+    counted skip records.
     """
 
     def __init__(self, split_dir: str | Path, transform=None, strict: bool = False,
-                 classes: Sequence[str] | None = None):
+                 classes: Sequence[str] | None = None, max_pixels: int | None = MAX_PIXELS):
         split_dir = Path(split_dir)
         if not split_dir.is_dir():
             raise FileNotFoundError(f"image folder {split_dir} does not exist; expected layout {LAYOUT}")
@@ -48,7 +50,7 @@ class ImageFolderDataset(Dataset):
         except FileNotFoundError as err:
             raise FileNotFoundError(f"{split_dir}: {err}") from err
         self.transform = transform
-        self.strict = strict
+        self.strict, self.max_pixels = strict, checked_max_pixels(max_pixels)
         self.split_dir = split_dir
 
     def __len__(self) -> int:
@@ -58,7 +60,7 @@ class ImageFolderDataset(Dataset):
         """``key`` is an index, or ``(index, augmentation_seed)`` as :class:`EpochSampler` yields."""
         index, seed = key if isinstance(key, tuple) else (key, key)
         path, label = self.samples[index]
-        image = read_or_skip(path, self.transform, seed, self.strict)
+        image = read_or_skip(path, self.transform, seed, self.strict, self.max_pixels)
         if isinstance(image, dict):
             return image
         return {"image": image, "label": label, "path": path, "id": self.ids[index]}
@@ -83,6 +85,8 @@ class ImageFolderDataModule(SeededLoadersDataModule):
         seed: seeds the per-epoch shuffle and the augmentation (see :class:`EpochSampler`).
         strict: raise on the first unreadable image instead of skipping and counting it.
         min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
+        max_pixels: images of more pixels are skipped (or raise when ``strict``), checked before decoding
+            (:func:`mnet_vision.data.images.read_rgb`; default 64 megapixels, ``None``: no limit).
     """
 
     collate = staticmethod(collate_skipping)
@@ -90,8 +94,10 @@ class ImageFolderDataModule(SeededLoadersDataModule):
     def __init__(self, root: str, num_classes: int, input_size: int = 224, batch_size: int = 64,
                  num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.25,
                  crop_fraction: float = 0.875, hflip: bool = True, mean: Sequence[float] = TF_MEAN,
-                 std: Sequence[float] = TF_STD, splits: Sequence[str] = ("train", "val", "test"), seed: int = 0):
+                 std: Sequence[float] = TF_STD, splits: Sequence[str] = ("train", "val", "test"), seed: int = 0,
+                 max_pixels: int | None = MAX_PIXELS):
         super().__init__()
+        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
         self.root = Path(root)
         self.num_classes = num_classes
         self.input_size = input_size
@@ -104,7 +110,7 @@ class ImageFolderDataModule(SeededLoadersDataModule):
     def _split(self, name: str, transform) -> ImageFolderDataset:
         if not self.root.is_dir():
             raise FileNotFoundError(f"data root {self.root} does not exist; expected layout {LAYOUT}")
-        dataset = ImageFolderDataset(self.root / name, transform, self.strict, self.classes)
+        dataset = ImageFolderDataset(self.root / name, transform, self.strict, self.classes, self.max_pixels)
         if self.classes is None:
             if len(dataset.classes) != self.num_classes:
                 raise ValueError(f"{self.root / name} has {len(dataset.classes)} class folders but the model "

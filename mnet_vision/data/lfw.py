@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnet_vision.data.textfiles import read_lines
+
 log = logging.getLogger(__name__)
 
 
@@ -40,10 +42,7 @@ def read_lfw_pairs(pairs_file: str | Path, root: str | Path, ext: str = "jpg") -
     fields, image numbers that are not integers) raise ``ValueError`` naming the file and line.
     """
     pairs_file, root = Path(pairs_file), Path(root)
-    try:
-        lines = pairs_file.read_text().splitlines()
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"LFW pairs file {pairs_file} does not exist") from err
+    lines = read_lines(pairs_file, "LFW pairs file")  # UTF-8 with or without a BOM; bad bytes name the line
     if not root.is_dir():
         raise FileNotFoundError(f"LFW image folder {root} does not exist; expected <root>/<name>/<name>_0001.{ext}")
     header = lines[0].split() if lines else []

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch.utils.data import default_collate
 
-from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.data.images import MAX_PIXELS, ImageReadError, read_rgb
 from mnet_vision.data.transforms import apply_seeded
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,13 @@ def skip_record(path: str, error: Exception) -> dict[str, Any]:
     return {SKIPPED: path, "error": str(error)}
 
 
-def read_or_skip(path: str, transform, seed: int, strict: bool) -> Any:
+def read_or_skip(path: str, transform, seed: int, strict: bool, max_pixels: int | None = MAX_PIXELS) -> Any:
     """The image at ``path`` through ``transform`` seeded with ``seed`` (``apply_seeded``; no
-    transform: the ``uint8`` array); if it cannot be read, a skip record, or the error when ``strict``.
+    transform: the ``uint8`` array); if it cannot be read (or has more than ``max_pixels`` pixels,
+    see :func:`read_rgb`), a skip record, or the error when ``strict``.
     Callers tell the two apart with ``isinstance(result, dict)``."""
     try:
-        image = read_rgb(path)
+        image = read_rgb(path, max_pixels)
     except ImageReadError as err:
         if strict:
             raise

@@ -11,6 +11,7 @@ import numpy as np
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from mnet_vision.data.images import image_files
+from mnet_vision.data.textfiles import read_lines
 from mnet_vision.index.face_index import FaceIndex
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ def gallery_entries(source: str | Path) -> list[tuple[Path, str]]:
 
     ``source`` is a folder of identity folders (the VGGFace2 / CASIA / LFW layout) or a text list
     (``.txt``/``.csv``) of ``path[,identity]`` lines, relative paths taken from the list's folder,
-    ``#`` comments and blank lines ignored. An empty gallery is an error.
+    ``#`` comments and blank lines ignored; UTF-8 with or without a byte-order mark (a byte that
+    is not UTF-8 is an error naming the line). An empty gallery is an error.
     """
     source = Path(source)
     if source.is_dir():
@@ -32,7 +34,7 @@ def gallery_entries(source: str | Path) -> list[tuple[Path, str]]:
                    for path in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMG_EXTENSIONS)]
     elif source.is_file():
         entries = []
-        for number, line in enumerate(source.read_text().splitlines(), start=1):
+        for number, line in enumerate(read_lines(source, "gallery list"), start=1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue

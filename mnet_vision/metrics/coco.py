@@ -2,15 +2,19 @@
 
 pycocotools crashes on an empty result list (``IndexError`` in ``loadRes``), asserts with no detail
 when result image ids are not in the ground truth, and silently scores detections of unknown
-categories as false positives. :func:`evaluate_coco` validates first, so every such case is a
-clear error that names the file and entry, or (no detections at all) a reported zero.
+categories as false positives; it also keys its indexes by id, so two images under one id pool
+their boxes and two annotations under one id score as one box twice, and a NaN box is a miss no
+detection can match. :func:`load_coco_gt` runs the training reader's checks
+(:func:`mnet_vision.data.coco.load_coco_json`, :func:`~mnet_vision.data.coco.annotation_problem`)
+and :func:`evaluate_coco` validates the detections, so every such case is a clear error that names
+the file and entry, a counted and logged drop, or (no detections at all) a reported zero.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
-import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mnet_vision.data.coco import load_coco_json
-from mnet_vision.jsonfiles import read_json
+from mnet_vision.data.coco import annotation_problem, finite_number, is_integer_id, load_coco_json
+from mnet_vision.data.textfiles import read_json
 
 log = logging.getLogger(__name__)
 
@@ -39,40 +43,71 @@ def _quiet(fn, *args, **kwargs):
     return out
 
 
-def load_coco_gt(source: str | Path | dict) -> COCO:
+def load_coco_gt(source: str | Path | dict, strict: bool = False) -> COCO:
     """A pycocotools ``COCO`` from a ground-truth JSON file or dict, checked for the keys COCOeval
     needs (``images``, ``annotations`` with ``id``/``image_id``/``category_id``/``bbox``/``area``/
-    ``iscrowd``, ``categories``); errors name the file and the first offending entry."""
+    ``iscrowd``, ``categories``) and by the training reader's file checks (unique integer ids and
+    file names: :func:`mnet_vision.data.coco.load_coco_json`); errors name the file and the first
+    offending entry.
+
+    An annotation :func:`~mnet_vision.data.coco.annotation_problem` refuses (undeclared image or
+    category id, a ``bbox`` that is not 4 finite numbers or has a negative size, a bad
+    ``iscrowd``), or whose ``area`` is not a finite number >= 0, is left out of the ground truth,
+    counted by reason (``coco.dropped``, a ``Counter``) and logged, as the training reader drops
+    it; with ``strict`` it raises ``ValueError`` naming the file and annotation id. Boxes of zero
+    size and boxes outside their image stay: they are valid ground truth that pycocotools scores.
+    """
     name = str(source) if not isinstance(source, dict) else "<COCO dict>"
     data = load_coco_json(source, "COCO ground truth")
+    image_ids = {img["id"] for img in data["images"]}
+    category_ids = {cat["id"] for cat in data["categories"]}
+    kept, dropped = [], Counter()
     for i, ann in enumerate(data["annotations"]):
         missing = [k for k in ("id", "image_id", "category_id", "bbox", "area", "iscrowd") if k not in ann]
         if missing:
             raise ValueError(f"{name}: annotations[{i}] lacks {missing}")
         if ann["id"] == 0:  # COCOeval uses the id as a truth value: 0 is never matched
             raise ValueError(f"{name}: annotations[{i}] has id 0; COCO annotation ids must start at 1")
+        problem = annotation_problem(ann, image_ids, category_ids)
+        if problem is None and not (finite_number(ann["area"]) and ann["area"] >= 0):
+            problem = "area is not a finite number >= 0"  # the small/medium/large ranges compare it
+        if problem is None:
+            kept.append(ann)
+            continue
+        if strict:
+            raise ValueError(f"{name}: annotation id {ann['id']}: {problem} (bbox {ann['bbox']!r}, area "
+                             f"{ann['area']!r}, image_id {ann['image_id']!r})")
+        dropped[problem] += 1
+        log.warning("%s: annotation id %s left out of the ground truth: %s (bbox %r)", name, ann["id"], problem,
+                    ann["bbox"])
+    if dropped:
+        log.warning("%s: %d annotation(s) left out of the ground truth: %s", name, sum(dropped.values()), dict(dropped))
     coco = COCO()
-    coco.dataset = {"info": {}, **data}
+    coco.dataset = {"info": {}, **data, "annotations": kept}
     _quiet(coco.createIndex)
+    coco.dropped = dropped
     return coco
 
 
 def validate_results(results: Sequence[dict], gt: COCO, source: str = "results") -> None:
     """Raise ``ValueError`` naming the first entries whose image id or category id is not in the
-    ground truth, or whose ``bbox``/``score`` is malformed (``bbox`` is ``[x, y, w, h]``, w, h >= 0)."""
+    ground truth, or whose ``bbox``/``score`` is malformed (``bbox`` is ``[x, y, w, h]``, w, h >= 0,
+    finite numbers; ``bool`` is no number and no id, though ``True == 1``)."""
     image_ids, category_ids = set(gt.getImgIds()), set(gt.getCatIds())
     problems = []
     for i, r in enumerate(results):
-        if r.get("image_id") not in image_ids:
+        if not isinstance(r, dict):
+            problems.append(f"[{i}] is {type(r).__name__}, expected an object")
+        elif not is_integer_id(r.get("image_id")) or r.get("image_id") not in image_ids:
             problems.append(f"[{i}] image_id {r.get('image_id')!r} is not in the ground truth")
-        elif r.get("category_id") not in category_ids:
+        elif not is_integer_id(r.get("category_id")) or r.get("category_id") not in category_ids:
             problems.append(f"[{i}] category_id {r.get('category_id')!r} is not one of {sorted(category_ids)}")
         else:
             box, score = r.get("bbox"), r.get("score")
-            if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(math.isfinite(v) for v in box)
+            if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(finite_number(v) for v in box)
                     and box[2] >= 0 and box[3] >= 0):
                 problems.append(f"[{i}] bbox {box!r} is not a finite [x, y, w, h] with w, h >= 0")
-            elif not (isinstance(score, (int, float)) and math.isfinite(score)):
+            elif not finite_number(score):
                 problems.append(f"[{i}] score {score!r} is not a finite number")
         if len(problems) >= 5:
             break

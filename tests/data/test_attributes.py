@@ -161,3 +161,31 @@ def test_unreadable_image_is_a_counted_skip_unless_strict(tmp_path):
     strict.setup("fit")
     with pytest.raises(OSError, match="000002.jpg"):
         strict.train_set[1]
+
+
+def test_spreadsheet_bom_and_quoted_newlines_in_the_csv(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"\xef\xbb\xbfpath,red\r\nx/1.png,1\r\n")  # the BOM made the header '\ufeffpath,red'
+    assert read_attribute_csv(path).files == ["x/1.png"]
+    path.write_bytes(b'path,red\n"x/a\nb.png",1\nx/2.png,2\n')
+    with pytest.raises(ValueError, match=r"a\.csv, line 4: attribute 'red' is '2'"):  # the row starts on line 4
+        read_attribute_csv(path)
+
+
+def test_non_utf8_bytes_name_the_line_in_every_attribute_file(tmp_path):
+    root = write_celeba(tmp_path / "celeba")
+    attributes, partition = root / "list_attr_celeba.txt", root / "list_eval_partition.txt"
+    partition.write_bytes(b"\xef\xbb\xbf" + partition.read_bytes())
+    assert read_celeba_partition(partition)["000001.jpg"] == 0  # not '\ufeff000001.jpg'
+    attributes.write_bytes(b"\xef\xbb\xbf" + attributes.read_bytes())
+    assert read_celeba_attributes(attributes).files[0] == "000001.jpg"
+    for path in (attributes, partition):
+        lines = path.read_bytes().split(b"\n")
+        lines[2] = b"\xe9" + lines[2]
+        path.write_bytes(b"\n".join(lines))
+        with pytest.raises(ValueError, match=rf"{path.name}, line 3, column 1 \(byte offset \d+\): byte b'\\xe9'"):
+            (read_celeba_attributes if path == attributes else read_celeba_partition)(path)
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_bytes("path,red\nna\xefve.png,1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"a\.csv, line 2, column 3"):
+        read_attribute_csv(csv_path)

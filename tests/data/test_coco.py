@@ -1,4 +1,5 @@
 import json
+import re
 
 import albumentations as A
 import numpy as np
@@ -188,3 +189,139 @@ def test_datamodule_errors_name_the_file(tmp_path):
         module.setup("fit")
     with pytest.raises(FileNotFoundError, match="annotations/instances_<split>.json"):
         CocoDetectionDataModule(str(tmp_path / "nothing"), num_classes=3).setup("fit")
+
+
+# --- checks of the COCO JSON itself, shared with the evaluation ground truth (metrics/coco.py) ---
+
+def _gt_file(tmp_path, **overrides):
+    data = {"images": [{"id": 10, "file_name": "a.png", "width": 100, "height": 80},
+                       {"id": 11, "file_name": "b.png", "width": 100, "height": 80}],
+            "annotations": [_ann(1, [10, 10, 20, 20]), _ann(2, [30, 30, 20, 20], image=11)],
+            "categories": CATEGORIES, **overrides}
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _both_readers(path, strict=False):
+    """The training reader and the evaluation ground truth, which must agree on every check."""
+    from mnet_vision.metrics.coco import load_coco_gt
+
+    return [lambda: read_coco(path, strict=strict), lambda: load_coco_gt(path, strict=strict)]
+
+
+@pytest.mark.parametrize("images, annotations, categories, match", [
+    # two pictures under one id: pycocotools pooled their boxes, the reader trained b.png with a.png's boxes
+    ([{"id": 10, "file_name": "a.png", "width": 100, "height": 80},
+      {"id": 10, "file_name": "b.png", "width": 100, "height": 80}], None, None,
+     r"gt\.json: 1 repeated id\(s\) in 'images': 10 at \[0\] and \[1\]"),
+    (None, [_ann(1, [1, 1, 5, 5]), _ann(1, [2, 2, 5, 5], image=11)], None,
+     r"gt\.json: 1 repeated id\(s\) in 'annotations': 1 at \[0\] and \[1\]"),
+    (None, None, [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}], r"repeated id\(s\) in 'categories'"),
+    ([{"id": 10, "file_name": "a.png", "width": 100, "height": 80},
+      {"id": 11, "file_name": "a.png", "width": 100, "height": 80}], [], None,
+     r"gt\.json: 1 file name\(s\) listed for more than one image: 'a.png' at \[0\] and \[1\]"),
+    ([{"id": 10, "file_name": "a.png", "width": 0, "height": 80}], [], None, r"images\[0\] \(id 10\) has width 0"),
+    ([{"id": 10, "file_name": "a.png", "width": 100, "height": -8}], [], None, r"has height -8"),
+    ([{"id": 10, "file_name": "a.png", "width": True, "height": 80}], [], None, r"has width True"),
+    ([{"id": 10, "file_name": "a.png", "width": "100", "height": 80}], [], None, r"has width '100'"),
+    ([{"id": True, "file_name": "a.png", "width": 100, "height": 80}], [], None, r"images\[0\] has id True"),
+    ([{"id": "10", "file_name": "a.png", "width": 100, "height": 80}], [], None, r"images\[0\] has id '10'"),
+    ([{"id": 10, "file_name": "", "width": 100, "height": 80}], [], None, r"has file_name ''"),
+    (None, ["not an object"], None, r"annotations\[0\] is str"),
+])
+def test_file_level_errors_name_file_and_ids_in_training_and_evaluation(tmp_path, images, annotations, categories,
+                                                                        match):
+    overrides = {k: v for k, v in (("images", images), ("annotations", annotations), ("categories", categories))
+                 if v is not None}
+    for read in _both_readers(_gt_file(tmp_path, **overrides)):
+        with pytest.raises(ValueError, match=match):
+            read()
+
+
+BAD_BOXES = [
+    (_ann(5, [1, 2, 3]), "bbox is not 4 finite numbers"),                       # 3 numbers
+    (_ann(5, "1,2,3,4"), "bbox is not 4 finite numbers"),                       # a string
+    (_ann(5, ["1", 2, 3, 4]), "bbox is not 4 finite numbers"),                  # a string inside
+    (_ann(5, {"x": 1}), "bbox is not 4 finite numbers"),                        # not a list
+    (_ann(5, [float("nan"), 2, 3, 4]), "bbox is not 4 finite numbers"),         # NaN
+    (_ann(5, [1, 2, float("inf"), 4]), "bbox is not 4 finite numbers"),         # infinity
+    (_ann(5, [1, 2, True, 4]), "bbox is not 4 finite numbers"),                 # bool is no number
+    (_ann(5, [1, 2, -3, 4]), "box of zero or negative size"),
+    (_ann(5, [1, 2, 3, 4], image=True), "image_id True is not in 'images'"),    # True == 1, still no id
+    (_ann(5, [1, 2, 3, 4], image=12), "image_id 12 is not in 'images'"),
+    (_ann(5, [1, 2, 3, 4], category=2), "category_id 2 is not in 'categories'"),
+    (_ann(5, [1, 2, 3, 4], iscrowd="0"), "iscrowd '0' is not 0 or 1"),          # "0" is truthy: a silent crowd
+]
+
+
+@pytest.mark.parametrize("ann, reason", BAD_BOXES)
+def test_bad_annotations_are_counted_drops_or_strict_errors(tmp_path, ann, reason):
+    path = _gt_file(tmp_path, annotations=[_ann(1, [10, 10, 20, 20]), ann])
+    index = read_coco(path)
+    assert sum(index.dropped.values()) == 1 and reason in next(iter(index.dropped))
+    assert index.boxes[10].tolist() == [[10, 10, 30, 30]]
+    from mnet_vision.metrics.coco import load_coco_gt
+
+    gt = load_coco_gt(path)
+    assert sorted(gt.getAnnIds()) == [1] and sum(gt.dropped.values()) == 1
+    for read in _both_readers(path, strict=True):
+        with pytest.raises(ValueError, match=rf"gt\.json: annotation id 5: {re.escape(reason)}"):
+            read()
+
+
+def test_nan_box_is_no_longer_a_silent_target(tmp_path):
+    """A NaN bbox went through strict mode and vanished uncounted."""
+    path = _gt_file(tmp_path, annotations=[_ann(3, [float("nan"), 10, 20, 20])])
+    assert read_coco(path).dropped == {"bbox is not 4 finite numbers [x, y, w, h]": 1}
+    with pytest.raises(ValueError, match=r"annotation id 3: bbox is not 4 finite numbers.*\[nan, 10, 20, 20\]"):
+        read_coco(path, strict=True)
+
+
+def test_ground_truth_keeps_degenerate_but_valid_boxes_and_checks_area(tmp_path):
+    from mnet_vision.metrics.coco import load_coco_gt
+
+    path = _gt_file(tmp_path, annotations=[_ann(1, [10, 10, 0, 20]), _ann(2, [500, 10, 5, 5]),
+                                           {**_ann(3, [1, 1, 5, 5]), "area": float("nan")}])
+    gt = load_coco_gt(path)
+    assert sorted(gt.getAnnIds()) == [1, 2] and dict(gt.dropped) == {"area is not a finite number >= 0": 1}
+    with pytest.raises(ValueError, match="annotation id 3: area is not a finite number"):
+        load_coco_gt(path, strict=True)
+
+
+def test_datamodule_ground_truth_is_strict_with_the_data(tmp_path):
+    module = _detection_module(tmp_path / "det", strict=True)
+    gt_file = module.annotation_file("val2017")
+    data = json.loads(gt_file.read_text())
+    data["annotations"][0]["bbox"] = [1, 2, 3]
+    module.setup("fit")
+    gt_file.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=rf"instances_val2017\.json: annotation id {data['annotations'][0]['id']}: bbox"):
+        module.ground_truth("val")
+
+
+def test_results_with_bools_or_strings_are_named(tmp_path):
+    from mnet_vision.metrics.coco import load_coco_gt, validate_results
+
+    gt = load_coco_gt(_gt_file(tmp_path))
+    for entry, match in [({"image_id": 10, "category_id": 1, "bbox": ["1", 2, 3, 4], "score": 0.5}, r"\[0\] bbox"),
+                         ({"image_id": 10, "category_id": 1, "bbox": [1, 2, 3, 4], "score": True}, r"\[0\] score True"),
+                         ({"image_id": True, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}, r"image_id True"),
+                         ({"image_id": 10, "category_id": [1], "bbox": [1, 2, 3, 4], "score": 0.5}, r"category_id \[1\]")]:
+        with pytest.raises(ValueError, match=match):
+            validate_results([entry], gt, "res.json")
+
+
+# --- encodings ---
+
+def test_coco_json_with_a_bom_reads_and_a_latin1_byte_names_the_line(tmp_path):
+    from mnet_vision.metrics.coco import load_coco_gt
+
+    path = _gt_file(tmp_path)
+    text = path.read_text()
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert len(read_coco(path).images) == 2 and len(load_coco_gt(path).getImgIds()) == 2
+    path.write_bytes(text.replace('"a.png"', '"caf\xe9.png"').replace(", ", ",\n").encode("latin-1"))
+    for read in _both_readers(path):  # line 2 is '"file_name": "caf\xe9.png", ...' after a 22-character line 1
+        with pytest.raises(ValueError, match=r"gt\.json, line 2, column 18 \(byte offset 40\): byte b'\\xe9' is not UTF-8"):
+            read()

@@ -34,3 +34,27 @@ def test_bad_files_name_the_line(tmp_path, text, message):
     with pytest.raises(ValueError, match=message) as err:
         read_geotagged_csv(path)
     assert str(path) in str(err.value)
+
+
+def test_spreadsheet_bom_is_accepted(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM, which glued to the first header read as '\\ufeffpath'."""
+    path = tmp_path / "photos.csv"
+    path.write_bytes(b"\xef\xbb\xbfpath,lat,lon\r\nx.jpg,48.86,2.35\r\n")
+    photos = read_geotagged_csv(path)
+    assert photos.paths == ["x.jpg"] and photos.lat.tolist() == [48.86]
+
+
+def test_non_utf8_byte_names_the_file_and_line(tmp_path):
+    path = tmp_path / "photos.csv"
+    path.write_bytes("path,lat,lon\nx.jpg,1,2\nS\xe3o Paulo.jpg,-23.55,-46.63\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"photos\.csv, line 3, column 2 \(byte offset 24\): byte b'\\xe3' is not UTF-8"):
+        read_geotagged_csv(path)
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    path = write(tmp_path, "path,lat,lon\n\nx.jpg,1,2\n\ny.jpg,north,2\n")
+    with pytest.raises(ValueError, match=r"line 5: lat 'north'"):
+        read_geotagged_csv(path)
+    path = write(tmp_path, "path,lat,lon\n\nx.jpg,1,2\n\ny.jpg,95,120\n")
+    with pytest.raises(ValueError, match=r"line 5: latitude 95.0"):
+        read_geotagged_csv(path)

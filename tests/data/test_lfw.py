@@ -42,3 +42,13 @@ def test_missing_files_and_folders_are_named(tmp_path):
     (tmp_path / "pairs.txt").write_text("10 300\n")
     with pytest.raises(FileNotFoundError, match="image folder"):
         read_lfw_pairs(tmp_path / "pairs.txt", tmp_path / "nope")
+
+
+def test_bom_and_non_utf8_bytes(tmp_path):
+    root = _lfw(tmp_path)
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_bytes(b"\xef\xbb\xbf1\t1\r\nAnn_Lee\t1\t3\r\n")  # the BOM made the header '\ufeff1 1'
+    assert read_lfw_pairs(pairs, root).issame == [True]
+    pairs.write_bytes(b"1\t1\nAnn_Le\xe9\t1\t3\n")
+    with pytest.raises(ValueError, match=r"pairs\.txt, line 2, column 7 \(byte offset 10\)"):
+        read_lfw_pairs(pairs, root)

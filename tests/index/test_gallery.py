@@ -94,3 +94,14 @@ def _classifier_ckpt(tmp_path):
     path = tmp_path / "classifier.ckpt"
     atomic_save({"state_dict": task.state_dict(), "mnet_config": task.run_config}, path)
     return path
+
+
+def test_gallery_list_bom_and_non_utf8_bytes(tmp_path):
+    """A list saved by a spreadsheet or Notepad starts with a BOM (read as part of the first path
+    before); a Latin-1 name failed with a bare UnicodeDecodeError."""
+    listing = tmp_path / "list.csv"
+    listing.write_bytes(b"\xef\xbb\xbfa/1.png,ann\r\nb/2.png\r\n")
+    assert gallery_entries(listing) == [(tmp_path / "a" / "1.png", "ann"), (tmp_path / "b" / "2.png", "b")]
+    listing.write_bytes("a/1.png,ann\nb/2.png,Jos\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"list\.csv, line 2, column 12 \(byte offset 23\): byte b'\\xe9' is not UTF-8"):
+        gallery_entries(listing)
