@@ -100,6 +100,7 @@ def check_resumable(model: torch.nn.Module, cfg: DictConfig, resume: str) -> Non
     checkpoint = load_file(resume)
     stored = checkpoint.get("mnet_config")
     if isinstance(stored, dict):
+        check_stored_config(stored, resume)  # nothing is built from it, but it is no more trusted here
         now = OmegaConf.to_container(cfg, resolve=False)
         changed = [f"{key}: checkpoint {old!r}, now {new!r}" for key, old, new in
                    _differences(stored.get("backbone"), now.get("backbone"), "backbone")

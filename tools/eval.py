@@ -13,13 +13,14 @@ A detector is scored with the 12 COCO box metrics (pycocotools), as is a results
 baseline, per-attribute APs) are printed after the metrics.
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
-import json
 import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from mnet_vision.jsonfiles import write_json
 from mnet_vision.metrics.coco import coco_table, evaluate_coco
+from mnet_vision.outputs import check_writable
 from mnet_vision.reporting import print_metrics
 from mnet_vision.training import evaluate
 
@@ -31,6 +32,8 @@ def main(argv: list[str]) -> None:
     data = [a.split("=", 1)[1] for a in argv if a.startswith("data=")]  # a data config group, not a key
     args = OmegaConf.from_dotlist([a for a in argv if not a.startswith("data=")])
     output = args.pop("output", None)
+    if output:  # found unwritable before the evaluation, not after it
+        check_writable(Path(output).resolve().parent, "folder of output=")
     if "gt" in args and "results" in args:
         metrics = evaluate_coco(args.gt, args.results)
         print(coco_table(metrics))
@@ -43,8 +46,7 @@ def main(argv: list[str]) -> None:
     else:
         sys.exit(USAGE)
     if output:
-        with open(output, "w") as f:
-            json.dump(metrics, f, indent=2)
+        write_json(output, metrics)
 
 
 if __name__ == "__main__":
