@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mnet_vision.data.images import image_files, readable_chunks
-from mnet_vision.jsonfiles import write_json
+from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.coco import xyxy_to_xywh
 from mnet_vision.model import DetectorModel
 from mnet_vision.outputs import drawing_paths, prepare_output_dir

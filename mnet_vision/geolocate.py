@@ -21,7 +21,7 @@ from mnet_vision.geo.distances import great_circle_km
 from mnet_vision.geo.maps import save_geolocation_map
 from mnet_vision.geo.s2 import ids_to_tokens
 from mnet_vision.heads.geocells import located_logits
-from mnet_vision.jsonfiles import write_json
+from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.geo import accuracy_table, geolocation_accuracy
 from mnet_vision.outputs import drawing_paths, prepare_output_dir
 

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
-from mnet_vision.data.textfiles import read_csv_rows, read_lines
+from mnet_vision.textfiles import read_csv_rows, read_lines
 from mnet_vision.data.synthetic_attributes import DEFAULT_ATTRIBUTE_SPLITS, make_attributes_dataset
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
                                          classification_train_transform)

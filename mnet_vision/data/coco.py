@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, ImageReadError, read_rgb
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import SKIPPED, skip_record
-from mnet_vision.data.textfiles import read_json
+from mnet_vision.textfiles import read_json
 from mnet_vision.data.synthetic import DEFAULT_DETECTION_SPLITS, make_shapes_detection_dataset
 from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform
 
@@ -97,7 +97,7 @@ def load_coco_json(source: str | Path | dict, what: str = "COCO annotation file"
     and annotation ids present where required, integers, and unique (pycocotools keys its indexes
     by id: two pictures under one id pool their boxes, two annotations under one id become one
     box counted twice); file names unique; widths and heights positive. The text is UTF-8 with or
-    without a BOM (:func:`mnet_vision.data.textfiles.read_json`).
+    without a BOM (:func:`mnet_vision.textfiles.read_json`).
     """
     data = source if isinstance(source, dict) else read_json(source, what)
     name = "<COCO dict>" if isinstance(source, dict) else str(source)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnet_vision.data.textfiles import read_csv_rows
+from mnet_vision.textfiles import read_csv_rows
 from mnet_vision.geo.distances import invalid_coordinates
 
 COLUMNS = {"path": ("path", "image", "img_id", "file"), "lat": ("lat", "latitude"), "lon": ("lon", "lng", "longitude")}

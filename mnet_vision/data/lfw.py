@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnet_vision.data.textfiles import read_lines
+from mnet_vision.textfiles import read_lines
 
 log = logging.getLogger(__name__)
 

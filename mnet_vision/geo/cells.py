@@ -24,6 +24,7 @@ from mnet_vision.atomic import atomic_write
 from mnet_vision.geo.distances import check_coordinates, invalid_coordinates, to_degrees, to_unit_vectors
 from mnet_vision.geo.s2 import (MAX_LEVEL, cell_centers, cell_levels, ids_to_tokens, is_valid, leaf_cell_ids,
                                 map_chunks, parent_ids, range_max, range_min, tokens_to_ids)
+from mnet_vision.textfiles import read_csv_rows
 
 CSV_COLUMNS = ("class", "token", "level", "count", "lat_mean", "lon_mean", "lat_center", "lon_center")
 
@@ -157,22 +158,24 @@ class GeoCellPartition:
         non-negative integer, coordinates out of range, duplicate tokens, and cells inside other
         cells (a partition's cells are disjoint)."""
         path = Path(path)
-        with open(path, newline="") as f:
-            rows = [row for row in csv.reader(f) if any(field.strip() for field in row)]
-        if not rows:
+        numbered = [(n, row) for n, row in read_csv_rows(path, "cell partition")
+                    if any(field.strip() for field in row)]
+        if not numbered:
             raise ValueError(f"{path} is empty; expected the header {','.join(CSV_COLUMNS)} and one row per cell")
-        header = [h.strip().lower() for h in rows[0]]
+        header = [h.strip().lower() for h in numbered[0][1]]
         missing = [c for c in CSV_COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path}, line 1: missing column(s) {missing}; expected the header {','.join(CSV_COLUMNS)}")
-        body = rows[1:]
+            raise ValueError(f"{path}, line {numbered[0][0]}: missing column(s) {missing}; expected the header "
+                             f"{','.join(CSV_COLUMNS)}")
+        line = [n for n, _ in numbered[1:]]  # the file's line of each cell: blank lines are skipped
+        body = [row for _, row in numbered[1:]]
         if not body:
             raise ValueError(f"{path} has a header but no cells")
         at = {c: header.index(c) for c in CSV_COLUMNS}
         columns: dict[str, list[str]] = {c: [] for c in CSV_COLUMNS}
         for k, row in enumerate(body):
             if len(row) != len(header):
-                raise ValueError(f"{path}, line {k + 2}: expected {len(header)} fields as the header, found {len(row)}")
+                raise ValueError(f"{path}, line {line[k]}: expected {len(header)} fields as the header, found {len(row)}")
             for c in CSV_COLUMNS:
                 columns[c].append(row[at[c]].strip())
 
@@ -181,13 +184,13 @@ class GeoCellPartition:
                 return np.array([int(v) for v in columns[name]], np.int64)
             except ValueError:
                 k = next(k for k, v in enumerate(columns[name]) if not _parses(int, v))
-                raise ValueError(f"{path}, line {k + 2}: {name} {columns[name][k]!r} is not an integer") from None
+                raise ValueError(f"{path}, line {line[k]}: {name} {columns[name][k]!r} is not an integer") from None
 
         classes = integers("class")
         wrong = np.flatnonzero(classes != np.arange(len(classes)))
         if len(wrong):
             k = int(wrong[0])
-            raise ValueError(f"{path}, line {k + 2}: class {classes[k]}, expected {k}: classes must be numbered "
+            raise ValueError(f"{path}, line {line[k]}: class {classes[k]}, expected {k}: classes must be numbered "
                              f"0..{len(classes) - 1} in row order")
         tokens = columns["token"]
         ids = np.empty(len(tokens), np.uint64)
@@ -195,46 +198,46 @@ class GeoCellPartition:
             try:
                 ids[k] = tokens_to_ids([token])[0]
             except ValueError:
-                raise ValueError(f"{path}, line {k + 2}: token {token!r} is not an S2 token (1 to 16 hex digits)") from None
+                raise ValueError(f"{path}, line {line[k]}: token {token!r} is not an S2 token (1 to 16 hex digits)") from None
         bad = np.flatnonzero(~is_valid(ids))
         if len(bad):
             k = int(bad[0])
-            raise ValueError(f"{path}, line {k + 2}: token {tokens[k]!r} is not a valid S2 cell id")
+            raise ValueError(f"{path}, line {line[k]}: token {tokens[k]!r} is not a valid S2 cell id")
         levels, true_levels = integers("level"), cell_levels(ids)
         wrong = np.flatnonzero(levels != true_levels)
         if len(wrong):
             k = int(wrong[0])
-            raise ValueError(f"{path}, line {k + 2}: level {levels[k]} but token {tokens[k]} is a level-"
+            raise ValueError(f"{path}, line {line[k]}: level {levels[k]} but token {tokens[k]} is a level-"
                              f"{true_levels[k]} cell")
         counts = integers("count")
         if (counts < 0).any():
             k = int(np.flatnonzero(counts < 0)[0])
-            raise ValueError(f"{path}, line {k + 2}: count {counts[k]} is negative")
+            raise ValueError(f"{path}, line {line[k]}: count {counts[k]} is negative")
         coords = {}
         for name in ("lat_mean", "lon_mean", "lat_center", "lon_center"):
             try:
                 coords[name] = np.array([float(v) for v in columns[name]])
             except ValueError:
                 k = next(k for k, v in enumerate(columns[name]) if not _parses(float, v))
-                raise ValueError(f"{path}, line {k + 2}: {name} {columns[name][k]!r} is not a number") from None
+                raise ValueError(f"{path}, line {line[k]}: {name} {columns[name][k]!r} is not a number") from None
         for kind in ("mean", "center"):
             for name, bad in zip((f"lat_{kind}", f"lon_{kind}"), invalid_coordinates(coords[f"lat_{kind}"],
                                                                                      coords[f"lon_{kind}"])):
                 if bad.any():
                     k = int(np.flatnonzero(bad)[0])
                     bound = 90 if name.startswith("lat") else 180
-                    raise ValueError(f"{path}, line {k + 2}: {name} {coords[name][k]} is not a number in "
+                    raise ValueError(f"{path}, line {line[k]}: {name} {coords[name][k]} is not a number in "
                                      f"[-{bound}, {bound}]")
         first_row: dict[int, int] = {}
         for k, i in enumerate(ids.tolist()):
             if i in first_row:
-                raise ValueError(f"{path}, line {k + 2}: token {tokens[k]} repeats line {first_row[i] + 2}")
+                raise ValueError(f"{path}, line {line[k]}: token {tokens[k]} repeats line {line[first_row[i]]}")
             first_row[i] = k
         clash = _overlap(ids)
         if clash:
             outer, inner = clash
-            raise ValueError(f"{path}: cells overlap: {tokens[outer]} (line {outer + 2}, class {outer}) contains "
-                             f"{tokens[inner]} (line {inner + 2}, class {inner}); a partition's cells are disjoint")
+            raise ValueError(f"{path}: cells overlap: {tokens[outer]} (line {line[outer]}, class {outer}) contains "
+                             f"{tokens[inner]} (line {line[inner]}, class {inner}); a partition's cells are disjoint")
         return cls(ids, counts, coords["lat_mean"], coords["lon_mean"], coords["lat_center"], coords["lon_center"],
                    str(path))
 

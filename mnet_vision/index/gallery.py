@@ -11,8 +11,8 @@ import numpy as np
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from mnet_vision.data.images import image_files
-from mnet_vision.data.textfiles import read_lines
-from mnet_vision.index.face_index import FaceIndex
+from mnet_vision.textfiles import read_lines
+from mnet_vision.index.face_index import FaceIndex, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,13 @@ def gallery_entries(source: str | Path) -> list[tuple[Path, str]]:
 def build_index(ckpt: str | Path, gallery: str | Path, out: str | Path, factory: str = "auto", add: bool = False,
                 batch_size: int = 64, device: str = "cpu") -> dict[str, Any]:
     """Embed the ``gallery`` with the embedding checkpoint ``ckpt`` and write a :class:`FaceIndex` to
-    ``out`` (plus ``out.meta.json``), or with ``add`` append to the index already there.
+    ``out`` (one file: the faiss index and its metadata), or with ``add`` append to the index
+    already there.
 
     Every check (gallery, checkpoint, dimension of an existing index, at least one readable image)
-    runs before anything is written, and the files are replaced atomically: a failed build leaves
-    no partial index and an existing one intact. Unreadable images are skipped and listed.
+    runs before anything is written, and the file is replaced atomically: a failed build leaves no
+    partial index and an existing one intact. Appends hold the index's writer lock from load to
+    save, so concurrent ``add`` runs all land. Unreadable images are skipped and listed.
     Returns ``{"index", "factory", "added", "total", "skipped", "images_per_second"}``.
     """
     from mnet_vision.embed import Embedder  # the model stack, only when embedding
@@ -65,23 +67,31 @@ def build_index(ckpt: str | Path, gallery: str | Path, out: str | Path, factory:
     entries = gallery_entries(gallery)
     embedder = Embedder(ckpt, device)
     out = Path(out)
-    if add and out.exists():
-        index = FaceIndex.load(out)
-        if index.dim != embedder.dim:
-            raise ValueError(f"{out} holds {index.dim}-D embeddings but {ckpt} makes {embedder.dim}-D ones: "
-                             f"embed with the checkpoint the index was built with, or build a new index")
-    else:
-        index = FaceIndex.create(embedder.dim, factory, expected_size=len(entries))
+    if add and out.exists():  # fail before the embedding work; checked again under the lock
+        _check_dim(FaceIndex.load(out), embedder.dim, out, ckpt)
     embedded = embedder.embed_files([path for path, _ in entries], batch_size)
     if len(embedded.paths) == 0:
         raise ValueError(f"none of the {len(entries)} gallery images could be read (first: {embedded.skipped[:3]})")
     identity = {path: name for path, name in entries}
-    index.add(embedded.embeddings, [identity[p] for p in embedded.paths], [str(p) for p in embedded.paths])
+    names, sources = [identity[p] for p in embedded.paths], [str(p) for p in embedded.paths]
     out.parent.mkdir(parents=True, exist_ok=True)
-    index.save(out)
+    with writer_lock(out):  # from load to save: a concurrent add=true lands in between or after, never lost
+        if add and out.exists():
+            index = FaceIndex.load(out)
+            _check_dim(index, embedder.dim, out, ckpt)
+        else:
+            index = FaceIndex.create(embedder.dim, factory, expected_size=len(entries))
+        index.add(embedded.embeddings, names, sources)
+        index.save(out)
     log.info("%s: %d vectors (%d added), %s", out, len(index), len(embedded.paths), index.factory)
     return {"index": str(out), "factory": index.factory, "added": len(embedded.paths), "total": len(index),
             "skipped": embedded.skipped, "images_per_second": embedded.images_per_second}
+
+
+def _check_dim(index: FaceIndex, dim: int, out: Path, ckpt: str | Path) -> None:
+    if index.dim != dim:
+        raise ValueError(f"{out} holds {index.dim}-D embeddings but {ckpt} makes {dim}-D ones: "
+                         f"embed with the checkpoint the index was built with, or build a new index")
 
 
 def search_index(index_path: str | Path, query: str | Path, ckpt: str | Path | None = None, k: int = 5,

@@ -24,7 +24,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mnet_vision.data.coco import annotation_problem, finite_number, is_integer_id, load_coco_json
-from mnet_vision.data.textfiles import read_json
+from mnet_vision.textfiles import read_json
 
 log = logging.getLogger(__name__)
 

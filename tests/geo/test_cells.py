@@ -222,6 +222,19 @@ def test_bad_csv_errors_name_file_and_line(tmp_path, rows, header, message):
     assert str(path) in str(error.value)
 
 
+def test_a_spreadsheet_csv_reads_and_its_errors_count_blank_lines(tmp_path):
+    header = "class,token,level,count,lat_mean,lon_mean,lat_center,lon_center"
+    path = tmp_path / "cells.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([header, GOOD[0], "", GOOD[1]]).encode() + b"\r\n")  # BOM, CRLF
+    assert len(GeoCellPartition.read_csv(path)) == 2
+    path.write_bytes("\n".join([header, GOOD[0], "", "", "1,47fc,5,-1,50.1,4.2,50.0,4.1"]).encode())
+    with pytest.raises(ValueError, match="line 5: count -1 is negative"):
+        GeoCellPartition.read_csv(path)
+    path.write_bytes("\n".join([header, GOOD[0].replace("47e4", "47\xe94")]).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"cells.csv, line 2, column 5 .*is not UTF-8"):
+        GeoCellPartition.read_csv(path)
+
+
 def test_constructor_checks():
     ids = tokens_to_ids(["47e4", "47e66f"])
     with pytest.raises(ValueError, match=r"built: cells must be disjoint, but class 0 \(47e4\) contains class 1 \(47e66f\)"):

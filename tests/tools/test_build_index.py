@@ -48,3 +48,30 @@ def test_two_concurrent_appending_tools_keep_both_galleries(tmp_path, embedding_
         alone = FaceIndex.load(build_index(ckpt, gallery, tmp_path / f"{gallery.name}.faiss")["index"])
         for i, entry in alone.entries.items():
             np.testing.assert_allclose(stored[entry["source"]][1], alone.index.reconstruct(i), atol=1e-5)
+
+
+def test_two_concurrent_appends_to_no_index_yet_keep_both(tmp_path, embedding_run):
+    """Both writers find no index and create one: the second save must not replace the first."""
+    import threading
+
+    ckpt = embedding_run["best_checkpoint"]
+    people = sorted((Path(embedding_run["run_dir"]).parent / "data" / "test").iterdir())
+    first, second = _gallery(tmp_path / "first", people[:2]), _gallery(tmp_path / "second", people[2:4])
+    out = tmp_path / "faces.faiss"
+    errors = []
+
+    def append(gallery):
+        try:
+            build_index(ckpt, gallery, out, add=True)
+        except Exception as err:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(err)
+
+    threads = [threading.Thread(target=append, args=(g,)) for g in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    index = FaceIndex.load(out)
+    assert sorted(e["source"] for e in index.entries.values()) == sorted(
+        str(p) for g in (first, second) for p in g.glob("*/*"))

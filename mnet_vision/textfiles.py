@@ -1,5 +1,6 @@
 """Reading the text input files (CSV photo lists, attribute and partition lists, LFW pairs, gallery
-lists, COCO JSON) under one set of rules, so every reader treats encodings alike:
+lists, COCO JSON, index metadata) under one set of rules, so every reader treats encodings alike,
+and writing JSON atomically:
 
 - UTF-8, with or without the byte-order mark that spreadsheet programs and Windows Notepad write
   (left in, it would glue ``\\ufeff`` to the first column name or path);
@@ -16,6 +17,8 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+
+from mnet_vision.atomic import atomic_write
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
@@ -66,10 +69,15 @@ def read_csv_rows(path: str | Path, what: str = "CSV file") -> list[tuple[int, l
 
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
     """Parse the JSON file ``path`` read by :func:`read_text`; malformed JSON raises ``ValueError``
-    naming the file, line and column. (:func:`mnet_vision.jsonfiles.read_json` without the
-    encoding rules: a BOM or a stray Latin-1 byte fails there with Python's bare messages.)"""
+    naming the file, line and column."""
     text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as JSON through a temporary file renamed into place (never a half-written file)."""
+    text = json.dumps(data, indent=1)  # before opening the file: unserialisable data leaves nothing behind
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

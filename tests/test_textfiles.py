@@ -1,7 +1,7 @@
 """The text-file rules every reader shares: UTF-8 with or without a BOM, bad bytes named by line."""
 import pytest
 
-from mnet_vision.data.textfiles import read_csv_rows, read_json, read_lines, read_text
+from mnet_vision.textfiles import read_csv_rows, read_json, read_lines, read_text
 
 BOM = b"\xef\xbb\xbf"
 
@@ -45,3 +45,13 @@ def test_json_and_missing_files(tmp_path):
         read_json(path)
     with pytest.raises(FileNotFoundError, match="pairs file .*nothing.txt does not exist"):
         read_lines(tmp_path / "nothing.txt", "pairs file")
+
+
+def test_reads_and_names_errors(tmp_path):
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert read_json(tmp_path / "ok.json", "thing") == {"a": [1, 2]}
+    (tmp_path / "bad.json").write_text('{\n  "a": [1, 2,]\n}')
+    with pytest.raises(ValueError, match=r"bad.json: malformed JSON at line 2 column"):
+        read_json(tmp_path / "bad.json", "thing")
+    with pytest.raises(FileNotFoundError, match=r"thing .*missing.json does not exist"):
+        read_json(tmp_path / "missing.json", "thing")
