@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mnet_vision.jsonfiles import write_json
+from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.coco import coco_table, evaluate_coco
 from mnet_vision.outputs import check_writable
 from mnet_vision.reporting import print_metrics
