@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnet_vision.data.images import image_files, readable_chunks
+from mnet_vision.data.images import MAX_PIXELS, image_files, readable_chunks
 from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.coco import xyxy_to_xywh
 from mnet_vision.model import DetectorModel
@@ -35,7 +35,8 @@ def load_detector(ckpt: str | Path) -> tuple[DetectorModel, list[str], list[int]
 
 
 def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, score_thresh: float = 0.3,
-                 batch_size: int = 8, draw: bool = True, device: str = "cpu") -> dict[str, Any]:
+                 batch_size: int = 8, draw: bool = True, device: str = "cpu",
+                 max_pixels: int | None = MAX_PIXELS) -> dict[str, Any]:
     """Detect objects in an image file or a folder of images with a training checkpoint.
 
     Writes ``out_dir/detections.json``: one entry per image, ``{"file", "width", "height",
@@ -43,7 +44,7 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
     detections with ``score >= score_thresh`` only, best first; and (``draw``) ``out_dir/<name>.png``
     per image (``photo.jpg`` -> ``photo.jpg.png``) with the boxes, class names and scores drawn.
     Unreadable images are skipped, logged and listed under ``skipped`` in the returned summary (and
-    the JSON's entries leave them out). An ``out_dir`` that is not writable, or is (or lies inside)
+    the JSON's entries leave them out), as are images over ``max_pixels`` (``None``: no limit). An ``out_dir`` that is not writable, or is (or lies inside)
     the input folder, is refused before any work.
     """
     if not 0.0 <= score_thresh <= 1.0:
@@ -54,7 +55,7 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
     model, names, category_ids = load_detector(ckpt)
     model.to(device)
     entries, skipped = [], []
-    for chunk in readable_chunks(files, batch_size, skipped, "detecting"):
+    for chunk in readable_chunks(files, batch_size, skipped, "detecting", max_pixels):
         kept = [path for path, _ in chunk]
         images = [torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))) for _, array in chunk]
         if images:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnet_vision.data.images import readable_chunks
+from mnet_vision.data.images import MAX_PIXELS, readable_chunks
 from mnet_vision.data.transforms import apply_seeded
 
 @dataclass
@@ -48,11 +48,14 @@ class Embedder:
         self.dim = int(cfg.task.embedding_dim)
         self.source = str(ckpt)
 
-    def embed_files(self, files: Sequence[Path], batch_size: int = 64, progress: bool = True) -> Embedded:
-        """Embed image files, skipping (and listing) unreadable ones; a progress bar while it runs."""
+    def embed_files(self, files: Sequence[Path], batch_size: int = 64, progress: bool = True,
+                    max_pixels: int | None = MAX_PIXELS) -> Embedded:
+        """Embed image files, skipping (and listing) unreadable ones and those over ``max_pixels``;
+        a progress bar while it runs."""
         start = time.perf_counter()
         rows, kept, skipped = [], [], []
-        for chunk in readable_chunks(list(files), batch_size, skipped, "embedding" if progress else None):
+        for chunk in readable_chunks(list(files), batch_size, skipped, "embedding" if progress else None,
+                                     max_pixels):
             if chunk:
                 batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for _, array in chunk])
                 with torch.inference_mode():

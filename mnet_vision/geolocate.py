@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mnet_vision.data.geotagged import read_geotagged_csv
-from mnet_vision.data.images import image_files, readable_chunks
+from mnet_vision.data.images import MAX_PIXELS, image_files, readable_chunks
 from mnet_vision.data.transforms import apply_seeded
 from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.distances import great_circle_km
@@ -91,14 +91,15 @@ def _inputs(source: str | Path, images: str | Path | None) -> tuple[list[Path], 
 
 def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, top_k: int = 5, batch_size: int = 32,
                     draw: bool = False, device: str = "cpu", partitions: Sequence[str] | None = None,
-                    images: str | Path | None = None, crops: int = 1) -> dict[str, Any]:
+                    images: str | Path | None = None, crops: int = 1,
+                    max_pixels: int | None = MAX_PIXELS) -> dict[str, Any]:
     """Locate the photos of an image file, a folder, or a geotagged CSV (``path,lat,lon``).
 
     Writes ``out_dir/geolocation.json``: one entry per photo, ``{"file", "lat", "lon" (the
     predicted point: the best cell's mean photo location), "cells": top-k cells with
     probabilities}``, plus ``"true_lat"``, ``"true_lon"`` and ``"error_km"`` for a CSV; with
     ``draw``, ``out_dir/<name>.png`` maps of each photo's top cells (``photo.jpg`` -> ``photo.jpg.png``,
-    below the photos' common folder). Unreadable images are skipped and listed. An ``out_dir`` that
+    below the photos' common folder). Unreadable images, and images over ``max_pixels``, are skipped and listed. An ``out_dir`` that
     is not writable, or is (or lies inside) a folder of the photos, is refused before any work.
     The returned summary has the counts, photos/s and, for a CSV, the
     accuracy at Table 11's scales (``accuracy``, and ``table`` in its layout).
@@ -111,7 +112,7 @@ def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, t
     locator = Geolocator(ckpt, device, partitions, crops)
     entries, skipped = [], []
     start = time.perf_counter()
-    for chunk in readable_chunks(files, batch_size, skipped, "geolocating"):
+    for chunk in readable_chunks(files, batch_size, skipped, "geolocating", max_pixels):
         if chunk:
             probs, cells = locator.locate([array for _, array in chunk], top_k)
             for (path, _), prob, top in zip(chunk, probs, cells):

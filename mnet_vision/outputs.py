@@ -42,3 +42,17 @@ def drawing_paths(inputs: Sequence[Path], out_dir: str | os.PathLike, suffix: st
     resolved = [Path(p).resolve() for p in inputs]
     root = Path(os.path.commonpath([p.parent for p in resolved]))
     return [Path(out_dir) / p.relative_to(root).with_name(p.name + suffix) for p in resolved]
+
+
+def refuse_overwrite(output: str | os.PathLike, inputs: Sequence[str | os.PathLike], key: str) -> Path:
+    """``output`` unless it is one of ``inputs`` (the same file by any path, hard links included),
+    which raises ``ValueError`` naming ``key``: ``out=`` the teacher checkpoint would replace the
+    checkpoint with its dump, ``picture=`` the query photo the photo with a drawing."""
+    output = Path(output)
+    for item in inputs:
+        item = Path(item)
+        same = output.resolve() == item.resolve() or (output.exists() and item.exists() and output.samefile(item))
+        if same:
+            raise ValueError(f"{key}={output} is an input of this run ({item}); writing it would destroy that "
+                             f"input: choose another {key}")
+    return output

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mnet_vision.atomic import atomic_write
+from mnet_vision.atomic import atomic_write_text
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
@@ -80,4 +80,4 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as JSON through a temporary file renamed into place (never a half-written file)."""
     text = json.dumps(data, indent=1)  # before opening the file: unserialisable data leaves nothing behind
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write_text(path, text)

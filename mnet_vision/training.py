@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from mnet_vision.atomic import atomic_write_text
 from mnet_vision.checkpoints import (AtomicCheckpointIO, CheckpointMismatchError, init_from, load_file, load_matching,
                                     model_state_dict)
 from mnet_vision.config import check_run_config, compose
@@ -202,6 +203,5 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict
 
 @rank_zero_only
 def _write_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True))  # a kill never leaves half a file
     log.info("metrics written to %s", path)

@@ -89,3 +89,11 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(detection_run, t
     # the checkpoint does not even exist: the output folder is checked first
     with pytest.raises(PermissionError, match=r"output folder .*file/out is not writable"):
         detect_files(tmp_path / "missing.ckpt", folder, tmp_path / "file" / "out")
+
+
+def test_an_image_over_max_pixels_is_a_counted_skip(detection_run, tmp_path):
+    folder = _photos(detection_run, tmp_path / "in", ["a.png", "b.png"])
+    Image.new("1", (3000, 3000)).save(folder / "huge.png")  # 9 MP, a few KB on disk
+    summary = detect_files(detection_run["best_checkpoint"], folder, tmp_path / "out", draw=False,
+                           max_pixels=4_000_000)
+    assert summary["images"] == 2 and summary["skipped"] == [str(folder / "huge.png")]

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.coco import coco_table, evaluate_coco
-from mnet_vision.outputs import check_writable
+from mnet_vision.outputs import check_writable, refuse_overwrite
 from mnet_vision.reporting import print_metrics
 from mnet_vision.training import evaluate
 
@@ -32,7 +32,8 @@ def main(argv: list[str]) -> None:
     data = [a.split("=", 1)[1] for a in argv if a.startswith("data=")]  # a data config group, not a key
     args = OmegaConf.from_dotlist([a for a in argv if not a.startswith("data=")])
     output = args.pop("output", None)
-    if output:  # found unwritable before the evaluation, not after it
+    if output:  # found unwritable, or to be written over an input, before the evaluation, not after it
+        refuse_overwrite(output, [args[k] for k in ("ckpt", "gt", "results") if k in args], "output")
         check_writable(Path(output).resolve().parent, "folder of output=")
     if "gt" in args and "results" in args:
         metrics = evaluate_coco(args.gt, args.results)

@@ -9,11 +9,14 @@ output= writes them all as JSON, picture= a PNG of each query beside its matches
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from mnet_vision.atomic import atomic_write_text
+from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.index.gallery import search_index
+from mnet_vision.outputs import refuse_overwrite
 from mnet_vision.reporting import save_search_picture
 
 USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE] [picture=PNG]"
@@ -23,12 +26,20 @@ def main(argv: list[str]) -> None:
     args = OmegaConf.from_dotlist(argv)
     if not {"index", "query"} <= set(args):
         sys.exit(USAGE)
+    query = Path(args.query)
+    inputs = [args.index, query, *(sorted(query.iterdir()) if query.is_dir() else []),
+              *([args.ckpt] if args.get("ckpt") else [])]
+    for key in ("output", "picture"):  # before the search: never written over the index, a query or the model
+        if args.get(key):
+            refuse_overwrite(args[key], inputs, key)
     results = search_index(args.index, args.query, args.get("ckpt"), int(args.get("k", 5)),
-                           float(args.get("threshold", -1.0)), str(args.get("device", "cpu")))
+                           float(args.get("threshold", -1.0)), str(args.get("device", "cpu")),
+                           checked_max_pixels(args.get("max_pixels", MAX_PIXELS)))
     for r in results:
         others = ", ".join(f"{m['identity']} {m['score']:.3f}" for m in r["matches"][1:])
         print(f"{r['query']}: {r['identity']} ({r['score']:.3f})" + (f"  | next: {others}" if others else ""))
     if args.get("picture"):
+        refuse_overwrite(args.picture, [m["source"] for r in results for m in r["matches"] if m["source"]], "picture")
         print(f"picture: {save_search_picture(results, args.picture)}")
     if args.get("output"):  # atomically: a killed search never leaves a half-written results file
         atomic_write_text(args.output, json.dumps(results, indent=2))

@@ -37,7 +37,7 @@ import faiss
 import numpy as np
 
 from mnet_vision.atomic import atomic_write
-from mnet_vision.textfiles import read_json, write_json  # noqa: F401  (write_json: callers of the old sidecar)
+from mnet_vision.textfiles import read_json
 
 log = logging.getLogger(__name__)
 

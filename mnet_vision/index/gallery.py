@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from mnet_vision.data.images import image_files
+from mnet_vision.data.images import MAX_PIXELS, image_files
 from mnet_vision.textfiles import read_lines
 from mnet_vision.index.face_index import FaceIndex, writer_lock
+from mnet_vision.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def gallery_entries(source: str | Path) -> list[tuple[Path, str]]:
 
 
 def build_index(ckpt: str | Path, gallery: str | Path, out: str | Path, factory: str = "auto", add: bool = False,
-                batch_size: int = 64, device: str = "cpu") -> dict[str, Any]:
+                batch_size: int = 64, device: str = "cpu", max_pixels: int | None = MAX_PIXELS) -> dict[str, Any]:
     """Embed the ``gallery`` with the embedding checkpoint ``ckpt`` and write a :class:`FaceIndex` to
     ``out`` (one file: the faiss index and its metadata), or with ``add`` append to the index
     already there.
@@ -59,17 +60,17 @@ def build_index(ckpt: str | Path, gallery: str | Path, out: str | Path, factory:
     Every check (gallery, checkpoint, dimension of an existing index, at least one readable image)
     runs before anything is written, and the file is replaced atomically: a failed build leaves no
     partial index and an existing one intact. Appends hold the index's writer lock from load to
-    save, so concurrent ``add`` runs all land. Unreadable images are skipped and listed.
+    save, so concurrent ``add`` runs all land. Unreadable images (and those over ``max_pixels``) are skipped and listed.
     Returns ``{"index", "factory", "added", "total", "skipped", "images_per_second"}``.
     """
     from mnet_vision.embed import Embedder  # the model stack, only when embedding
 
     entries = gallery_entries(gallery)
+    out = refuse_overwrite(out, [ckpt, gallery, *(path for path, _ in entries)], "out")
     embedder = Embedder(ckpt, device)
-    out = Path(out)
     if add and out.exists():  # fail before the embedding work; checked again under the lock
         _check_dim(FaceIndex.load(out), embedder.dim, out, ckpt)
-    embedded = embedder.embed_files([path for path, _ in entries], batch_size)
+    embedded = embedder.embed_files([path for path, _ in entries], batch_size, max_pixels=max_pixels)
     if len(embedded.paths) == 0:
         raise ValueError(f"none of the {len(entries)} gallery images could be read (first: {embedded.skipped[:3]})")
     identity = {path: name for path, name in entries}
@@ -95,7 +96,8 @@ def _check_dim(index: FaceIndex, dim: int, out: Path, ckpt: str | Path) -> None:
 
 
 def search_index(index_path: str | Path, query: str | Path, ckpt: str | Path | None = None, k: int = 5,
-                 threshold: float = -1.0, device: str = "cpu") -> list[dict[str, Any]]:
+                 threshold: float = -1.0, device: str = "cpu", max_pixels: int | None = MAX_PIXELS
+                 ) -> list[dict[str, Any]]:
     """Query an index with an image, a folder of images (embedded with ``ckpt``) or a ``.npy`` file
     of ``(Q, D)`` embeddings.
 
@@ -114,7 +116,7 @@ def search_index(index_path: str | Path, query: str | Path, ckpt: str | Path | N
         from mnet_vision.embed import Embedder
 
         embedder = Embedder(ckpt, device)
-        embedded = embedder.embed_files(image_files(query), progress=False)
+        embedded = embedder.embed_files(image_files(query), progress=False, max_pixels=max_pixels)
         if len(embedded.paths) == 0:
             raise ValueError(f"no readable query image in {query}")
         embeddings, names = embedded.embeddings, [str(p) for p in embedded.paths]

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mnet_vision.checkpoints import atomic_save, load_file, load_matching, model_state_dict
-from mnet_vision.outputs import check_writable
+from mnet_vision.outputs import check_writable, refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ def dump_teacher_outputs(ckpt: str | Path, out: str | Path, split: str = "train"
 
     from mnet_vision.training import task_from_checkpoint
 
+    refuse_overwrite(out, [ckpt], "out")
     check_writable(Path(out).parent, "folder of out=")  # before the pass over the data, not after it
     cfg, task, _ = task_from_checkpoint(ckpt, overrides)
     if getattr(task, "outputs_name", None) is None:

@@ -105,3 +105,14 @@ def test_gallery_list_bom_and_non_utf8_bytes(tmp_path):
     listing.write_bytes("a/1.png,ann\nb/2.png,Jos\xe9\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"list\.csv, line 2, column 12 \(byte offset 23\): byte b'\\xe9' is not UTF-8"):
         gallery_entries(listing)
+
+
+def test_an_index_is_never_written_over_the_checkpoint_or_a_photo(embedding_run, tmp_path):
+    ckpt = Path(embedding_run["best_checkpoint"])
+    gallery = Path(embedding_run["run_dir"]).parent / "data" / "test"
+    photo = sorted(gallery.glob("*/*"))[0]
+    before = ckpt.read_bytes(), photo.read_bytes()
+    for out in (ckpt, photo):
+        with pytest.raises(ValueError, match="out=.* is an input of this run"):
+            build_index(ckpt, gallery, out)
+    assert (ckpt.read_bytes(), photo.read_bytes()) == before

@@ -129,6 +129,13 @@ def test_a_detector_cannot_teach(detection_run):
         checkpoint_teacher(detection_run["best_checkpoint"])
 
 
+def test_dumping_over_the_teacher_checkpoint_is_refused(teacher_ckpt):
+    before = open(teacher_ckpt, "rb").read()
+    with pytest.raises(ValueError, match="out=.* is an input of this run"):
+        dump_teacher_outputs(teacher_ckpt, teacher_ckpt)
+    assert open(teacher_ckpt, "rb").read() == before
+
+
 def test_dumping_a_detector_says_it_cannot_teach(detection_run, tmp_path):
     # it used to run over the whole split first and then say "no readable image"
     with pytest.raises(ValueError, match="DetectionTask model, which has no logits or embedding to teach"):

@@ -90,9 +90,12 @@ def test_detection_train_eval_detect(tmp_path):
     out = run_tool("eval.py", f"ckpt={metrics['best_checkpoint']}", "split=val", "data.num_workers=0")
     assert "| val/AP |" in out.stdout
     out = run_tool("detect.py", f"ckpt={metrics['best_checkpoint']}", f"input={tmp_path / 'data' / 'val2017'}",
-                   f"out={tmp_path / 'det'}", "score=0.05")
+                   f"out={tmp_path / 'det'}", "score=0.05", "max_pixels=null")
     assert "images ->" in out.stdout
     assert len(list((tmp_path / "det").glob("*.png"))) == 4
+    out = run_tool("detect.py", f"ckpt={metrics['best_checkpoint']}", f"input={tmp_path / 'data' / 'val2017'}",
+                   f"out={tmp_path / 'det2'}", "max_pixels=1000")
+    assert "in 0 images" in out.stdout and "skipped 4 unreadable" in out.stdout  # 64x64 > 1000 pixels
 
 
 def test_detection_under_two_process_ddp_scores_every_val_image(tmp_path):
