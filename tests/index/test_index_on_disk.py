@@ -15,6 +15,7 @@ import pytest
 
 from mnet_vision.index import FaceIndex
 from mnet_vision.index import face_index as fi
+from mnet_vision.textfiles import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 16
@@ -212,7 +213,7 @@ def test_indexes_of_the_two_file_format_still_load_and_are_rewritten_as_one(tmp_
     path = tmp_path / "faces.faiss"
     faiss.write_index(gallery(OLD).index, str(path))
     entries = {str(i): {"identity": n, "source": f"{n}.png"} for i, n in enumerate(OLD)}
-    fi.write_json(Path(f"{path}{fi.META_SUFFIX}"), {"factory": "IDMap2,Flat", "dim": DIM, "next_id": 3,
+    write_json(Path(f"{path}{fi.META_SUFFIX}"), {"factory": "IDMap2,Flat", "dim": DIM, "next_id": 3,
                                                      "entries": entries})
     index = FaceIndex.load(path)
     assert stored_pairs(path) == OLD
