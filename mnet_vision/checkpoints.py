@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from mnet_vision.atomic import atomic_write
@@ -20,14 +19,6 @@ FORMATS = ("mnet", "timm", "torchvision")
 
 class CheckpointMismatchError(ValueError):
     """A state dict that does not fit a module; the message lists the differing keys and shapes."""
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint IO that writes to a temporary file and renames it into place, so a
-    crash mid-write never leaves a truncated ``last.ckpt`` in place of the previous good one."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        atomic_save(checkpoint, path)
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:

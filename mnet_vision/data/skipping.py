@@ -2,7 +2,7 @@
 
 A long run must not die on one bad image: a dataset returns a *skip record* in place of the
 sample, :func:`collate_skipping` drops it from the batch and lists its path under
-``batch["skipped"]``, and :class:`mnet_vision.tasks.callbacks.SkippedSamplesReport` counts and
+``batch["skipped"]``, and :class:`mnet_vision.training.callbacks.SkippedSamplesReport` counts and
 reports the skips at the end of each epoch. This works across DataLoader worker processes,
 since the record travels with the batch. ``strict`` datasets raise instead.
 """

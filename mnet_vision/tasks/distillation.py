@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from mnet_vision.tasks.optim import build_optimizers
+from mnet_vision.training.optim import build_optimizers
 
 log = logging.getLogger(__name__)
 

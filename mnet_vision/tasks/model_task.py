@@ -6,7 +6,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from mnet_vision.tasks.optim import build_optimizers
+from mnet_vision.training.optim import build_optimizers
 
 
 class ModelTask(pl.LightningModule):
@@ -15,7 +15,7 @@ class ModelTask(pl.LightningModule):
     Args:
         model: the model (``build_model``).
         optimizer: Hydra config of a partial optimizer (``_partial_: true``), called with the
-            parameter groups of :func:`mnet_vision.tasks.optim.weight_decay_groups`.
+            parameter groups of :func:`mnet_vision.training.optim.weight_decay_groups`.
         scheduler: Hydra config of a partial LR scheduler (called with the optimizer) under
             ``scheduler``, stepped every ``interval`` (``epoch`` or ``step``); or None.
         weight_decay: L2 decay on conv/FC weights; none on depthwise filters, BN and biases.

@@ -19,13 +19,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from mnet_vision.atomic import atomic_write_text
-from mnet_vision.checkpoints import (AtomicCheckpointIO, CheckpointMismatchError, init_from, load_file, load_matching,
-                                    model_state_dict)
+from mnet_vision.checkpoints import CheckpointMismatchError, init_from, load_file, load_matching, model_state_dict
 from mnet_vision.config import check_run_config, compose
 from mnet_vision.model import build_model
 from mnet_vision.outputs import check_writable
 from mnet_vision.stored_config import check_stored_config
-from mnet_vision.tasks.callbacks import ResumableCheckpoint, RNGState, SkippedSamplesReport
+from mnet_vision.training.callbacks import ResumableCheckpoint, RNGState, SkippedSamplesReport
+from mnet_vision.training.checkpoint_io import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ from torch import nn
 from mnet_vision.backbones import MobileNetV1
 from mnet_vision.heads import ClassifierHead
 from mnet_vision.model import BackboneHeadModel
-from mnet_vision.tasks.optim import is_depthwise, weight_decay_groups
+from mnet_vision.training.optim import is_depthwise, weight_decay_groups
 
 
 def test_no_decay_on_depthwise_bn_and_bias():

@@ -3,7 +3,7 @@ import random
 import numpy as np
 import torch
 
-from mnet_vision.tasks.callbacks import RNGState
+from mnet_vision.training.callbacks import RNGState
 
 
 def _draw():
