@@ -201,7 +201,7 @@ class AttributeDataModule(SeededLoadersDataModule):
         root: the data folder.
         num_attributes: how many attributes the files must have (the model is built for it).
         input_size: side of the square crops fed to the model.
-        batch_size, num_workers, seed, strict, max_pixels: as :class:`mnet_vision.data.ImageFolderDataModule`.
+        batch_size, num_workers, seed, strict, max_pixels: as :class:`mnet_vision.data.image_folder.ImageFolderDataModule`.
         min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
             Horizontal flips suit attributes that a mirror image keeps (faces: yes; "on the left": no).
     """

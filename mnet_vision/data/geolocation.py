@@ -18,7 +18,8 @@ from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.data.synthetic_geo import make_synthetic_geotagged
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, FiveCropEval, classification_eval_transform,
                                          classification_train_transform)
-from mnet_vision.geo.cells import GeoCellPartition, make_cells
+from mnet_vision.data.cell_files import make_cells
+from mnet_vision.geo.cells import GeoCellPartition
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -70,7 +71,7 @@ class GeotaggedDataModule(SeededLoadersDataModule):
         num_cells: their cell counts: the model's classifiers are built for these, and a file with
             another count is an error naming it.
         input_size, batch_size, num_workers, seed, strict, max_pixels: as
-            :class:`mnet_vision.data.ImageFolderDataModule`.
+            :class:`mnet_vision.data.image_folder.ImageFolderDataModule`.
         min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
         test_crops: 1 for the central crop; 5 for TIB GeoEstimation's test protocol: test photos
             become :class:`~mnet_vision.data.transforms.FiveCropEval`'s ``(5, 3, S, S)`` crops, and

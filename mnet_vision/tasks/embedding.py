@@ -61,7 +61,7 @@ def semihard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
 
 class EmbeddingTask(ModelTask):
     """Trains ``backbone -> EmbeddingHead`` with :func:`semihard_triplet_loss` (needs batches of P
-    identities x K images: :class:`mnet_vision.data.IdentityFolderDataModule`'s training loader).
+    identities x K images: :class:`mnet_vision.data.identities.IdentityFolderDataModule`'s training loader).
 
     Args:
         model: ``backbone -> EmbeddingHead`` returning ``(N, D)`` unit vectors.

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from mnet_vision.config import compose
-from mnet_vision.data import GeotaggedDataModule
+from mnet_vision.data.geolocation import GeotaggedDataModule
 from mnet_vision.data.geotagged import read_geotagged_csv
 from mnet_vision.geo.cells import GeoCellPartition
 from tests.helpers import TINY_GEO_IMAGES, tiny_geo_overrides

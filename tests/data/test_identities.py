@@ -9,7 +9,7 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch.utilities.data import _update_dataloader
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
-from mnet_vision.data import IdentityFolderDataModule, IdentityFolderDataset, SyntheticIdentityDataModule
+from mnet_vision.data.identities import IdentityFolderDataModule, IdentityFolderDataset, SyntheticIdentityDataModule
 from mnet_vision.data.images import read_rgb
 from mnet_vision.data.sampling import PKBatchSampler
 from mnet_vision.data.synthetic_identities import make_identity_dataset
