@@ -14,7 +14,7 @@ import sys
 
 from omegaconf import OmegaConf
 
-from mnet_vision.geo.cells import cells_table, make_cells
+from mnet_vision.data.cell_files import cells_table, make_cells
 
 USAGE = ("usage: python tools/make_cells.py csv=PHOTOS.csv out=FOLDER [t_max=[5000,2000,1000]] [t_min=50] "
          "[min_level=2] [max_level=20] [map=true]")

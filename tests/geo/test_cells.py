@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import s2geometry as s2
 
-from mnet_vision.geo.cells import GeoCellPartition, ancestor_index, build_partition, build_partitions, cells_table
+from mnet_vision.geo.cells import GeoCellPartition, ancestor_index, build_partition, build_partitions
 from mnet_vision.geo.distances import great_circle_km
 from mnet_vision.geo.s2 import cell_levels, ids_to_tokens, parent_ids, tokens_to_ids
 
@@ -288,13 +288,6 @@ def test_levels_tokens_and_any_class_order():
                      -1) for a, b in zip(lat, lon)]
     assert expected[1:] == [1, 2, -1]
     assert partition.assign(lat, lon).tolist() == expected
-
-
-def test_cells_table():
-    table = cells_table([{"t_max": 1000, "cells": 12, "photos_kept": 900, "photos_dropped": 100, "levels": "2-9",
-                          "build_seconds": 0.123}])
-    assert table.splitlines()[0] == "| t_max | cells | photos kept | dropped | levels | build seconds |"
-    assert table.splitlines()[2] == "| 1000 | 12 | 900 | 100 | 2-9 | 0.12 |"
 
 
 def test_partition_arrays_are_read_only_copies():

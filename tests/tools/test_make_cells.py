@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from mnet_vision.geo.cells import GeoCellPartition, ancestor_index, cells_table, make_cells
+from mnet_vision.data.cell_files import cells_table, make_cells
+from mnet_vision.geo.cells import GeoCellPartition, ancestor_index
 from tests.tools.test_cli import REPO, run_tool
 
 
