@@ -7,15 +7,15 @@ without boxes (background images are valid training data); converts xywh to xyxy
 the image and drops degenerate ones. Every dropped annotation is counted by reason and logged with
 its id; ``strict`` turns any such problem into an error instead. A file no choice of annotations can
 make right (repeated image, annotation or category ids, repeated file names, bad image sizes) is an
-error either way. :func:`load_coco_json` and :func:`annotation_problem` are the checks
-:func:`mnet_vision.metrics.coco.load_coco_gt` runs too, so training and scoring see one file alike.
+error either way. The file checks are the COCO metric's own
+(:func:`mnet_vision.metrics.coco.load_coco_json`, :func:`~mnet_vision.metrics.coco.annotation_problem`),
+so training and scoring see one file alike.
 """
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, ImageReadError, read_rgb
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import SKIPPED, skip_record
-from mnet_vision.textfiles import read_json
+from mnet_vision.metrics.coco import annotation_problem, load_coco_gt, load_coco_json
 from mnet_vision.data.synthetic import DEFAULT_DETECTION_SPLITS, make_shapes_detection_dataset
 from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform
 
@@ -60,113 +60,16 @@ class CocoIndex:
         return ["__background__"] + [c["name"] for c in self.categories]
 
 
-def finite_number(value: Any) -> bool:
-    """An ``int`` or ``float`` that is finite, not a ``bool`` (JSON ``true`` is Python's 1, and
-    ``float("nan")`` compares false with everything, so neither must pass as a coordinate)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
-def is_integer_id(value: Any) -> bool:
-    """An ``int`` that is not a ``bool`` (JSON ``true`` would match id 1 in a dict or set)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _first_repeats(entries: list[tuple[int, Any]]) -> list[str]:
-    """``"<value> at [i] and [j]"`` for the first few values that occur twice in ``(index, value)``."""
-    first: dict[Any, int] = {}
-    repeats = []
-    for i, value in entries:
-        if value in first:
-            repeats.append(f"{value!r} at [{first[value]}] and [{i}]")
-        else:
-            first[value] = i
-    return repeats
-
-
-def load_coco_json(source: str | Path | dict, what: str = "COCO annotation file") -> dict:
-    """A COCO dataset dict from a JSON file (or a dict, checked as is), with lists under
-    ``images``, ``annotations`` and ``categories``; errors name the file and the entry.
-
-    The checks every use of the file needs, training and evaluation alike (``ValueError``, strict
-    or not, since no choice of annotations could make such a file right): image ids, category ids
-    and annotation ids present where required, integers, and unique (pycocotools keys its indexes
-    by id: two pictures under one id pool their boxes, two annotations under one id become one
-    box counted twice); file names unique; widths and heights positive. The text is UTF-8 with or
-    without a BOM (:func:`mnet_vision.textfiles.read_json`).
-    """
-    data = source if isinstance(source, dict) else read_json(source, what)
-    name = "<COCO dict>" if isinstance(source, dict) else str(source)
-    if not isinstance(data, dict):
-        raise ValueError(f"{name}: expected a JSON object with 'images', 'annotations', 'categories'")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise ValueError(f"{name}: expected a list under {key!r}")
-        for i, entry in enumerate(data[key]):
-            if not isinstance(entry, dict):
-                raise ValueError(f"{name}: {key}[{i}] is {type(entry).__name__} {entry!r:.60}, expected an object")
-    for key, required in (("images", True), ("categories", True), ("annotations", False)):
-        ids = []
-        for i, entry in enumerate(data[key]):
-            if "id" not in entry and not required:
-                continue
-            if not is_integer_id(entry.get("id")):
-                raise ValueError(f"{name}: {key}[{i}] has id {entry.get('id')!r}; expected an integer")
-            ids.append((i, entry["id"]))
-        repeats = _first_repeats(ids)
-        if repeats:
-            raise ValueError(f"{name}: {len(repeats)} repeated id(s) in {key!r}: {'; '.join(repeats[:3])} "
-                             f"(ids must be unique)")
-    files = [(i, img["file_name"]) for i, img in enumerate(data["images"]) if "file_name" in img]
-    repeats = _first_repeats(files)
-    if repeats:
-        raise ValueError(f"{name}: {len(repeats)} file name(s) listed for more than one image: {'; '.join(repeats[:3])}")
-    for i, img in enumerate(data["images"]):
-        if "file_name" in img and not (isinstance(img["file_name"], str) and img["file_name"]):
-            raise ValueError(f"{name}: images[{i}] (id {img['id']}) has file_name {img['file_name']!r}")
-        for key in ("width", "height"):
-            if key in img and not (finite_number(img[key]) and img[key] > 0 and float(img[key]).is_integer()):
-                raise ValueError(f"{name}: images[{i}] (id {img['id']}) has {key} {img[key]!r}; expected a positive "
-                                 f"whole number of pixels")
-    return data
-
-
-BAD_BBOX = "bbox is not 4 finite numbers [x, y, w, h]"
-
-
-def annotation_problem(ann: dict, image_ids: Container, category_ids: Container) -> str | None:
-    """Why an annotation with the keys ``image_id``, ``category_id`` and ``bbox`` cannot be used,
-    training or evaluation alike, or ``None``: an ``image_id`` or ``category_id`` that is not
-    declared (a ``bool`` is not an id, though ``True == 1``), a ``bbox`` that is not a list of 4
-    finite numbers (NaN, infinity, strings, ``bool``) or has a negative width or height, an
-    ``iscrowd`` other than 0 or 1. The reason names the value."""
-    if not is_integer_id(ann["image_id"]) or ann["image_id"] not in image_ids:
-        return f"image_id {ann['image_id']!r} is not in 'images'"
-    if not is_integer_id(ann["category_id"]) or ann["category_id"] not in category_ids:
-        return f"category_id {ann['category_id']!r} is not in 'categories'"
-    box = ann["bbox"]
-    if not (isinstance(box, list) and len(box) == 4 and all(finite_number(v) for v in box)):
-        return BAD_BBOX
-    if box[2] < 0 or box[3] < 0:
-        return "box of zero or negative size"
-    if ann.get("iscrowd", 0) not in (0, 1):  # "0" would be truthy: a silent crowd box
-        return f"iscrowd {ann.get('iscrowd')!r} is not 0 or 1"
-    return None
-
-
 def read_coco(annotation_file: str | Path, strict: bool = False) -> CocoIndex:
     """Index a COCO detection JSON into per-image xyxy boxes and contiguous labels.
 
-    The file is checked by :func:`load_coco_json` (repeated ids or file names, bad widths or
-    heights are errors). Dropped from the training targets, counted by reason: ``iscrowd``
-    boxes, boxes of zero or negative size (after clipping to the image), boxes entirely outside
-    their image, and the annotations :func:`annotation_problem` refuses (undeclared ``image_id``
-    or ``category_id``, a malformed or non-finite ``bbox``, a bad ``iscrowd``). With ``strict``,
-    all but ``iscrowd`` raise ``ValueError`` naming the file and annotation id.
+    The file is checked by :func:`~mnet_vision.metrics.coco.load_coco_json` (repeated ids or file
+    names, bad widths or heights are errors). Dropped from the training targets, counted by reason:
+    ``iscrowd`` boxes, boxes of zero or negative size (after clipping to the image), boxes entirely
+    outside their image, and the annotations :func:`~mnet_vision.metrics.coco.annotation_problem`
+    refuses (undeclared ``image_id`` or ``category_id``, a malformed or non-finite ``bbox``, a bad
+    ``iscrowd``). With ``strict``, all but ``iscrowd`` raise ``ValueError`` naming the file and
+    annotation id.
     """
     path = Path(annotation_file)
     data = load_coco_json(path)
@@ -372,8 +275,6 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
     def ground_truth(self, stage: str):
         """The pycocotools ``COCO`` of the ``val`` or ``test`` split (loaded once, checked as the
         training reader checks it: bad annotations are counted drops, or errors when ``strict``)."""
-        from mnet_vision.metrics.coco import load_coco_gt  # metrics import this module: import late
-
         split = self.val_split if stage == "val" else self.test_name
         if split not in self._gt:
             self._gt[split] = load_coco_gt(self.annotation_file(split), strict=self.strict)

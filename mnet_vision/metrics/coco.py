@@ -4,18 +4,20 @@ pycocotools crashes on an empty result list (``IndexError`` in ``loadRes``), ass
 when result image ids are not in the ground truth, and silently scores detections of unknown
 categories as false positives; it also keys its indexes by id, so two images under one id pool
 their boxes and two annotations under one id score as one box twice, and a NaN box is a miss no
-detection can match. :func:`load_coco_gt` runs the training reader's checks
-(:func:`mnet_vision.data.coco.load_coco_json`, :func:`~mnet_vision.data.coco.annotation_problem`)
-and :func:`evaluate_coco` validates the detections, so every such case is a clear error that names
-the file and entry, a counted and logged drop, or (no detections at all) a reported zero.
+detection can match. :func:`load_coco_json` and :func:`annotation_problem` are the checks every
+use of a COCO file needs: :func:`load_coco_gt` runs them, and so does the training reader
+(:func:`mnet_vision.data.coco.read_coco`), so training and scoring see one file alike.
+:func:`evaluate_coco` validates the detections. Every such case is a clear error that names the
+file and entry, a counted and logged drop, or (no detections at all) a reported zero.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,6 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mnet_vision.data.coco import annotation_problem, finite_number, is_integer_id, load_coco_json
 from mnet_vision.textfiles import read_json
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,104 @@ log = logging.getLogger(__name__)
 # The 12 numbers of COCOeval.summarize(), in its order.
 COCO_METRICS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
                 "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
+
+
+def finite_number(value: Any) -> bool:
+    """An ``int`` or ``float`` that is finite, not a ``bool`` (JSON ``true`` is Python's 1, and
+    ``float("nan")`` compares false with everything, so neither must pass as a coordinate)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def is_integer_id(value: Any) -> bool:
+    """An ``int`` that is not a ``bool`` (JSON ``true`` would match id 1 in a dict or set)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _first_repeats(entries: list[tuple[int, Any]]) -> list[str]:
+    """``"<value> at [i] and [j]"`` for the first few values that occur twice in ``(index, value)``."""
+    first: dict[Any, int] = {}
+    repeats = []
+    for i, value in entries:
+        if value in first:
+            repeats.append(f"{value!r} at [{first[value]}] and [{i}]")
+        else:
+            first[value] = i
+    return repeats
+
+
+def load_coco_json(source: str | Path | dict, what: str = "COCO annotation file") -> dict:
+    """A COCO dataset dict from a JSON file (or a dict, checked as is), with lists under
+    ``images``, ``annotations`` and ``categories``; errors name the file and the entry.
+
+    The checks every use of the file needs, training and evaluation alike (``ValueError``, strict
+    or not, since no choice of annotations could make such a file right): image ids, category ids
+    and annotation ids present where required, integers, and unique (pycocotools keys its indexes
+    by id: two pictures under one id pool their boxes, two annotations under one id become one
+    box counted twice); file names unique; widths and heights positive. The text is UTF-8 with or
+    without a BOM (:func:`mnet_vision.textfiles.read_json`).
+    """
+    data = source if isinstance(source, dict) else read_json(source, what)
+    name = "<COCO dict>" if isinstance(source, dict) else str(source)
+    if not isinstance(data, dict):
+        raise ValueError(f"{name}: expected a JSON object with 'images', 'annotations', 'categories'")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{name}: expected a list under {key!r}")
+        for i, entry in enumerate(data[key]):
+            if not isinstance(entry, dict):
+                raise ValueError(f"{name}: {key}[{i}] is {type(entry).__name__} {entry!r:.60}, expected an object")
+    for key, required in (("images", True), ("categories", True), ("annotations", False)):
+        ids = []
+        for i, entry in enumerate(data[key]):
+            if "id" not in entry and not required:
+                continue
+            if not is_integer_id(entry.get("id")):
+                raise ValueError(f"{name}: {key}[{i}] has id {entry.get('id')!r}; expected an integer")
+            ids.append((i, entry["id"]))
+        repeats = _first_repeats(ids)
+        if repeats:
+            raise ValueError(f"{name}: {len(repeats)} repeated id(s) in {key!r}: {'; '.join(repeats[:3])} "
+                             f"(ids must be unique)")
+    files = [(i, img["file_name"]) for i, img in enumerate(data["images"]) if "file_name" in img]
+    repeats = _first_repeats(files)
+    if repeats:
+        raise ValueError(f"{name}: {len(repeats)} file name(s) listed for more than one image: {'; '.join(repeats[:3])}")
+    for i, img in enumerate(data["images"]):
+        if "file_name" in img and not (isinstance(img["file_name"], str) and img["file_name"]):
+            raise ValueError(f"{name}: images[{i}] (id {img['id']}) has file_name {img['file_name']!r}")
+        for key in ("width", "height"):
+            if key in img and not (finite_number(img[key]) and img[key] > 0 and float(img[key]).is_integer()):
+                raise ValueError(f"{name}: images[{i}] (id {img['id']}) has {key} {img[key]!r}; expected a positive "
+                                 f"whole number of pixels")
+    return data
+
+
+BAD_BBOX = "bbox is not 4 finite numbers [x, y, w, h]"
+
+
+def annotation_problem(ann: dict, image_ids: Container, category_ids: Container) -> str | None:
+    """Why an annotation with the keys ``image_id``, ``category_id`` and ``bbox`` cannot be used,
+    training or evaluation alike, or ``None``: an ``image_id`` or ``category_id`` that is not
+    declared (a ``bool`` is not an id, though ``True == 1``), a ``bbox`` that is not a list of 4
+    finite numbers (NaN, infinity, strings, ``bool``) or has a negative width or height, an
+    ``iscrowd`` other than 0 or 1. The reason names the value."""
+    if not is_integer_id(ann["image_id"]) or ann["image_id"] not in image_ids:
+        return f"image_id {ann['image_id']!r} is not in 'images'"
+    if not is_integer_id(ann["category_id"]) or ann["category_id"] not in category_ids:
+        return f"category_id {ann['category_id']!r} is not in 'categories'"
+    box = ann["bbox"]
+    if not (isinstance(box, list) and len(box) == 4 and all(finite_number(v) for v in box)):
+        return BAD_BBOX
+    if box[2] < 0 or box[3] < 0:
+        return "box of zero or negative size"
+    if ann.get("iscrowd", 0) not in (0, 1):  # "0" would be truthy: a silent crowd box
+        return f"iscrowd {ann.get('iscrowd')!r} is not 0 or 1"
+    return None
 
 
 def _quiet(fn, *args, **kwargs):
@@ -47,10 +146,9 @@ def load_coco_gt(source: str | Path | dict, strict: bool = False) -> COCO:
     """A pycocotools ``COCO`` from a ground-truth JSON file or dict, checked for the keys COCOeval
     needs (``images``, ``annotations`` with ``id``/``image_id``/``category_id``/``bbox``/``area``/
     ``iscrowd``, ``categories``) and by the training reader's file checks (unique integer ids and
-    file names: :func:`mnet_vision.data.coco.load_coco_json`); errors name the file and the first
-    offending entry.
+    file names: :func:`load_coco_json`); errors name the file and the first offending entry.
 
-    An annotation :func:`~mnet_vision.data.coco.annotation_problem` refuses (undeclared image or
+    An annotation :func:`annotation_problem` refuses (undeclared image or
     category id, a ``bbox`` that is not 4 finite numbers or has a negative size, a bad
     ``iscrowd``), or whose ``area`` is not a finite number >= 0, is left out of the ground truth,
     counted by reason (``coco.dropped``, a ``Counter``) and logged, as the training reader drops
