@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.coco import coco_table, evaluate_coco
 from mnet_vision.outputs import check_writable, refuse_overwrite
-from mnet_vision.reporting import print_metrics
+from mnet_vision.training.report import print_metrics
 from mnet_vision.training import evaluate
 
 USAGE = ("usage: python tools/eval.py ckpt=PATH [split=test|val] [output=metrics.json] [out_dir=DIR] [data.root=...]\n"

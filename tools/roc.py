@@ -10,7 +10,7 @@ import sys
 
 from mnet_vision.checkpoints import load_file
 from mnet_vision.metrics.verification import all_pairs, roc_points
-from mnet_vision.reporting import save_roc_curve
+from mnet_vision.viz.verification import save_roc_curve
 
 USAGE = "usage: python tools/roc.py out=PNG NAME=embeddings_test.pt [NAME=embeddings_test.pt ...]"
 

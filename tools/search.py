@@ -17,7 +17,7 @@ from mnet_vision.atomic import atomic_write_text
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.index.gallery import search_index
 from mnet_vision.outputs import refuse_overwrite
-from mnet_vision.reporting import save_search_picture
+from mnet_vision.viz.verification import save_search_picture
 
 USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE] [picture=PNG]"
 

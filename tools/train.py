@@ -6,7 +6,7 @@ import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the
 import hydra
 from omegaconf import DictConfig
 
-from mnet_vision.reporting import print_metrics
+from mnet_vision.training.report import print_metrics
 from mnet_vision.training import train
 
 

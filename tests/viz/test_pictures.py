@@ -1,7 +1,11 @@
+"""Classification, detection and face-search pictures: PNGs with the content where it belongs."""
+import subprocess
+import sys
+
 import torch
 from PIL import Image
 
-from mnet_vision.reporting import metrics_table, save_confusion_matrix
+from mnet_vision.viz.classification import save_confusion_matrix
 
 
 def test_confusion_png(tmp_path):
@@ -11,17 +15,12 @@ def test_confusion_png(tmp_path):
         assert img.format == "PNG" and img.width > 200 and img.height > 200
 
 
-def test_metrics_table_lists_numbers_only():
-    table = metrics_table({"b/x": 0.5, "a/y": 3, "path": "/tmp/x"})
-    assert table.splitlines()[2:] == ["| a/y | 3 |", "| b/x | 0.5000 |"]
-
-
 def test_detections_picture_draws_boxes_where_they_are(tmp_path):
     import numpy as np
     import torch
     from PIL import Image
 
-    from mnet_vision.reporting import save_detections_picture
+    from mnet_vision.viz.detection import save_detections_picture
 
     image = torch.zeros(3, 40, 80)  # black, 80 wide: enlarged 8x to reach a 320-pixel short side
     path = save_detections_picture(image, torch.tensor([[10.0, 5.0, 30.0, 25.0]]), torch.tensor([1]),
@@ -40,7 +39,7 @@ def test_search_picture_with_missing_files(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from mnet_vision.reporting import save_search_picture
+    from mnet_vision.viz.verification import save_search_picture
 
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "q.png")
     results = [{"query": str(tmp_path / "q.png"), "identity": "ann",
@@ -51,12 +50,8 @@ def test_search_picture_with_missing_files(tmp_path):
     assert path.stat().st_size > 1000
 
 
-def test_distance_curve_png(tmp_path):
-    import numpy as np
-
-    from mnet_vision.reporting import save_distance_curve
-
-    path = save_distance_curve({"model": np.array([0.5, 30.0, 400.0]), "baseline": np.array([3000.0] * 3)},
-                               tmp_path / "curve.png", "3 photos")
-    with Image.open(path) as image:
-        assert image.format == "PNG" and image.size[0] > 300
+def test_viz_imports_no_lightning():
+    # inference tools draw with viz: it must load without Lightning (a fresh process: this one has it)
+    code = ("import sys, mnet_vision.viz.attributes, mnet_vision.viz.classification, mnet_vision.viz.detection, "
+            "mnet_vision.viz.geo, mnet_vision.viz.verification; assert 'lightning' not in sys.modules, 'lightning'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,42 @@
+"""Detection pictures: boxes captioned with class and score, drawn on the image."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.utils import draw_bounding_boxes
+
+# Distinct, readable box colours (Tableau 10), one per class label modulo 10.
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#bab0ac"]
+
+
+def save_detections_picture(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
+                            class_names: Sequence[str], path: str | Path, width: int = 2, min_side: int = 320) -> Path:
+    """Draw detections on an image and save it as a PNG.
+
+    Args:
+        image: ``(3, H, W)`` float in [0, 1] or uint8.
+        boxes: ``(K, 4)`` xyxy pixels of that image; ``labels`` ``(K,)`` model labels (index into
+            ``class_names``); ``scores`` ``(K,)``. Each box is captioned ``name score`` in a colour per class.
+        min_side: smaller images are enlarged (nearest neighbour, by a whole factor) before drawing,
+            so that captions in torchvision's fixed-size font stay readable.
+    """
+    image = image.detach().cpu()
+    if image.dtype != torch.uint8:
+        image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    factor = max(1, -(-min_side // min(image.shape[1:])))  # ceil
+    if factor > 1:
+        image = image.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
+        boxes = boxes.detach().cpu().float() * factor
+    labels = labels.detach().cpu().tolist()
+    captions = [f"{class_names[int(c)]} {float(s):.2f}" for c, s in zip(labels, scores.detach().cpu().tolist())]
+    colors = [PALETTE[int(c) % len(PALETTE)] for c in labels]
+    drawn = image if not captions else draw_bounding_boxes(image, boxes.detach().cpu().float(), captions,
+                                                             colors=colors, width=width)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(path)
+    return path
