@@ -2,7 +2,7 @@
 
 Table 12 distils a 1600 M Mult-Adds, 7.5 M-parameter face-attribute classifier into MobileNet V1
 students (widths 1.0/0.5/0.25, inputs 224/128) that emit 40 attribute logits from the pooled
-features. Each student is :func:`mnet_vision.benchmark.mobilenet_v1_classifier` with 40 outputs;
+features. Each student is ``task=attributes``' model (:func:`attribute_student`) with 40 outputs;
 the peer is timm's ``resnet18`` with 40 outputs (about 1.8 G Mult-Adds at 224, the closest common
 network to the paper's baseline). Every model is timed in three phases:
 
@@ -10,36 +10,36 @@ network to the paper's baseline). Every model is timed in three phases:
   random 0/1 targets, backward and an RMSprop step (the paper's optimizer, with the settings of
   ``conf/task/classification.yaml``; weight decay left out);
 - ``infer``: eval mode under ``torch.inference_mode``, eager;
-- ``folded``: the same on a BN-folded channels-last copy (:func:`mnet_vision.deploy.prepare_for_inference`).
+- ``folded``: the same on a BN-folded channels-last copy (:func:`~mnet_vision.inference.fuse.prepare_for_inference`).
 
 All calls run in one process, interleaved with the order rotating each round
-(:func:`mnet_vision.benchmark.median_seconds`), so drift in machine load hits all alike; medians
+(:func:`mnet_vision.benchmarks.timing.median_seconds`), so drift in machine load hits all alike; medians
 are reported with each phase's speed relative to the peer's in the same phase.
 """
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnet_vision.benchmark import median_seconds, mobilenet_v1_classifier
+from mnet_vision.benchmarks.models import task_model
+from mnet_vision.benchmarks.timing import median_seconds, number_or_dash, timm_model
 from mnet_vision.complexity import count_complexity
-from mnet_vision.deploy import prepare_for_inference
+from mnet_vision.inference.fuse import prepare_for_inference
+from mnet_vision.model import BackboneHeadModel
 
 TABLE_12 = ((1.0, 224), (0.5, 224), (0.25, 224), (1.0, 128), (0.5, 128), (0.25, 128))
 PHASES = ("train", "infer", "folded")
 
 
-def _teacher_class_peer(name: str, num_attributes: int) -> nn.Module | None:
-    try:
-        import timm
-    except ImportError:  # a dev extra: without it the table has only our rows
-        return None
-    return timm.create_model(name, pretrained=False, num_classes=num_attributes).eval()
+def attribute_student(alpha: float, num_attributes: int = 40) -> BackboneHeadModel:
+    """A ``task=attributes`` student: MobileNet V1 of width ``alpha`` -> ``num_attributes`` logits
+    (the classifier's head), in eval mode."""
+    return task_model("attributes", alpha, f"task.num_attributes={num_attributes}").eval()
 
 
 def _training_step(model: nn.Module, targets: torch.Tensor) -> Callable[[torch.Tensor], None]:
@@ -63,7 +63,7 @@ def _inference(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def compare_attribute_models(batch: int = 32, settings: Sequence[tuple[float, int]] = TABLE_12,
-                             num_attributes: int = 40, repeats: int = 5, warmup: int = 2,
+                             num_attributes: int = 40, repeats: int = 5, warmup: int = 3,
                              threads: int | None = None, train: bool = True, peer: str | None = "resnet18",
                              peer_size: int = 224) -> list[dict]:
     """One row per model: Mult-Adds, params and median images/s of each phase
@@ -75,8 +75,8 @@ def compare_attribute_models(batch: int = 32, settings: Sequence[tuple[float, in
     phases = PHASES if train else PHASES[1:]
     targets = torch.randint(0, 2, (batch, num_attributes), generator=torch.Generator().manual_seed(0)).float()
     models: dict[str, tuple[nn.Module, int]] = {
-        f"{alpha} MobileNet-{size}": (mobilenet_v1_classifier(alpha, num_attributes), size) for alpha, size in settings}
-    teacher = _teacher_class_peer(peer, num_attributes) if peer else None
+        f"{alpha} MobileNet-{size}": (attribute_student(alpha, num_attributes), size) for alpha, size in settings}
+    teacher = timm_model(peer, num_classes=num_attributes) if peer else None
     peer_name = f"timm {peer}-{peer_size} (teacher class)"
     if teacher is not None:
         models[peer_name] = (teacher, peer_size)
@@ -108,12 +108,15 @@ def attribute_table(rows: list[dict], batch: int) -> str:
            "infer folded img/s | speed vs peer (train / infer / folded) |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratios = " / ".join(_number(r[f"{phase}_vs_peer"], "{:.2f}x") for phase in PHASES)
+        ratios = " / ".join(number_or_dash(r[f"{phase}_vs_peer"], "{:.2f}x") for phase in PHASES)
         out.append(f"| {r['model']} | {r['input']} | {r['mult_adds'] / 1e6:.0f} | {r['params'] / 1e6:.2f} "
-                   f"| {_number(r['train_images_per_s'])} | {_number(r['infer_images_per_s'])} "
-                   f"| {_number(r['folded_images_per_s'])} | {ratios} |")
+                   f"| {number_or_dash(r['train_images_per_s'])} | {number_or_dash(r['infer_images_per_s'])} "
+                   f"| {number_or_dash(r['folded_images_per_s'])} | {ratios} |")
     return "\n".join(out)
 
 
-def _number(value: float, fmt: str = "{:.1f}") -> str:
-    return "–" if math.isnan(value) else fmt.format(value)
+def report(rows: list[dict], args: Mapping[str, Any]) -> str:
+    """A header line (versions, threads, settings) and the table; ``args``: the call's arguments."""
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args['num_attributes']} attribute "
+            f"logits, training step = forward + BCE + backward + RMSprop, median of {args['repeats']} interleaved "
+            f"runs\n" + attribute_table(rows, args["batch"]))

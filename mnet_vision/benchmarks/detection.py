@@ -8,28 +8,27 @@ Inference is timed per call and split by forward hooks into the *network* (backb
 Faster-RCNN's box head on its RoIs) and everything else (*pre/post-processing*: resize and
 normalise, anchor decoding, RPN proposal selection, NMS, mapping boxes back). All models run in one
 process with the same threads and inputs, interleaved with the order rotating each round
-(:func:`mnet_vision.benchmark.rotating_rounds`); medians
+(:func:`mnet_vision.benchmarks.timing.rotating_rounds`); medians
 are reported with the ratio to torchvision's model of the same family.
 """
 from __future__ import annotations
 
-import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn, ssdlite320_mobilenet_v3_large
 
-from mnet_vision.benchmark import rotating_rounds
-from mnet_vision.config import compose
+from mnet_vision.benchmarks.models import task_model
+from mnet_vision.benchmarks.timing import number_or_dash, rotating_rounds
 from mnet_vision.data.coco import CocoDetectionDataset, collate_detection
-from mnet_vision.data.synthetic import make_shapes_detection_dataset
+from mnet_vision.data.synthetic.shapes import make_shapes_detection_dataset
 from mnet_vision.data.transforms import detection_eval_transform
-from mnet_vision.deploy import prepare_for_inference
-from mnet_vision.model import build_model
+from mnet_vision.inference.fuse import prepare_for_inference
 
 NUM_CLASSES = 10  # the synthetic set's shapes
 
@@ -37,7 +36,7 @@ NUM_CLASSES = 10  # the synthetic set's shapes
 def candidates(alpha: float = 1.0) -> dict[str, tuple[str, Callable[[], nn.Module]]]:
     """name -> (family, builder) of every benchmarked detector (``NUM_CLASSES`` object classes)."""
     def ours(task: str) -> Callable[[], nn.Module]:
-        return lambda: build_model(compose([f"task={task}", f"backbone.alpha={alpha}", f"data.num_classes={NUM_CLASSES}"]))
+        return lambda: task_model(task, alpha, f"data.num_classes={NUM_CLASSES}")
 
     # torchvision's builders take the class count with background; no weights can be downloaded here
     tv = dict(weights=None, weights_backbone=None, num_classes=NUM_CLASSES + 1)
@@ -112,7 +111,7 @@ def brief_training(model: nn.Module, batches: Sequence[dict], steps: int, lr: fl
     return images / (time.perf_counter() - start)
 
 
-def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, warmup: int = 2,
+def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, warmup: int = 3,
                       train_steps: int = 10, train_batch: int = 2, alpha: float = 1.0,
                       data_root: str | Path = "data/synthetic_shapes_detection", threads: int | None = None) -> list[dict]:
     """One row per model and batch size: median total / network / pre+post-processing ms per call,
@@ -127,7 +126,7 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
         model = build()
         train_speed[name] = brief_training(model, train_batches, train_steps)
         models[name], families[name] = model.eval(), family
-        if family == "ssd":  # the deployment path: BatchNorm folded, NHWC (mnet_vision.deploy)
+        if family == "ssd":  # the deployment path: BatchNorm folded, NHWC (mnet_vision.inference.fuse)
             folded = f"{name} (BN folded, channels_last)"
             models[folded], families[folded] = prepare_for_inference(model), family
             train_speed[folded] = float("nan")
@@ -165,9 +164,12 @@ def detector_table(rows: list[dict]) -> str:
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['model']} | {r['batch']} | {r['total_ms']:.1f} | {r['network_ms']:.1f} | {r['post_ms']:.1f} "
-                   f"| {r['images_per_s']:.1f} | {r['ratio_vs_torchvision']:.2f}x | {_number(r['train_images_per_s'])} |")
+                   f"| {r['images_per_s']:.1f} | {r['ratio_vs_torchvision']:.2f}x | {number_or_dash(r['train_images_per_s'])} |")
     return "\n".join(out)
 
 
-def _number(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.1f}"
+def report(rows: list[dict], args: Mapping[str, Any]) -> str:
+    """A header line (versions, threads, settings) and the table; ``args``: the call's arguments."""
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, synthetic shapes images, "
+            f"median of {args['repeats']} interleaved runs after {args['train_steps']} training steps\n"
+            + detector_table(rows))

@@ -1,23 +1,24 @@
 """CPU embedding throughput of Table 14's MobileNet students beside a FaceNet-class network.
 
-Each student is ``MobileNetV1 -> EmbeddingHead`` (128-D) at a Table 14 width and resolution; the
-peer is timm's ``inception_resnet_v2`` with a 128-D output at 160x160, the closest network to
-FaceNet's Inception-ResNet-v1 that installs here (facenet-pytorch pins torch 2.2). All run in one
-process with interleaved timing (:func:`mnet_vision.benchmark.rotating_rounds`); BN-folded
-channels-last copies of the students show the deployed speed.
+Each student is ``task=facenet_triplet``'s ``MobileNetV1 -> EmbeddingHead`` (128-D) at a Table 14
+width and resolution; the peer is timm's ``inception_resnet_v2`` with a 128-D output at 160x160,
+the closest network to FaceNet's Inception-ResNet-v1 that installs here (facenet-pytorch pins
+torch 2.2). All run in one process with interleaved timing
+(:func:`mnet_vision.benchmarks.timing.rotating_rounds`); BN-folded channels-last copies of the
+students show the deployed speed.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from mnet_vision.backbones import MobileNetV1
-from mnet_vision.benchmark import median_seconds
+from mnet_vision.benchmarks.models import task_model
+from mnet_vision.benchmarks.timing import median_seconds, timm_model
 from mnet_vision.complexity import count_complexity
-from mnet_vision.deploy import prepare_for_inference
-from mnet_vision.heads import EmbeddingHead
+from mnet_vision.inference.fuse import prepare_for_inference
 from mnet_vision.model import BackboneHeadModel
 
 # Table 14's rows that have a consistent width and resolution (the last row repeats "0.75 MobileNet-128")
@@ -25,20 +26,12 @@ TABLE_14 = ((1.0, 160), (1.0, 128), (0.75, 128), (0.5, 128), (0.25, 128))
 
 
 def mobilenet_embedder(alpha: float, dim: int = 128) -> BackboneHeadModel:
-    backbone = MobileNetV1(alpha=alpha)
-    return BackboneHeadModel(backbone, EmbeddingHead(backbone.out_taps, dim)).eval()
-
-
-def _facenet_class_peer(dim: int = 128) -> nn.Module | None:
-    try:
-        import timm
-    except ImportError:  # a dev extra: without it the table has only our rows
-        return None
-    return timm.create_model("inception_resnet_v2", pretrained=False, num_classes=dim).eval()
+    """A ``task=facenet_triplet`` student: MobileNet V1 of width ``alpha`` -> ``dim``-D embedding, in eval mode."""
+    return task_model("facenet_triplet", alpha, f"task.embedding_dim={dim}").eval()
 
 
 def compare_embedders(batch: int = 32, settings: Sequence[tuple[float, int]] = TABLE_14, repeats: int = 10,
-                      warmup: int = 2, threads: int | None = None, peer: bool = True) -> list[dict]:
+                      warmup: int = 3, threads: int | None = None, peer: bool = True) -> list[dict]:
     """Median time per batch of each model; ``speed`` is relative to the first setting's eager model."""
     if threads:
         torch.set_num_threads(threads)
@@ -51,7 +44,7 @@ def compare_embedders(batch: int = 32, settings: Sequence[tuple[float, int]] = T
         models[f"{name} (BN folded, channels_last)"] = (prepare_for_inference(model, channels_last=True), size)
         c = count_complexity(model, size)
         complexity[name] = complexity[f"{name} (BN folded, channels_last)"] = (c.mult_adds, c.params)
-    teacher = _facenet_class_peer() if peer else None
+    teacher = timm_model("inception_resnet_v2", num_classes=128) if peer else None
     if teacher is not None:
         name = "timm inception_resnet_v2-160 (FaceNet class)"
         models[name] = (teacher, 160)
@@ -76,3 +69,9 @@ def embedder_table(rows: list[dict], batch: int) -> str:
         out.append(f"| {r['model']} | {r['mult_adds'] / 1e6:.0f} M | {r['params'] / 1e6:.2f} M | {r['median_ms']:.1f} "
                    f"| {r['images_per_s']:.0f} | {r['speed']:.2f}x |")
     return "\n".join(out)
+
+
+def report(rows: list[dict], args: Mapping[str, Any]) -> str:
+    """A header line (versions, threads, settings) and the table; ``args``: the call's arguments."""
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, 128-D embeddings, "
+            f"median of {args['repeats']} interleaved runs\n" + embedder_table(rows, args["batch"]))

@@ -8,50 +8,39 @@ way). The peer's loop is timed on a sample (100 k points by default) and its tim
 is extrapolated linearly (it is a per-point loop) and labelled as such; it only computes the leaf
 cell ids, so it is a lower bound for a per-point build. Both paths' ids are compared on the sample.
 
-The photo locations are the synthetic set's (:func:`mnet_vision.data.synthetic_geo.sample_locations`):
+The photo locations are the synthetic set's (:func:`mnet_vision.data.synthetic.geo.sample_locations`):
 cities drawn with probability proportional to their population, Gaussian spread around them.
 
 Geolocation throughput (:func:`geolocation_rows`): photos per second through a PlaNet model on the
 CPU, from a batch of input tensors to each photo's hierarchical cell probabilities and top-5 cells
-(what ``tools/geolocate.py`` runs per batch), for MobileNet students beside TIB GeoEstimation's
+(what ``tools/geolocate.py`` runs per batch), for ``task=planet`` MobileNet students beside TIB GeoEstimation's
 backbone, ResNet-50 (timm, a dev extra), with the same partitions and post-processing.
 """
 from __future__ import annotations
 
 import math
-import statistics
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from mnet_vision.backbones import MobileNetV1
-from mnet_vision.benchmark import median_seconds
+from mnet_vision.benchmarks.models import task_model
+from mnet_vision.benchmarks.timing import median_seconds, median_seconds_of, number_or_dash, timm_model
 from mnet_vision.complexity import count_complexity
-from mnet_vision.data.synthetic_geo import sample_locations
+from mnet_vision.data.synthetic.geo import sample_locations
 from mnet_vision.geo.cells import build_partition
 from mnet_vision.geo.s2 import default_threads, leaf_cell_ids
-from mnet_vision.heads import GeoCellHead
 from mnet_vision.heads.geocells import hierarchical_log_probabilities
 from mnet_vision.model import BackboneHeadModel
 
 
 def s2geometry_leaf_ids(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Leaf cell ids the way a per-point script gets them: one s2geometry call chain per point."""
-    import s2geometry as s2
+    import s2geometry as s2  # lazy: the peer only; our path needs no s2geometry
 
     return np.array([s2.S2CellId(s2.S2LatLng.FromDegrees(a, b)).id() for a, b in zip(lat.tolist(), lon.tolist())],
                     dtype=np.uint64)
-
-
-def _median_seconds(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def partition_build_rows(sizes: Sequence[int] = (1_000_000, 10_000_000), t_max: int = 1000, t_min: int = 50,
@@ -69,11 +58,11 @@ def partition_build_rows(sizes: Sequence[int] = (1_000_000, 10_000_000), t_max: 
     for n in sizes:
         places = sample_locations(n, np.random.default_rng(seed))
         lat, lon = places["lat"], places["lon"]
-        leaf_s, leaves = _median_seconds(lambda: leaf_cell_ids(lat, lon), repeats)
-        build_s, (partition, _) = _median_seconds(
+        leaf_s, leaves = median_seconds_of(lambda: leaf_cell_ids(lat, lon), repeats)
+        build_s, (partition, _) = median_seconds_of(
             lambda: build_partition(lat, lon, t_max, t_min, min_level, max_level, progress=False), repeats)
         sample = np.random.default_rng(seed + 1).choice(n, size=min(loop_points, n), replace=False)
-        loop_s, loop_ids = _median_seconds(lambda: s2geometry_leaf_ids(lat[sample], lon[sample]), 1)
+        loop_s, loop_ids = median_seconds_of(lambda: s2geometry_leaf_ids(lat[sample], lon[sample]), 1)
         per_point = loop_s / len(sample)
         rows.append({"points": n, "threads": default_threads(), "ours_leaf_s": leaf_s, "ours_build_s": build_s,
                      "cells": len(partition), "t_max": t_max, "t_min": t_min, "levels": f"{min_level}-{max_level}",
@@ -104,6 +93,13 @@ def _geolocation_call(model, ancestors):
     return locate
 
 
+def planet_model(alpha: float, num_cells: Sequence[int]) -> BackboneHeadModel:
+    """A ``task=planet`` student: MobileNet V1 of width ``alpha`` -> one softmax over ``num_cells[i]``
+    cells per partition, in eval mode."""
+    cells = ",".join(str(int(n)) for n in num_cells)
+    return task_model("planet", alpha, f"task.num_cells=[{cells}]").eval()
+
+
 class _SplitLogits(torch.nn.Module):
     """A classifier over all partitions' cells at once, its logits split per partition (the peer's head)."""
 
@@ -116,29 +112,24 @@ class _SplitLogits(torch.nn.Module):
 
 
 def geolocation_rows(settings: Sequence[tuple[float, int]] = ((0.25, 128), (0.5, 160), (1.0, 224)),
-                     num_cells: Sequence[int] = (67, 128, 321), batch: int = 32, repeats: int = 5, warmup: int = 2,
+                     num_cells: Sequence[int] = (67, 128, 321), batch: int = 32, repeats: int = 5, warmup: int = 3,
                      peer: str | None = "resnet50", peer_size: int = 224) -> list[dict]:
-    """Photos per second of ``(alpha, input size)`` MobileNet PlaNets and the peer, interleaved
-    (:func:`mnet_vision.benchmark.median_seconds`), with Mult-Adds, parameters (body and final
-    layers) and the speed relative to the peer."""
+    """Photos per second of ``(alpha, input size)`` MobileNet PlaNets (:func:`planet_model`) and the
+    peer, interleaved (:func:`mnet_vision.benchmarks.timing.median_seconds`), with Mult-Adds,
+    parameters (body and final layers) and the speed relative to the peer."""
     calls, info = {}, {}
     # which coarse cell holds each fine cell changes what is gathered, not how much: any classes time alike
     ancestors = torch.stack([torch.arange(num_cells[-1]) * n // num_cells[-1] for n in num_cells], dim=1)
     for alpha, size in settings:
-        backbone = MobileNetV1(alpha=alpha)
-        head = GeoCellHead(backbone.out_taps, num_cells)
-        model = BackboneHeadModel(backbone, head).eval()
+        model = planet_model(alpha, num_cells)
         name = f"{alpha:g} MobileNet-{size}"
         calls[name] = (_geolocation_call(model, ancestors), torch.randn(batch, 3, size, size))
         c = count_complexity(model, size)
         info[name] = {"input": size, "mult_adds": c.mult_adds, "params": c.params, "final_params": c.by_type["fc"]["params"]}
-    if peer is not None:
-        try:
-            import timm
-        except ImportError:  # a dev extra: without it the table has only our rows
-            peer = None
-    if peer is not None:
-        net = timm.create_model(peer, pretrained=False, num_classes=sum(num_cells))
+    net = timm_model(peer, num_classes=sum(num_cells)) if peer is not None else None
+    if net is None:
+        peer = None
+    else:
         model = _SplitLogits(net, num_cells).eval()
         calls[peer] = (_geolocation_call(model, ancestors), torch.randn(batch, 3, peer_size, peer_size))
         c = count_complexity(net, peer_size)
@@ -157,7 +148,24 @@ def geolocation_table(rows: Sequence[dict]) -> str:
     lines = ["| model | input | Mult-Adds M | params M (final layers) | photos/s | vs peer |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = "–" if math.isnan(r["vs_peer"]) else f"{r['vs_peer']:.1f}x"
+        ratio = number_or_dash(r["vs_peer"], "{:.1f}x")
         lines.append(f"| {r['model']} | {r['input']} | {r['mult_adds'] / 1e6:,.0f} | {r['params'] / 1e6:.2f} "
                      f"({r['final_params'] / 1e6:.2f}) | {r['photos_per_s']:.0f} | {ratio} |")
     return "\n".join(lines)
+
+
+def partition_report(rows: list[dict], args: Mapping[str, Any]) -> str:
+    """A header line (settings, threads) and :func:`partition_table`; ``args``: the call's arguments."""
+    first = rows[0]
+    return (f"S2 partition build (t_max {first['t_max']}, t_min {first['t_min']}, levels {first['levels']}) of "
+            f"population-weighted city points, {first['threads']} threads, median of {args['repeats']}; "
+            f"s2geometry's per-point loop (leaf ids only) timed on {first['loop_points']:,} of the points and "
+            f"extrapolated\n" + partition_table(rows))
+
+
+def geolocation_report(rows: list[dict], args: Mapping[str, Any]) -> str:
+    """A header line (versions, threads, settings) and :func:`geolocation_table`; ``args``: the call's arguments."""
+    cells = "/".join(str(n) for n in args["num_cells"])
+    return (f"Geolocation on the CPU (torch {torch.__version__}, {torch.get_num_threads()} threads): network, "
+            f"hierarchical product of {len(args['num_cells'])} partitions ({cells} cells) and top-5, batch "
+            f"{args['batch']}, median of {args['repeats']} interleaved runs\n" + geolocation_table(rows))

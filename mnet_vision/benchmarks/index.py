@@ -13,20 +13,22 @@ strings and search-parameter handling as the product) and fed vectors normalised
 metadata in Python (a dict entry per vector, a ``Match`` per hit), which would make the timing a
 measure of Python rather than of the index. Exact search (``IDMap2,Flat``) runs in the same process
 on the same data as the ground truth for recall and the peer for the speed-ups; all searches are
-timed interleaved with the order rotating (:func:`mnet_vision.benchmark.rotating_rounds`).
+timed interleaved with the order rotating (:func:`mnet_vision.benchmarks.timing.rotating_rounds`).
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
 from tqdm import tqdm
 
-from mnet_vision.benchmark import rotating_rounds
+from mnet_vision.benchmarks.timing import rotating_rounds
 from mnet_vision.index.face_index import FaceIndex, normalised
 
 EXACT = "IDMap2,Flat"  # the exact peer: ground truth for recall, baseline for speed
@@ -250,3 +252,11 @@ def index_table(rows: list[dict]) -> str:
                    f"{r['train_s']:.1f} | {r['qps']:,.0f} | {r['single_ms']:.3f} | {r['recall1']:.3f} "
                    f"| {r['recall10']:.3f} | {r['speedup']:.1f}x | {r['speedup_single']:.1f}x | {r['bytes_per_vector']:.0f} |")
     return "\n".join(out)
+
+
+def report(rows: list[dict], args: Mapping[str, Any]) -> str:
+    """A header line (versions, threads, settings) and :func:`index_table`; ``args``: the call's arguments."""
+    return (f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads "
+            f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), face-like 128-D vectors "
+            f"(10 per identity), {args['queries']} new-image queries, k={args['k']}, median of {args['repeats']} "
+            f"interleaved passes\n" + index_table(rows))

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from mnet_vision.attribute_benchmark import attribute_table, compare_attribute_models
-from mnet_vision.benchmark import mobilenet_v1_classifier
+from mnet_vision.benchmarks.attributes import attribute_table, compare_attribute_models
+from mnet_vision.benchmarks.classification import mobilenet_v1_classifier
 from mnet_vision.complexity import count_complexity
 
 PHASES = ("train", "infer", "folded")

@@ -1,4 +1,5 @@
-from mnet_vision.benchmark import compare_with_timm, rows_table
+"""The classification benchmark: our MobileNet V1 beside timm's, rows and table."""
+from mnet_vision.benchmarks.classification import compare_with_timm, rows_table
 
 
 def test_benchmark_rows_and_table():
@@ -10,10 +11,3 @@ def test_benchmark_rows_and_table():
     assert all(r["ratio_vs_timm_eager"] == 1.0 for r in baseline)
     assert rows_table(rows).count("\n") == 9
 
-
-def test_rotating_rounds_call_everyone_once_per_round_in_turn():
-    from mnet_vision.benchmark import rotating_rounds
-
-    calls = list(rotating_rounds(["a", "b", "c"], warmup=1, repeats=2))
-    assert [n for n, _ in calls] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    assert [m for _, m in calls] == [False] * 3 + [True] * 6

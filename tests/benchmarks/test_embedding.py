@@ -1,5 +1,5 @@
 """The embedding benchmark's table: Table 14's students (and the FaceNet-class peer) side by side."""
-from mnet_vision.embedding_benchmark import compare_embedders, embedder_table
+from mnet_vision.benchmarks.embedding import compare_embedders, embedder_table
 
 
 def test_tiny_embedding_table():

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from mnet_vision.geo_benchmark import geolocation_rows, geolocation_table, partition_build_rows, partition_table
+from mnet_vision.benchmarks.geo import geolocation_rows, geolocation_table, partition_build_rows, partition_table
 
 
 def test_partition_build_rows_and_table():

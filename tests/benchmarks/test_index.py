@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from mnet_vision.index import FaceIndex
-from mnet_vision.index_benchmark import (EXACT, Candidate, compare_indexes, default_candidates, face_like_vectors,
-                                         index_table, ivf_lists, recall_at, sweep)
+from mnet_vision.benchmarks.index import (EXACT, Candidate, compare_indexes, default_candidates, face_like_vectors,
+                                          index_table, ivf_lists, recall_at, sweep)
 
 
 def test_face_like_vectors_are_clustered_unit_rows_with_new_query_images():
@@ -60,11 +60,3 @@ def test_tiny_table_has_the_columns_and_exact_search_is_its_own_truth():
         assert column in table[0]
     assert Candidate(EXACT).settings == ({},)
 
-
-def test_benchmark_tool_prints_the_header_and_table():
-    from tests.tools.test_cli import run_tool
-
-    out = run_tool("benchmark.py", "index", "--sizes", "1000", "--queries", "20", "--threads", "1", "--repeats", "1")
-    header, *table = out.stdout.splitlines()
-    assert header.startswith("faiss ") and "1 threads" in header
-    assert table[0].startswith("| N | index |") and sum(line.startswith("| 1,000 |") for line in table) > 5
