@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mnet_vision.data.synthetic import make_shapes_dataset
+from mnet_vision.data.synthetic.shapes import make_shapes_dataset
 from tests.helpers import (TINY_IMAGE, TINY_SPLITS, tiny_attribute_overrides, tiny_detection_overrides,
                            tiny_identity_overrides)
 

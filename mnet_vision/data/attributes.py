@@ -30,7 +30,6 @@ from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.textfiles import read_csv_rows, read_lines
-from mnet_vision.data.synthetic_attributes import DEFAULT_ATTRIBUTE_SPLITS, make_attributes_dataset
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
                                          classification_train_transform)
 
@@ -318,21 +317,3 @@ class AttributeCSVDataModule(AttributeDataModule):
             check_images_exist(folder, table.files, table.source)
             splits[split] = (folder, table)
         return splits
-
-
-class SyntheticAttributesDataModule(CelebADataModule):
-    """:class:`CelebADataModule` over the synthetic multi-attribute set, generated on first use.
-
-    Args beyond the parent's: ``images_per_split``, ``image_size``, ``unknown_rate`` (share of
-    training labels written as unknown) and ``generator_seed`` (see
-    :func:`mnet_vision.data.synthetic_attributes.make_attributes_dataset`).
-    """
-
-    def __init__(self, root: str, num_attributes: int, images_per_split: Mapping[str, int] | None = None,
-                 image_size: int = 64, unknown_rate: float = 0.05, generator_seed: int = 0, **kwargs):
-        super().__init__(root, num_attributes, **kwargs)
-        self.generator_args = dict(splits=dict(images_per_split or DEFAULT_ATTRIBUTE_SPLITS), image_size=image_size,
-                                   unknown_rate=unknown_rate, seed=generator_seed)
-
-    def prepare_data(self) -> None:
-        make_attributes_dataset(self.root, **self.generator_args)

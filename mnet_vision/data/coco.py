@@ -28,7 +28,6 @@ from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, ImageReadErr
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import SKIPPED, skip_record
 from mnet_vision.metrics.coco import annotation_problem, load_coco_gt, load_coco_json
-from mnet_vision.data.synthetic import DEFAULT_DETECTION_SPLITS, make_shapes_detection_dataset
 from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform
 
 log = logging.getLogger(__name__)
@@ -279,18 +278,3 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
         if split not in self._gt:
             self._gt[split] = load_coco_gt(self.annotation_file(split), strict=self.strict)
         return self._gt[split]
-
-
-class SyntheticDetectionDataModule(CocoDetectionDataModule):
-    """:class:`CocoDetectionDataModule` over the synthetic shapes detection set, generated on first use
-    (see :func:`mnet_vision.data.synthetic.make_shapes_detection_dataset` for ``images``,
-    ``image_size``, ``max_objects`` and ``generator_seed``)."""
-
-    def __init__(self, root: str, num_classes: int = 10, images: dict | None = None, image_size: int = 160,
-                 max_objects: int = 5, generator_seed: int = 0, **kwargs):
-        super().__init__(root, num_classes, **kwargs)
-        self.generator_args = dict(num_classes=num_classes, splits=dict(images or DEFAULT_DETECTION_SPLITS),
-                                   image_size=image_size, max_objects=max_objects, seed=generator_seed)
-
-    def prepare_data(self) -> None:
-        make_shapes_detection_dataset(self.root, **self.generator_args)

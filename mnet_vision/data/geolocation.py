@@ -15,10 +15,8 @@ from mnet_vision.data.geotagged import GeotaggedPhotos, read_geotagged_csv
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
-from mnet_vision.data.synthetic_geo import make_synthetic_geotagged
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, FiveCropEval, classification_eval_transform,
                                          classification_train_transform)
-from mnet_vision.data.cell_files import make_cells
 from mnet_vision.geo.cells import GeoCellPartition
 
 log = logging.getLogger(__name__)
@@ -158,32 +156,3 @@ class GeotaggedDataModule(SeededLoadersDataModule):
         if not hasattr(self, f"{split}_set"):
             self.setup("fit")
         return getattr(self, f"{split}_set").ids
-
-
-class SyntheticGeotaggedDataModule(GeotaggedDataModule):
-    """:class:`GeotaggedDataModule` over the synthetic geotagged set, generated on first use with
-    its partitions built from its training photos (``<root>/cells/cells_<t_min>_<t_max>.csv``).
-
-    Args beyond the parent's: ``images_per_split``, ``image_size``, ``landmark_rate``,
-    ``generator_seed`` (see :func:`mnet_vision.data.synthetic_geo.make_synthetic_geotagged`) and
-    ``cells`` (``t_max`` list, coarsest first, ``t_min``, ``min_level``, ``max_level``). With
-    ``partitions`` null those are the partitions used.
-    """
-
-    def __init__(self, root: str, num_cells: Sequence[int], partitions: Sequence[str] | None = None,
-                 cells: Mapping[str, Any] | None = None, images_per_split: Mapping[str, int] | None = None,
-                 image_size: int = 64, landmark_rate: float = 0.25, generator_seed: int = 0, **kwargs):
-        cells = dict(cells or {})
-        self.cell_args = dict(t_maxes=list(cells.get("t_max", [1000])), t_min=int(cells.get("t_min", 20)),
-                              min_level=int(cells.get("min_level", 2)), max_level=int(cells.get("max_level", 20)))
-        built = [str(Path(root) / "cells" / f"cells_{self.cell_args['t_min']}_{t}.csv") for t in self.cell_args["t_maxes"]]
-        super().__init__(root, partitions or built, num_cells, **kwargs)
-        self.builds_cells = partitions is None
-        self.generator_args = dict(image_size=image_size, landmark_rate=landmark_rate, seed=generator_seed)
-        if images_per_split:
-            self.generator_args["splits"] = dict(images_per_split)
-
-    def prepare_data(self) -> None:
-        make_synthetic_geotagged(self.root, **self.generator_args)
-        if self.builds_cells and not all(Path(p).is_file() for p in self.partition_files):
-            make_cells(self.root / self.files["train"], self.root / "cells", draw_map=True, **self.cell_args)

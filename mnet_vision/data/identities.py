@@ -16,7 +16,6 @@ from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.data.lfw import LfwPairs, read_lfw_pairs
 from mnet_vision.data.sampling import PKBatchSampler, SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping
-from mnet_vision.data.synthetic_identities import DEFAULT_IDENTITIES, DEFAULT_PER_IDENTITY, make_identity_dataset
 from mnet_vision.data.transforms import classification_eval_transform, classification_train_transform
 
 log = logging.getLogger(__name__)
@@ -175,26 +174,3 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
         # its own generator: worker seeds must not draw from the global RNG (see SeededLoadersDataModule)
         return DataLoader(train, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=type(self).collate,
                           generator=torch.Generator().manual_seed(self.seed))
-
-
-class SyntheticIdentityDataModule(IdentityFolderDataModule):
-    """:class:`IdentityFolderDataModule` over the synthetic face-identity set, generated on first
-    use, with its val/test verification pairs.
-
-    Args beyond the parent's (see :func:`mnet_vision.data.synthetic_identities.make_identity_dataset`):
-    ``identities`` and ``per_identity`` per split, ``image_size`` of the stored images,
-    ``generator_seed``, ``pairs_per_fold``. ``pairs`` defaults to the generated files.
-    """
-
-    def __init__(self, root: str, identities: Mapping[str, int] | None = None,
-                 per_identity: Mapping[str, int] | None = None, image_size: int = 64, generator_seed: int = 0,
-                 pairs_per_fold: int = 30, pairs: Mapping[str, str] | None = None, **kwargs):
-        splits = kwargs.get("splits", ROLES)
-        pairs = pairs or {role: f"pairs_{folder}.txt" for role, folder in zip(ROLES, splits) if role != "train"}
-        super().__init__(root, pairs=pairs, **kwargs)
-        self.generator_args = dict(identities=dict(identities or DEFAULT_IDENTITIES),
-                                   per_identity=dict(per_identity or DEFAULT_PER_IDENTITY), image_size=image_size,
-                                   pairs_per_fold=pairs_per_fold, seed=generator_seed)
-
-    def prepare_data(self) -> None:
-        make_identity_dataset(self.root, **self.generator_args)

@@ -11,7 +11,6 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
-from mnet_vision.data.synthetic import DEFAULT_SPLITS, make_shapes_dataset
 from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
@@ -132,20 +131,3 @@ class ImageFolderDataModule(SeededLoadersDataModule):
         self.test_set = self._split(test_name, self.eval_transform)
         log.info("%s: %d train / %d val / %d test (%s) images, %d classes", self.root, len(self.train_set),
                  len(self.val_set), len(self.test_set), test_name, len(self.classes))
-
-
-class SyntheticShapesDataModule(ImageFolderDataModule):
-    """:class:`ImageFolderDataModule` over the synthetic shapes set, generated on first use.
-
-    Args beyond the parent's: ``per_class`` images per class and split, ``image_size`` of the
-    stored images, ``generator_seed`` of the images (see :func:`mnet_vision.data.synthetic.make_shapes_dataset`).
-    """
-
-    def __init__(self, root: str, num_classes: int = 10, per_class: dict | None = None, image_size: int = 64,
-                 generator_seed: int = 0, **kwargs):
-        super().__init__(root, num_classes, **kwargs)
-        self.generator_args = dict(num_classes=num_classes, splits=dict(per_class or DEFAULT_SPLITS),
-                                   image_size=image_size, seed=generator_seed)
-
-    def prepare_data(self) -> None:
-        make_shapes_dataset(self.root, **self.generator_args)

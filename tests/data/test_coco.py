@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from mnet_vision.data.coco import CocoDetectionDataset, read_coco
-from mnet_vision.data.synthetic import make_shapes_detection_dataset
+from mnet_vision.data.synthetic.shapes import make_shapes_detection_dataset
 from mnet_vision.metrics.coco import evaluate_coco
 
 CATEGORIES = [{"id": 90, "name": "toothbrush"}, {"id": 1, "name": "person"}, {"id": 7, "name": "train"}]
@@ -159,7 +159,7 @@ def test_transform_output_never_holds_degenerate_boxes(tmp_path):
 
 
 def _detection_module(root, **kw):
-    from mnet_vision.data.coco import SyntheticDetectionDataModule
+    from mnet_vision.data.synthetic.datamodules import SyntheticDetectionDataModule
 
     module = SyntheticDetectionDataModule(str(root), num_classes=3, images={"train2017": 4, "val2017": 2},
                                           image_size=48, batch_size=2, num_workers=0, **kw)

@@ -9,10 +9,11 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch.utilities.data import _update_dataloader
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
-from mnet_vision.data.identities import IdentityFolderDataModule, IdentityFolderDataset, SyntheticIdentityDataModule
+from mnet_vision.data.identities import IdentityFolderDataModule, IdentityFolderDataset
+from mnet_vision.data.synthetic.datamodules import SyntheticIdentityDataModule
 from mnet_vision.data.images import read_rgb
 from mnet_vision.data.sampling import PKBatchSampler
-from mnet_vision.data.synthetic_identities import make_identity_dataset
+from mnet_vision.data.synthetic.identities import make_identity_dataset
 
 IDENTITIES = {"train": 8, "val": 4, "test": 4}
 PER_IDENTITY = {"train": 4, "val": 3, "test": 3}

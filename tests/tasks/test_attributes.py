@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mnet_vision.config import compose
-from mnet_vision.data.synthetic_attributes import ATTRIBUTE_NAMES
+from mnet_vision.data.synthetic.attributes import ATTRIBUTE_NAMES
 from mnet_vision.tasks.attributes import masked_bce
 from mnet_vision.tasks.teachers import dump_teacher_outputs
 from mnet_vision.training import build_task, evaluate, train

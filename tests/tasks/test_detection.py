@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mnet_vision.config import compose
-from mnet_vision.data.coco import SyntheticDetectionDataModule
+from mnet_vision.data.synthetic.datamodules import SyntheticDetectionDataModule
 from mnet_vision.metrics.coco import evaluate_coco
 from mnet_vision.model import build_model
 from mnet_vision.training import evaluate

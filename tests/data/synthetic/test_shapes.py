@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnet_vision.data.synthetic import MARKER, SHAPES, draw_shape_image, make_shapes_dataset
+from mnet_vision.data.synthetic.generate import MARKER
+from mnet_vision.data.synthetic.shapes import SHAPES, draw_shape_image, make_shapes_dataset
 
 
 def test_same_seed_same_images(tmp_path):

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from mnet_vision.data.lfw import read_lfw_pairs
-from mnet_vision.data.synthetic import MARKER
-from mnet_vision.data.synthetic_identities import (draw_identity, identity_photo, identity_sample_grid,
-                                                   make_identity_dataset, write_lfw_pairs)
+from mnet_vision.data.lfw import read_lfw_pairs, write_lfw_pairs
+from mnet_vision.data.synthetic.faces import draw_identity
+from mnet_vision.data.synthetic.generate import MARKER
+from mnet_vision.data.synthetic.identities import identity_photo, identity_sample_grid, make_identity_dataset
 
 IDENTITIES = {"train": 4, "val": 3, "test": 3}
 PER_IDENTITY = {"train": 3, "val": 2, "test": 2}

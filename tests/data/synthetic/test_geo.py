@@ -6,7 +6,7 @@ from PIL import Image
 
 from mnet_vision.config import compose
 from mnet_vision.data.geotagged import read_geotagged_csv
-from mnet_vision.data.synthetic_geo import (SceneFields, make_synthetic_geotagged, render, sample_locations,
+from mnet_vision.data.synthetic.geo import (SceneFields, make_geo_dataset, render, sample_locations,
                                             split_locations)
 from mnet_vision.geo.cities import world_cities
 from mnet_vision.geo.cells import build_partitions
@@ -16,9 +16,9 @@ SPLITS = {"train": 12, "val": 4, "test": 4}
 
 
 def test_layout_read_by_the_geotagged_reader_and_deterministic(tmp_path):
-    a = make_synthetic_geotagged(tmp_path / "a", SPLITS, image_size=24, seed=3)
-    b = make_synthetic_geotagged(tmp_path / "b", SPLITS, image_size=24, seed=3)
-    c = make_synthetic_geotagged(tmp_path / "c", SPLITS, image_size=24, seed=4)
+    a = make_geo_dataset(tmp_path / "a", SPLITS, image_size=24, seed=3)
+    b = make_geo_dataset(tmp_path / "b", SPLITS, image_size=24, seed=3)
+    c = make_geo_dataset(tmp_path / "c", SPLITS, image_size=24, seed=4)
     for split, n in SPLITS.items():
         photos = read_geotagged_csv(a / f"{split}.csv")
         assert len(photos.paths) == n and photos.paths[0] == f"{split}/000000.png"
@@ -28,7 +28,7 @@ def test_layout_read_by_the_geotagged_reader_and_deterministic(tmp_path):
         assert (a / photos.paths[-1]).read_bytes() == (b / photos.paths[-1]).read_bytes()
     assert (a / "train.csv").read_text() != (c / "train.csv").read_text()
     with pytest.raises(ValueError, match="holds a synthetic set made with"):
-        make_synthetic_geotagged(tmp_path / "a", SPLITS, image_size=32, seed=3)
+        make_geo_dataset(tmp_path / "a", SPLITS, image_size=32, seed=3)
 
 
 def test_locations_follow_population():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnet_vision.data.synthetic import MARKER
-from mnet_vision.data.synthetic_attributes import (ATTRIBUTE_NAMES, _plan, draw_attribute_image, draw_attribute_labels,
+from mnet_vision.data.synthetic.generate import MARKER
+from mnet_vision.data.synthetic.attributes import (ATTRIBUTE_NAMES, _plan, draw_attribute_image, draw_attribute_labels,
                                                    make_attributes_dataset)
 
 SPLITS = {"train": 12, "val": 4, "test": 4}

@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from mnet_vision.data.synthetic import _generate_once, _shape_mask
+from mnet_vision.data.synthetic.drawing import shape_mask
+from mnet_vision.data.synthetic.generate import generate_once
 
 # The thresholds (see _plan; sizes are fractions of the side, blur in px at 64 px):
 # large_object: the largest object's circumradius >= 0.25 (drawn from 0.15-0.33); red/blue_object: an
@@ -50,7 +51,7 @@ UNKNOWN_STREAM = 99  # rng([seed, 99, i]) draws the unknown labels: a stream apa
 OBJECT_SHAPES = ("circle", "square", "triangle", "star")
 SHAPE_P = (0.32, 0.33, 0.305, 0.045)  # per object; about 7 % of the images hold a star
 COUNT_P = (0.55, 0.3, 0.15)  # of 1, 2, 3 objects
-# Area of each shape of circumradius 1 (the star is synthetic.py's, inner radius 0.45), to compare the
+# Area of each shape of circumradius 1 (the star is drawing.py's, inner radius 0.45), to compare the
 # sizes of different shapes: the object called the largest is the largest to the eye.
 SHAPE_AREA = {"circle": math.pi, "square": 2.0, "triangle": 3 * math.sqrt(3) / 4,
               "star": 5 * 0.45 * math.sin(math.pi / 5)}
@@ -181,7 +182,7 @@ def _render(plan: _Plan, rng: np.random.Generator, size: int) -> np.ndarray:
     for shape, hue, striped, (cx, cy, r) in zip(plan.shapes, plan.hues, plan.striped, _place(plan, rng)):
         # drawn at twice the size and averaged down: smooth edges, so a 5 px circle still looks round
         big = 2 * size
-        mask = _shape_mask(shape, big, cx * big, cy * big, r * big, rng.uniform(0, 2 * math.pi))
+        mask = shape_mask(shape, big, cx * big, cy * big, r * big, rng.uniform(0, 2 * math.pi))
         mask = mask.resize((size, size), Image.BOX)
         if flags["outlined"]:
             image.paste(outline, mask=Image.fromarray(_dilate(np.asarray(mask), contour)))
@@ -268,4 +269,4 @@ def make_attributes_dataset(root: str | Path, splits: Mapping[str, int] = DEFAUL
         (tmp / "list_eval_partition.txt").write_text("".join(f"{line}\n" for line in partition))
         return len(jobs)
 
-    return _generate_once(root, params, write)
+    return generate_once(root, params, write)

@@ -1,6 +1,5 @@
-"""A deterministic synthetic face-identity set, written in the LFW / VGGFace2 layout, so the
-face-embedding pipeline (identity folders for training, LFW ``pairs.txt`` for verification) runs
-with no downloads.
+"""The procedural face renderer of the synthetic face-identity set
+(:mod:`mnet_vision.data.synthetic.identities` lays the photos out on disk).
 
 An *identity* is a stable random composition of parts: head outline and skin tone, ears, hair
 style and colour, eye spacing/size/colour, eyebrows, nose, mouth, and optional glasses, facial
@@ -9,27 +8,19 @@ identities share any one part and only the combination tells them apart. Every *
 identity is a new capture: head yaw/pitch (the inner features slide across the face), expression
 (smile, open mouth, blink), rotation, scale and position of the head, a random background and
 shirt, sometimes a hat or an occluder, side lighting, brightness/contrast/white balance, blur and
-noise. Identities come from ``rng([seed, split, identity])``, images from
-``rng([seed, split, identity, image])``; every pixel is a pure function of them.
+noise. An identity is a pure function of the rng it is drawn from (:func:`draw_identity`), a
+photo of the identity and the rng of its capture (:func:`draw_face_image`).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from tqdm import tqdm
 
-from mnet_vision.data.synthetic import _background, _generate_once
+from mnet_vision.data.synthetic.drawing import background
 
-DEFAULT_IDENTITIES = {"train": 300, "val": 60, "test": 100}
-DEFAULT_PER_IDENTITY = {"train": 10, "val": 6, "test": 6}
-# Bump when drawing changes, so a set made by an older generator is reported, never silently mixed.
-GENERATOR_VERSION = 1
-LFW_FOLDS = 10  # LFW View 2: 10 sets of matched + mismatched pairs
 SUPERSAMPLE = 2  # draw at twice the size, then downsample: anti-aliased edges at any image_size
 
 Colour = tuple[int, int, int]
@@ -350,11 +341,11 @@ def draw_face_image(identity: FaceIdentity, rng: np.random.Generator, size: int 
     capture = _draw_capture(rng)
     big = size * SUPERSAMPLE
     # the background at the output size: its noise would be averaged away by the downsampling anyway
-    background = _background(rng, size)[0].resize((big, big), Image.BILINEAR)
+    backdrop = background(rng, size)[0].resize((big, big), Image.BILINEAR)
     person = _draw_person(identity, capture, big)
     person = person.rotate(capture.angle, resample=Image.BILINEAR,
                            translate=tuple(s * big for s in capture.shift))
-    image = background.convert("RGBA")
+    image = backdrop.convert("RGBA")
     image.alpha_composite(person)
     if capture.occluder:  # a hand, a microphone, someone in front: hides a random part of the face
         draw = ImageDraw.Draw(image)
@@ -366,95 +357,3 @@ def draw_face_image(identity: FaceIdentity, rng: np.random.Generator, size: int 
     if rng.uniform() < 0.3:  # out of focus / motion
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9) * size / 64))
     return _photometric(rng, np.asarray(image))
-
-
-def identity_photo(seed: int, split_index: int, identity_index: int, image_index: int, size: int = 64) -> np.ndarray:
-    """Photo ``image_index`` of identity ``identity_index`` of split number ``split_index`` in the set
-    made with ``seed``: a ``(size, size, 3)`` uint8 array, the same on every call."""
-    person = draw_identity(np.random.default_rng([seed, split_index, identity_index]))
-    return draw_face_image(person, np.random.default_rng([seed, split_index, identity_index, image_index]), size)
-
-
-def identity_name(number: int) -> str:
-    """Folder/file stem of the ``number``-th identity of the set (over all splits): ``id00042``."""
-    return f"id{number:05d}"
-
-
-def write_lfw_pairs(path: Path, counts: Mapping[str, int], pairs_per_fold: int, rng: np.random.Generator) -> None:
-    """Write LFW-format verification pairs over identities with ``counts[name]`` images each.
-
-    ``10 <pairs_per_fold>`` header, then per fold ``pairs_per_fold`` matched lines ``name n1 n2``
-    and ``pairs_per_fold`` mismatched lines ``name1 n1 name2 n2`` (tab-separated, 1-based image
-    numbers). As in LFW View 2, the identities are dealt into disjoint groups and each fold draws
-    from one group, so a fold's people are unseen by the other folds; with fewer than 20
-    identities there are ``n // 2`` groups, used cyclically. Matched pairs within a fold are
-    distinct while the group has enough of them.
-    """
-    names = sorted(counts)
-    if len(names) < 2 or min(counts.values()) < 2:
-        raise ValueError(f"pairs need at least 2 identities with at least 2 images each, got {dict(counts)}")
-    order = rng.permutation(len(names))
-    groups = [[names[i] for i in g] for g in np.array_split(order, min(LFW_FOLDS, len(names) // 2))]
-    lines = [f"{LFW_FOLDS}\t{pairs_per_fold}"]
-    for fold in range(LFW_FOLDS):
-        group = groups[fold % len(groups)]
-        matched = [(name, a, b) for name in group
-                   for a in range(1, counts[name] + 1) for b in range(a + 1, counts[name] + 1)]
-        picks = rng.choice(len(matched), pairs_per_fold, replace=len(matched) < pairs_per_fold)
-        lines += ["\t".join(map(str, matched[i])) for i in picks]
-        for _ in range(pairs_per_fold):
-            first, second = rng.choice(len(group), 2, replace=False)
-            a, b = group[first], group[second]
-            lines.append(f"{a}\t{rng.integers(1, counts[a] + 1)}\t{b}\t{rng.integers(1, counts[b] + 1)}")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def make_identity_dataset(root: str | Path, identities: Mapping[str, int] = DEFAULT_IDENTITIES,
-                          per_identity: Mapping[str, int] = DEFAULT_PER_IDENTITY, image_size: int = 64,
-                          pairs_per_fold: int = 30, seed: int = 0) -> Path:
-    """Write the synthetic face-identity set unless it is there, and return ``root``.
-
-    Layout (LFW naming, readable as identity folders and as LFW):
-    ``root/<split>/<identity>/<identity>_0001.png`` (1-based image numbers) with identity names
-    ``id00000``, ``id00001``, ... numbered across splits, so splits hold disjoint people; and
-    ``root/pairs_<split>.txt`` (LFW ``pairs.txt`` format, see :func:`write_lfw_pairs`) for every
-    split except ``train``. ``identities`` and ``per_identity`` map split name to the number of
-    identities and of images per identity.
-    """
-    if set(identities) != set(per_identity):
-        raise ValueError(f"identities and per_identity must name the same splits, got {sorted(identities)} "
-                         f"and {sorted(per_identity)}")
-    params = {"kind": "identities", "version": GENERATOR_VERSION, "identities": dict(identities),
-              "per_identity": {s: per_identity[s] for s in identities}, "image_size": image_size,
-              "pairs_per_fold": pairs_per_fold, "seed": seed}
-    first = np.cumsum([0, *identities.values()])  # number of the first identity of each split
-
-    def write(tmp: Path) -> int:
-        # pairs first: they need only the counts, and a split too small for them fails before any drawing
-        for s, split in enumerate(identities):
-            if split != "train":
-                counts = {identity_name(int(first[s]) + i): per_identity[split] for i in range(identities[split])}
-                # 1000 + s: a stream apart from every identity's rng([seed, s, i])
-                write_lfw_pairs(tmp / f"pairs_{split}.txt", counts, pairs_per_fold,
-                                np.random.default_rng([seed, 1000 + s]))
-        jobs = [(s, split, i, j) for s, split in enumerate(identities)
-                for i in range(identities[split]) for j in range(per_identity[split])]
-        for s, split, i, j in tqdm(jobs, desc=f"generating {Path(root).name}", unit="img", leave=False):
-            name = identity_name(int(first[s]) + i)
-            out = tmp / split / name / f"{name}_{j + 1:04d}.png"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(identity_photo(seed, s, i, j, image_size)).save(out)
-        return len(jobs)
-
-    return _generate_once(root, params, write)
-
-
-def identity_sample_grid(rows: int = 6, cols: int = 8, image_size: int = 64, seed: int = 0) -> np.ndarray:
-    """``rows`` training identities of the set made with ``seed``, ``cols`` photos each, as one
-    ``(rows * image_size, cols * image_size, 3)`` uint8 image (for the docs)."""
-    grid = np.zeros((rows * image_size, cols * image_size, 3), np.uint8)
-    for i in range(rows):
-        for j in range(cols):
-            grid[i * image_size:(i + 1) * image_size, j * image_size:(j + 1) * image_size] = \
-                identity_photo(seed, 0, i, j, image_size)
-    return grid

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from mnet_vision.data.synthetic import _generate_once
+from mnet_vision.data.synthetic.generate import generate_once
 from mnet_vision.geo.cities import world_cities
 from mnet_vision.geo.distances import to_unit_vectors
 
@@ -71,7 +71,7 @@ def sample_locations(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def split_locations(split: str, n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The locations :func:`make_synthetic_geotagged` gives split ``split`` (its own RNG stream)."""
+    """The locations :func:`make_geo_dataset` gives split ``split`` (its own RNG stream)."""
     return sample_locations(n, np.random.default_rng([seed, _stream(split)]))
 
 
@@ -184,8 +184,8 @@ def render(fields: np.ndarray, size: int, rng: np.random.Generator | None = None
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def make_synthetic_geotagged(root: str | Path, splits: Mapping[str, int] = DEFAULT_GEO_SPLITS, image_size: int = 64,
-                             landmark_rate: float = 0.25, seed: int = 0) -> Path:
+def make_geo_dataset(root: str | Path, splits: Mapping[str, int] = DEFAULT_GEO_SPLITS, image_size: int = 64,
+                     landmark_rate: float = 0.25, seed: int = 0) -> Path:
     """Write the synthetic geotagged set under ``root`` unless it is there (see the module doc).
     Every photo is a pure function of ``(seed, split, index)``."""
     if not 0.0 <= landmark_rate <= 1.0:
@@ -218,4 +218,4 @@ def make_synthetic_geotagged(root: str | Path, splits: Mapping[str, int] = DEFAU
             total += n
         return total
 
-    return _generate_once(root, params, write)
+    return generate_once(root, params, write)
