@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mnet_vision.markdown import markdown_table
+
 COUNTED = (nn.Conv2d, nn.Linear)
 
 
@@ -68,16 +70,14 @@ class Complexity:
 
     def table(self) -> str:
         """A Markdown table of the breakdown, the way Table 2 prints it, plus totals."""
-        rows = ["| type | Mult-Adds (M) | share | params (M) | share |", "|---|---:|---:|---:|---:|"]
         shares = self.shares()
-        for kind, c in sorted(self.by_type.items(), key=lambda kv: -kv[1]["mult_adds"]):
-            s = shares[kind]
-            rows.append(f"| {kind} | {c['mult_adds'] / 1e6:.2f} | {s['mult_adds_pct']:.2f} % "
-                        f"| {c['params'] / 1e6:.4f} | {s['params_pct']:.2f} % |")
-        rows.append(f"| **total** | **{self.mult_adds / 1e6:.2f}** | 100 % | **{self.params / 1e6:.4f}** | 100 % |")
+        rows = [(kind, f"{c['mult_adds'] / 1e6:.2f}", f"{shares[kind]['mult_adds_pct']:.2f} %", f"{c['params'] / 1e6:.4f}",
+                 f"{shares[kind]['params_pct']:.2f} %")
+                for kind, c in sorted(self.by_type.items(), key=lambda kv: -kv[1]["mult_adds"])]
+        rows.append(("**total**", f"**{self.mult_adds / 1e6:.2f}**", "100 %", f"**{self.params / 1e6:.4f}**", "100 %"))
         h, w = self.input_size
-        rows.append(f"\ninput {h}x{w}; params including BatchNorm: {self.params_with_bn / 1e6:.4f} M")
-        return "\n".join(rows)
+        return (markdown_table(rows, ["type", "Mult-Adds (M)", "share", "params (M)", "share"])
+                + f"\n\ninput {h}x{w}; params including BatchNorm: {self.params_with_bn / 1e6:.4f} M")
 
 
 def count_complexity(model: nn.Module, input_size: int | Iterable[int], in_channels: int = 3) -> Complexity:

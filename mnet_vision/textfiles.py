@@ -77,7 +77,9 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         raise ValueError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as JSON through a temporary file renamed into place (never a half-written file)."""
-    text = json.dumps(data, indent=1)  # before opening the file: unserialisable data leaves nothing behind
+def write_json(path: str | Path, data: Any, *, indent: int = 1, sort_keys: bool = False) -> Path:
+    """Write ``data`` as JSON through a temporary file renamed into place (never a half-written file);
+    ``indent`` and ``sort_keys`` as in :func:`json.dumps`."""
+    # dumped before the file is opened: unserialisable data leaves nothing behind
+    text = json.dumps(data, indent=indent, sort_keys=sort_keys)
     return atomic_write_text(path, text)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mnet_vision.data.geotagged import read_geotagged_csv
 from mnet_vision.geo.cells import build_partitions
+from mnet_vision.markdown import markdown_table
 from mnet_vision.viz.geo import save_partition_map
 
 
@@ -42,9 +43,7 @@ def make_cells(csv_path: str | Path, out: str | Path, t_maxes: Sequence[int], t_
 
 def cells_table(rows: Sequence[dict]) -> str:
     """:func:`make_cells` rows as a Markdown table."""
-    lines = ["| t_max | cells | photos kept | dropped | levels | build seconds |", "|---:|---:|---:|---:|---|---:|"]
-    for r in rows:
-        lines.append(f"| {r['t_max']} | {r['cells']} | {r['photos_kept']} | {r['photos_dropped']} | {r['levels']} | "
-                     f"{r['build_seconds']:.2f} |")
-    return "\n".join(lines)
+    return markdown_table([(r["t_max"], r["cells"], r["photos_kept"], r["photos_dropped"], r["levels"],
+                            f"{r['build_seconds']:.2f}") for r in rows],
+                          ["t_max", "cells", "photos kept", "dropped", "levels", "build seconds"], align="rrrrlr")
 

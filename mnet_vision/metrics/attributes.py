@@ -22,6 +22,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from mnet_vision.markdown import markdown_table
 from mnet_vision.metrics.photo_ids import check_photo_ids, once_each
 
 UNKNOWN = -1
@@ -74,14 +75,12 @@ class AttributeReport:
 
     def table(self, names: Sequence[str]) -> str:
         """A Markdown table: one row per attribute, then the means."""
-        rows = ["| attribute | positives | negatives | unknown | AP | accuracy | balanced accuracy |",
-                "|---|---:|---:|---:|---:|---:|---:|"]
-        for j, name in enumerate(names):
-            rows.append(f"| {name} | {int(self.positives[j])} | {int(self.negatives[j])} | {int(self.unknown[j])} "
-                        f"| {float(self.ap[j]):.4f} | {float(self.accuracy[j]):.4f} | {float(self.balanced_accuracy[j]):.4f} |")
-        rows.append(f"| **mean** | | | | **{self.mean_ap:.4f}** | **{self.mean_accuracy:.4f}** "
-                    f"| **{self.mean_balanced_accuracy:.4f}** |")
-        return "\n".join(rows)
+        rows = [(name, int(self.positives[j]), int(self.negatives[j]), int(self.unknown[j]), f"{float(self.ap[j]):.4f}",
+                 f"{float(self.accuracy[j]):.4f}", f"{float(self.balanced_accuracy[j]):.4f}") for j, name in enumerate(names)]
+        rows.append(("**mean**", "", "", "", f"**{self.mean_ap:.4f}**", f"**{self.mean_accuracy:.4f}**",
+                     f"**{self.mean_balanced_accuracy:.4f}**"))
+        return markdown_table(rows, ["attribute", "positives", "negatives", "unknown", "AP", "accuracy",
+                                     "balanced accuracy"])
 
 
 def average_precision(scores, labels) -> float:

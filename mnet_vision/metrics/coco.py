@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from torchvision.ops import box_convert
 
+from mnet_vision.markdown import markdown_table
 from mnet_vision.textfiles import read_json
 
 log = logging.getLogger(__name__)
@@ -256,24 +259,18 @@ def evaluate_coco(gt: COCO | str | Path | dict, results: str | Path | Sequence[d
 
 def coco_table(metrics: dict[str, float]) -> str:
     """The 12 metrics as a Markdown table, in pycocotools' order."""
-    rows = ["| metric | value |", "|---|---:|"]
-    rows += [f"| {name} | {metrics[name]:.4f} |" for name in COCO_METRICS if name in metrics]
-    return "\n".join(rows)
-
-
-def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """``(N, 4)`` xyxy to COCO ``(N, 4)`` xywh."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    return markdown_table([(name, f"{metrics[name]:.4f}") for name in COCO_METRICS if name in metrics],
+                          ["metric", "value"])
 
 
 def detections_to_results(image_id: int, boxes_xyxy: Any, labels: Any, scores: Any,
                           label_to_category: Sequence[int] | dict[int, int]) -> list[dict]:
     """COCO result entries for one image: boxes ``(N, 4)`` xyxy in original pixels, contiguous
     model labels mapped back to dataset category ids through ``label_to_category``."""
-    boxes = xyxy_to_xywh(np.asarray(boxes_xyxy))
+    # in float64 before subtracting, so float32 boxes give the widths they gave with numpy
+    boxes = box_convert(torch.from_numpy(np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)), "xyxy", "xywh")
     labels = np.asarray(labels).reshape(-1).tolist()
     scores = np.asarray(scores, dtype=np.float64).reshape(-1).tolist()
     return [{"image_id": int(image_id), "category_id": int(label_to_category[int(label)]),
              "bbox": [round(float(v), 3) for v in box], "score": float(score)}
-            for box, label, score in zip(boxes, labels, scores)]
+            for box, label, score in zip(boxes.tolist(), labels, scores)]

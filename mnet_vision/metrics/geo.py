@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mnet_vision.geo.distances import great_circle_km, great_circle_km_torch
+from mnet_vision.markdown import markdown_table
 from mnet_vision.metrics.photo_ids import PhotoValues
 
 #: Table 11's scales, finest first: threshold in km -> name
@@ -53,12 +54,10 @@ def accuracy_table(columns: Mapping[str, Mapping[str, float]], thresholds_km: Se
     """A Markdown table in Table 11's layout, coarsest scale first: one row per threshold, one
     column per model (``columns``: name -> :func:`geolocation_accuracy` result), values in %."""
     names = list(columns)
-    rows = ["| scale | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for t in sorted(thresholds_km, reverse=True):
-        label = f"{SCALES[t]} {t:g} km" if t in SCALES else f"{t:g} km"
-        rows.append(f"| {label} | " + " | ".join(f"{100 * columns[n][f'acc@{t:g}km']:.1f} %" for n in names) + " |")
-    rows.append("| median error | " + " | ".join(_km(columns[n]["median_km"]) for n in names) + " |")
-    return "\n".join(rows)
+    rows = [(f"{SCALES[t]} {t:g} km" if t in SCALES else f"{t:g} km",
+             *(f"{100 * columns[n][f'acc@{t:g}km']:.1f} %" for n in names)) for t in sorted(thresholds_km, reverse=True)]
+    rows.append(("median error", *(_km(columns[n]["median_km"]) for n in names)))
+    return markdown_table(rows, ["scale", *names])
 
 
 def _km(value: float) -> str:

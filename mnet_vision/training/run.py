@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -18,12 +17,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from mnet_vision.atomic import atomic_write_text
-from mnet_vision.checkpoints import CheckpointMismatchError, init_from, load_file, load_matching, model_state_dict
-from mnet_vision.config import check_run_config, compose
+from mnet_vision.checkpoints import (CheckpointMismatchError, init_from, load_file, load_matching, model_state_dict,
+                                     stored_run_config)
+from mnet_vision.config import check_run_config
 from mnet_vision.model import build_model
 from mnet_vision.outputs import check_writable
 from mnet_vision.stored_config import check_stored_config
+from mnet_vision.textfiles import write_json
 from mnet_vision.training.callbacks import ResumableCheckpoint, RNGState, SkippedSamplesReport
 from mnet_vision.training.checkpoint_io import AtomicCheckpointIO
 
@@ -156,21 +156,7 @@ def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None =
     from it with the checkpoint's weights loaded strictly (``weights_only=True``; a checkpoint that
     does not fit raises listing the keys/shapes), and the checkpoint dict itself."""
     checkpoint = load_file(ckpt)
-    if "mnet_config" not in checkpoint:
-        raise ValueError(f"{ckpt} is not an mnet_vision training checkpoint (no 'mnet_config' entry)")
-    stored = checkpoint["mnet_config"]
-    if not isinstance(stored, dict):
-        raise ValueError(f"{ckpt}: its 'mnet_config' entry is a {type(stored).__name__}, expected a run config dict")
-    # a distilled model is evaluated and served as its student alone: its teacher is never built
-    stored = {**stored, "distill": None} if stored.get("distill") is not None else stored
-    check_stored_config(stored, str(ckpt))  # before anything is instantiated from it
-    cfg = OmegaConf.create(stored)
-    if data is not None:  # another data config in place of the stored one, as data=<name> on the command line
-        cfg.data = OmegaConf.to_container(compose([f"data={data}"]).data, resolve=False)
-    if overrides:
-        cfg = OmegaConf.merge(cfg, overrides)
-    if cfg.task.get("init_from") is not None:
-        cfg.task.init_from.path = None  # the checkpoint's own weights are loaded below
+    cfg = stored_run_config(checkpoint, str(ckpt), overrides, data)  # checked as data, as inference's load_model
     task = build_task(cfg)
     load_matching(task.model, model_state_dict(checkpoint), str(ckpt))
     return cfg, task, checkpoint
@@ -203,5 +189,5 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict
 
 @rank_zero_only
 def _write_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True))  # a kill never leaves half a file
+    write_json(path, metrics, indent=2, sort_keys=True)  # atomic: a kill never leaves half a file
     log.info("metrics written to %s", path)
