@@ -44,7 +44,8 @@ def candidates(alpha: float = 1.0) -> dict[str, tuple[str, Callable[[], nn.Modul
         f"mnet_vision SSD300 MobileNetV1 {alpha}": ("ssd", ours("ssd300")),
         "torchvision ssdlite320_mobilenet_v3_large": ("ssd", lambda: ssdlite320_mobilenet_v3_large(**tv)),
         f"mnet_vision Faster-RCNN-300 MobileNetV1 {alpha}": ("rcnn", ours("faster_rcnn_300")),
-        "torchvision fasterrcnn_mobilenet_v3_large_320_fpn": ("rcnn", lambda: fasterrcnn_mobilenet_v3_large_320_fpn(**tv)),
+        "torchvision fasterrcnn_mobilenet_v3_large_320_fpn":
+            ("rcnn", lambda: fasterrcnn_mobilenet_v3_large_320_fpn(**tv)),
     }
 
 
@@ -70,7 +71,8 @@ class NetworkTimer:
     def __init__(self, modules: Sequence[nn.Module]):
         self.seconds = 0.0
         self._start = 0.0
-        self._handles = [h for m in modules for h in (m.register_forward_pre_hook(self._pre), m.register_forward_hook(self._post))]
+        self._handles = [h for m in modules
+                         for h in (m.register_forward_pre_hook(self._pre), m.register_forward_hook(self._post))]
 
     def _pre(self, module, args) -> None:
         self._start = time.perf_counter()
@@ -113,7 +115,8 @@ def brief_training(model: nn.Module, batches: Sequence[dict], steps: int, lr: fl
 
 def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, warmup: int = 3,
                       train_steps: int = 10, train_batch: int = 2, alpha: float = 1.0,
-                      data_root: str | Path = "data/synthetic_shapes_detection", threads: int | None = None) -> list[dict]:
+                      data_root: str | Path = "data/synthetic_shapes_detection",
+                      threads: int | None = None) -> list[dict]:
     """One row per model and batch size: median total / network / pre+post-processing ms per call,
     images/s, ratio of torchvision's same-family eager time to this one (above 1: faster), and the
     images/s of the brief training (NaN for the folded inference copies of the SSDs)."""
@@ -153,7 +156,8 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
             t, net = statistics.median(total[name]), statistics.median(network[name])
             post = statistics.median(a - b for a, b in zip(total[name], network[name]))
             rows.append({"model": name, "batch": batch, "total_ms": 1000 * t, "network_ms": 1000 * net,
-                         "post_ms": 1000 * post, "images_per_s": batch / t, "ratio_vs_torchvision": peers[families[name]] / t,
+                         "post_ms": 1000 * post, "images_per_s": batch / t,
+                         "ratio_vs_torchvision": peers[families[name]] / t,
                          "train_images_per_s": train_speed[name]})
     return rows
 
@@ -164,7 +168,8 @@ def detector_table(rows: list[dict]) -> str:
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['model']} | {r['batch']} | {r['total_ms']:.1f} | {r['network_ms']:.1f} | {r['post_ms']:.1f} "
-                   f"| {r['images_per_s']:.1f} | {r['ratio_vs_torchvision']:.2f}x | {number_or_dash(r['train_images_per_s'])} |")
+                   f"| {r['images_per_s']:.1f} | {r['ratio_vs_torchvision']:.2f}x "
+                   f"| {number_or_dash(r['train_images_per_s'])} |")
     return "\n".join(out)
 
 

@@ -49,8 +49,8 @@ def partition_build_rows(sizes: Sequence[int] = (1_000_000, 10_000_000), t_max: 
     """One row per number of points: our leaf ids and full partition build (median of ``repeats``)
     beside s2geometry's per-point loop, timed on ``loop_points`` of the same points and extrapolated.
 
-    Row keys: ``points``, ``threads``, ``t_max``, ``t_min``, ``levels``, ``ours_leaf_s``, ``ours_build_s`` (leaf ids, sort, split,
-    means, centres), ``cells``, ``loop_points``, ``loop_us_per_point``, ``loop_extrapolated_s``,
+    Row keys: ``points``, ``threads``, ``t_max``, ``t_min``, ``levels``, ``ours_leaf_s``, ``ours_build_s``
+    (leaf ids, sort, split, means, centres), ``cells``, ``loop_points``, ``loop_us_per_point``, ``loop_extrapolated_s``,
     ``speedup_leaf`` (loop / our leaf ids), ``speedup_build`` (loop / our whole build), ``agree``
     (the two paths' ids are identical on the loop's points).
     """
@@ -125,7 +125,8 @@ def geolocation_rows(settings: Sequence[tuple[float, int]] = ((0.25, 128), (0.5,
         name = f"{alpha:g} MobileNet-{size}"
         calls[name] = (_geolocation_call(model, ancestors), torch.randn(batch, 3, size, size))
         c = count_complexity(model, size)
-        info[name] = {"input": size, "mult_adds": c.mult_adds, "params": c.params, "final_params": c.by_type["fc"]["params"]}
+        info[name] = {"input": size, "mult_adds": c.mult_adds, "params": c.params,
+                      "final_params": c.by_type["fc"]["params"]}
     net = timm_model(peer, num_classes=sum(num_cells)) if peer is not None else None
     if net is None:
         peer = None

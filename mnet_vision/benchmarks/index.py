@@ -118,7 +118,8 @@ def compare_indexes(sizes: Sequence[int] = (10_000, 100_000, 1_000_000), candida
     add), ``train_s`` (0 without training; IVF trains on ``train_per_list`` sampled vectors per
     list; IVF indexes with the same list count reuse the first one's k-means centroids and count its
     time in theirs: one k-means of 4096 lists takes minutes on 2 cores), ``qps`` (queries/s
-    searching ``batch``-query batches, median of ``repeats`` passes over all queries), ``single_ms`` (median latency of one query alone, over ``single`` queries),
+    searching ``batch``-query batches, median of ``repeats`` passes over all queries), ``single_ms``
+    (median latency of one query alone, over ``single`` queries),
     ``recall1`` / ``recall10`` (share of the exact top-1 / top-``k`` neighbours found in the
     index's top-1 / top-``k``), ``speedup`` / ``speedup_single`` (exact search's time / this time,
     batched / single query), ``bytes_per_vector`` (serialised index size / ``n``). ``candidates``
@@ -137,7 +138,8 @@ def compare_indexes(sizes: Sequence[int] = (10_000, 100_000, 1_000_000), candida
         timings: dict[str, tuple[float, float, int]] = {}
         coarse: dict[int, tuple[np.ndarray, float]] = {}
         for cand in tqdm(todo, desc=f"build n={n}", disable=not progress):
-            built[cand.factory], build_s, train_s = _build(cand.factory, database, train_per_list, coarse, seed, progress)
+            built[cand.factory], build_s, train_s = _build(cand.factory, database, train_per_list, coarse, seed,
+                                                           progress)
             timings[cand.factory] = (build_s, train_s, faiss.serialize_index(built[cand.factory].index).nbytes)
         runs = {_run_name(c.factory, s): (c.factory, s) for c in todo for s in c.settings}
         batched, alone = _time_searches(built, runs, query_vectors, k, batch, single, repeats, warmup, progress)
@@ -250,7 +252,8 @@ def index_table(rows: list[dict]) -> str:
     for r in rows:
         out.append(f"| {r['n']:,} | {r['index']} | {r['param']} | {r['build_s']:.1f} | "
                    f"{r['train_s']:.1f} | {r['qps']:,.0f} | {r['single_ms']:.3f} | {r['recall1']:.3f} "
-                   f"| {r['recall10']:.3f} | {r['speedup']:.1f}x | {r['speedup_single']:.1f}x | {r['bytes_per_vector']:.0f} |")
+                   f"| {r['recall10']:.3f} | {r['speedup']:.1f}x | {r['speedup_single']:.1f}x "
+                   f"| {r['bytes_per_vector']:.0f} |")
     return "\n".join(out)
 
 
