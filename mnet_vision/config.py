@@ -2,7 +2,7 @@
 
     >>> from mnet_vision.config import compose
     >>> from mnet_vision.model import build_model
-    >>> cfg = compose(["task=imagenet", "backbone.alpha=0.5", "task.input_size=160"])
+    >>> cfg = compose(["experiment=imagenet", "backbone.alpha=0.5", "task.input_size=160"])
     >>> model = build_model(cfg)          # backbone -> head, exactly what tools/train.py trains
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mnet_vision.data.synthetic.shapes import make_shapes_dataset
-from tests.helpers import (TINY_IMAGE, TINY_SPLITS, tiny_attribute_overrides, tiny_detection_overrides,
+from tests.helpers.configs import (TINY_IMAGE, TINY_SPLITS, tiny_attribute_overrides, tiny_detection_overrides,
                            tiny_identity_overrides)
 
 
@@ -62,7 +62,7 @@ def geo_run(tmp_path_factory):
     its metrics dict (``run_dir``, ``best_checkpoint`` ...); data under ``<run>/../data``."""
     from mnet_vision.config import compose
     from mnet_vision.training import train
-    from tests.helpers import tiny_geo_cell_counts, tiny_geo_overrides
+    from tests.helpers.configs import tiny_geo_cell_counts, tiny_geo_overrides
 
     root = tmp_path_factory.mktemp("geo")
     counts = tiny_geo_cell_counts(root / "data")

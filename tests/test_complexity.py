@@ -59,7 +59,7 @@ TABLE2 = {  # kind: (Mult-Adds share %, parameter share %) as printed
 
 
 def test_table2_shares():
-    c = measured("task=imagenet")
+    c = measured("experiment=imagenet")
     shares = c.shares()
     assert set(shares) == set(TABLE2)
     for kind, (mult_adds_pct, params_pct) in TABLE2.items():
@@ -70,7 +70,7 @@ def test_table2_shares():
 
 
 def test_table2_stem_and_fc_counts():
-    c = measured("task=imagenet")
+    c = measured("experiment=imagenet")
     assert c.by_type["conv_3x3"]["mult_adds"] == 112 * 112 * 32 * 27
     assert c.by_type["conv_3x3"]["weights"] == c.by_type["conv_3x3"]["params"] == 27 * 32
     assert c.by_type["fc"]["mult_adds"] == 1024 * 1000
@@ -123,13 +123,13 @@ def test_table3_exact_counts():
 # ---------------------------------------------------------------------------------------------
 
 PAPER_ROWS = [  # (id, overrides, Mult-Adds printed, params printed); measured by us in the comment
-    ("1.0-224", ("task=imagenet",), "569", "4.2"),  # 568.7 / 4.210
-    ("0.75-224", ("task=imagenet", "backbone.alpha=0.75"), "325", "2.6"),  # 325.4 / 2.569
-    ("shallow", ("task=imagenet", "backbone.variant=shallow"), "307", "2.9"),  # 307.3 / 2.876
-    ("0.5-224", ("task=imagenet", "backbone.alpha=0.5"), "149", "1.3"),  # 149.497 / 1.321
-    ("0.25-224", ("task=imagenet", "backbone.alpha=0.25"), "41", "0.5"),  # 41.0 / 0.465
-    ("1.0-192", ("task=imagenet", "task.input_size=192"), "418", "4.2"),  # 418.1 / 4.210
-    ("1.0-128", ("task=imagenet", "task.input_size=128"), "186", "4.2"),  # 186.4 / 4.210
+    ("1.0-224", ("experiment=imagenet",), "569", "4.2"),  # 568.7 / 4.210
+    ("0.75-224", ("experiment=imagenet", "backbone.alpha=0.75"), "325", "2.6"),  # 325.4 / 2.569
+    ("shallow", ("experiment=imagenet", "backbone.variant=shallow"), "307", "2.9"),  # 307.3 / 2.876
+    ("0.5-224", ("experiment=imagenet", "backbone.alpha=0.5"), "149", "1.3"),  # 149.497 / 1.321
+    ("0.25-224", ("experiment=imagenet", "backbone.alpha=0.25"), "41", "0.5"),  # 41.0 / 0.465
+    ("1.0-192", ("experiment=imagenet", "task.input_size=192"), "418", "4.2"),  # 418.1 / 4.210
+    ("1.0-128", ("experiment=imagenet", "task.input_size=128"), "186", "4.2"),  # 186.4 / 4.210
 ]
 
 
@@ -146,7 +146,7 @@ def test_conv_mobilenet_table4():
     # body alone (without the FC layer's 1.02 M) is 4866.27 M, which would print as 4866: the paper
     # seems to have left the FC out of this one figure (its 1.0-224 row, 569 M, includes it:
     # 567.7 M + 1.0 M). No change of architecture is that small, so the layers themselves agree.
-    c = measured("task=imagenet", "backbone.variant=conv")
+    c = measured("experiment=imagenet", "backbone.variant=conv")
     assert c.mult_adds / 1e6 == pytest.approx(4866, rel=5e-4)
     assert_rounds_to((c.mult_adds - c.by_type["fc"]["mult_adds"]) / 1e6, "4866", "conv MobileNet body Mult-Adds")
     assert_rounds_to(c.params / 1e6, "29.3", "params")  # 29.282
@@ -172,7 +172,7 @@ def test_resolution_rows(alpha, size, printed, params, printed_224):
     instead that (a) the body scales exactly by rho^2 and the FC stays, and (b) our 224 count times
     rho^2 rounds to the printed figure, which is how the paper got it. 192 and 128 also match directly.
     """
-    overrides = ("task=imagenet", f"backbone.alpha={alpha}")
+    overrides = ("experiment=imagenet", f"backbone.alpha={alpha}")
     at_224 = measured(*overrides)
     at_size = measured(*overrides, f"task.input_size={size}")
     fc = at_224.by_type["fc"]["mult_adds"]
@@ -203,7 +203,7 @@ def test_resolution_rows(alpha, size, printed, params, printed_224):
 def test_table10_dogs_params(alpha, params):
     # Only the parameters are checked: Table 10 repeats the ImageNet Mult-Adds (569 M, 325 M),
     # while a 120-class FC gives 567.8 M and 324.7 M.
-    cfg = compose(["task=dogs", f"backbone.alpha={alpha}"])
+    cfg = compose(["experiment=dogs", f"backbone.alpha={alpha}"])
     assert cfg.task.num_classes == 120
     model = build_model(cfg)
     assert model.head.fc.out_features == 120
@@ -271,20 +271,24 @@ def test_table12_rows_the_paper_prints_otherwise():
         assert_rounds_to(c.params / 1e6, "0.2", f"0.25-{size} params")
 
 
-TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+# Every shipped model config, as the override that picks it: the recipes (task/) and the demos and
+# dataset presets (experiment/).
+TASKS = sorted([f"task={p.stem}" for p in (CONF_DIR / "task").glob("*.yaml")]
+               + [f"experiment={p.stem}" for p in (CONF_DIR / "experiment").glob("*.yaml")])
 BACKBONES = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 
 
 def test_task_list_is_complete():
-    assert {"imagenet", "dogs", "shapes", "classification", "ssd300", "shapes_ssd", "faster_rcnn_300",
-            "faster_rcnn_600", "facenet_triplet", "facenet_distill"} <= set(TASKS)
+    assert {"experiment=imagenet", "experiment=dogs", "experiment=shapes", "task=classification", "task=ssd300",
+            "task=shapes_ssd", "task=faster_rcnn_300", "task=faster_rcnn_600", "task=facenet_triplet",
+            "experiment=facenet_distill"} <= set(TASKS)
     assert set(BACKBONES) == {p.stem for p in (Path(CONF_DIR) / "backbone").glob("*.yaml")}
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_and_backbone_counts(task, backbone):
-    cfg = compose([f"task={task}", f"backbone={backbone}", "backbone.alpha=0.25"])
+    cfg = compose([task, f"backbone={backbone}", "backbone.alpha=0.25"])
     model = build_model(cfg)
     c = count_complexity(model, cfg.task.input_size)
     assert c.mult_adds > 0 and c.params > 0
@@ -303,7 +307,7 @@ def test_every_task_and_backbone_counts(task, backbone):
 
 
 def test_count_complexity_restores_training_mode():
-    model = build_model(compose(["task=shapes", "backbone.alpha=0.25"]))
+    model = build_model(compose(["experiment=shapes", "backbone.alpha=0.25"]))
     model.train()
     count_complexity(model, 64)
     assert model.training and all(m.training for m in model.modules())
@@ -313,7 +317,7 @@ def test_count_complexity_restores_training_mode():
 
 
 def test_rectangular_input_size():
-    model = build_model(compose(["task=shapes", "backbone.alpha=0.25"]))
+    model = build_model(compose(["experiment=shapes", "backbone.alpha=0.25"]))
     c = count_complexity(model, (64, 96))
     assert c.input_size == (64, 96)
     assert c.by_type["conv_3x3"]["mult_adds"] == 32 * 48 * 8 * 27

@@ -3,12 +3,13 @@ import pytest
 
 from mnet_vision.config import ConfigValueError, check_run_config, compose
 from mnet_vision.training import build_task
-from tests.helpers import tiny_overrides
+from tests.helpers.configs import tiny_overrides
 
 
 def test_the_shipped_configs_pass():
-    for task in ("shapes", "shapes_ssd", "ssd300", "planet", "attributes", "facenet_triplet", "faster_rcnn_300"):
-        check_run_config(compose([f"task={task}"]))
+    for config in ("experiment=shapes", "task=shapes_ssd", "task=ssd300", "task=planet", "task=attributes",
+                   "task=facenet_triplet", "task=faster_rcnn_300"):
+        check_run_config(compose([config]))
 
 
 @pytest.mark.parametrize("override, message", [

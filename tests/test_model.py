@@ -9,7 +9,7 @@ from mnet_vision.model import BackboneHeadModel, build_model
 
 
 def test_shapes_task_logits():
-    cfg = compose(["task=shapes", "backbone.alpha=0.25"])
+    cfg = compose(["experiment=shapes", "backbone.alpha=0.25"])
     assert cfg.task.input_size == 64 and cfg.task.num_classes == 10
     model = build_model(cfg)
     assert isinstance(model, BackboneHeadModel)
@@ -21,7 +21,7 @@ def test_shapes_task_logits():
 
 
 def test_backbone_returns_only_the_head_tap():
-    model = build_model(compose(["task=shapes", "backbone.alpha=0.25"])).eval()
+    model = build_model(compose(["experiment=shapes", "backbone.alpha=0.25"])).eval()
     assert list(model.backbone.out_taps) == ["conv13"]
     with torch.no_grad():
         features = model.backbone(torch.randn(2, 3, 64, 64))
@@ -31,7 +31,7 @@ def test_backbone_returns_only_the_head_tap():
 
 
 def test_head_taps_decide_backbone_taps():
-    model = build_model(compose(["task=shapes", "backbone.alpha=0.25", "task.head.taps=[conv11]"])).eval()
+    model = build_model(compose(["experiment=shapes", "backbone.alpha=0.25", "task.head.taps=[conv11]"])).eval()
     assert list(model.backbone.out_taps) == ["conv11"]
     assert model.head.tap == "conv11" and model.head.fc.in_features == 128
     with torch.no_grad():
@@ -42,7 +42,7 @@ def test_head_taps_decide_backbone_taps():
 
 
 def test_torchvision_backbone_from_config():
-    model = build_model(compose(["task=shapes", "backbone=mobilenet_v3_small", "backbone.alpha=0.5"])).eval()
+    model = build_model(compose(["experiment=shapes", "backbone=mobilenet_v3_small", "backbone.alpha=0.5"])).eval()
     assert isinstance(model.backbone, TorchvisionMobileNet)
     with torch.no_grad():
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
@@ -50,4 +50,4 @@ def test_torchvision_backbone_from_config():
 
 def test_unknown_head_tap_fails():
     with pytest.raises(Exception, match="conv99"):
-        build_model(compose(["task=shapes", "backbone.alpha=0.25", "task.head.taps=[conv99]"]))
+        build_model(compose(["experiment=shapes", "backbone.alpha=0.25", "task.head.taps=[conv99]"]))

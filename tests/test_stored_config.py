@@ -15,7 +15,7 @@ from mnet_vision.geolocate import Geolocator
 from mnet_vision.stored_config import ENV_ALLOWED, UnsafeConfigError, allow_targets, check_stored_config
 from mnet_vision.tasks.teachers import checkpoint_teacher, dump_teacher_outputs
 from mnet_vision.training import build_task, evaluate, task_from_checkpoint
-from tests.helpers import tiny_overrides
+from tests.helpers.configs import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 VICTIM_TEXT = "precious data\n"

@@ -2,7 +2,7 @@
 distillation run never runs the teacher again (distill/teacher=stored).
 
     python tools/dump_teacher.py ckpt=outputs/faces_teacher/<time>/checkpoints/last.ckpt out=teacher_train.pt
-    python tools/train.py task=facenet_distill distill/teacher=stored distill.teacher.path=teacher_train.pt
+    python tools/train.py experiment=facenet_distill distill/teacher=stored distill.teacher.path=teacher_train.pt
 
 Keys: ckpt, out, split (train), device (cpu); any other key=value (data.root=...) overrides the data
 config stored in the checkpoint: the outputs must be made on the student's training images.

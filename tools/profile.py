@@ -1,7 +1,7 @@
 """Mult-Adds and parameters of any task config, as the MobileNets paper counts them.
 
-    python tools/profile.py task=imagenet backbone.alpha=0.5 task.input_size=160
-    python tools/profile.py task=imagenet backbone.alpha=0.5 task.input_size=160 output=json
+    python tools/profile.py experiment=imagenet backbone.alpha=0.5 task.input_size=160
+    python tools/profile.py experiment=imagenet backbone.alpha=0.5 task.input_size=160 output=json
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json

@@ -1,4 +1,4 @@
-"""Train a task: python tools/train.py task=imagenet backbone.alpha=0.5 task.input_size=160
+"""Train a task: python tools/train.py experiment=imagenet backbone.alpha=0.5 task.input_size=160
 
 Multirun: python tools/train.py -m backbone.alpha=1.0,0.75,0.5,0.25
 """

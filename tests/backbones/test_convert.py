@@ -9,7 +9,7 @@ from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet, torchvision_
 from mnet_vision.checkpoints import init_from
 from mnet_vision.heads import ClassifierHead
 from mnet_vision.model import BackboneHeadModel
-from tests.helpers import randomise_batchnorm
+from tests.helpers.models import randomise_batchnorm
 
 timm = pytest.importorskip("timm")
 

@@ -5,7 +5,7 @@ import torchvision
 from torch import nn
 
 from mnet_vision.backbones import TorchvisionMobileNet
-from tests.helpers import randomise_batchnorm
+from tests.helpers.models import randomise_batchnorm
 
 CASES = [("mobilenet_v2", 0.5), ("mobilenet_v2", 1.0), ("mobilenet_v3_large", 0.5), ("mobilenet_v3_small", 0.5)]
 

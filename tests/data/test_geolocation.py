@@ -11,7 +11,7 @@ from mnet_vision.config import compose
 from mnet_vision.data.geolocation import GeotaggedDataModule
 from mnet_vision.data.geotagged import read_geotagged_csv
 from mnet_vision.geo.cells import GeoCellPartition
-from tests.helpers import TINY_GEO_IMAGES, tiny_geo_overrides
+from tests.helpers.configs import TINY_GEO_IMAGES, tiny_geo_overrides
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from lightning.fabric.utilities.data import _replace_dunder_methods, _set_sampler_epoch
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
-from lightning.pytorch.utilities.data import _update_dataloader
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from lightning.pytorch import LightningModule, Trainer
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from mnet_vision.data.identities import IdentityFolderDataModule, IdentityFolderDataset
 from mnet_vision.data.synthetic.datamodules import SyntheticIdentityDataModule
@@ -113,24 +113,41 @@ def test_pk_batches_depend_only_on_seed_and_epoch():
     assert list(sampler) != first
 
 
+class _RecordBatches(LightningModule):
+    """Records the batches of every training epoch (``seen[epoch]``); learns nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+        self.seen: dict[int, list] = {}
+
+    def training_step(self, batch, batch_idx):
+        self.seen.setdefault(self.current_epoch, []).append(batch)
+        return self.weight * 0.0
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
 def test_lightning_sets_the_epoch_of_the_pk_batches():
-    loader = _key_loader()
-    epoch0 = list(loader)
-    _set_sampler_epoch(loader, 5)  # what Lightning's fit loop calls each epoch
+    model = _RecordBatches()  # Lightning's fit loop calls the batch sampler's set_epoch each epoch
+    Trainer(max_epochs=6, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False).fit(model, train_dataloaders=_key_loader())
+    epoch0 = model.seen[0]
     expected = PKBatchSampler(LABELS, 8, 2)
     expected.set_epoch(5)
-    assert list(loader) == list(expected) != epoch0
+    assert model.seen[5] == list(expected) != epoch0
 
 
 def test_under_ddp_each_process_gets_its_share_of_whole_pk_batches():
-    # Lightning re-creates the batch sampler with its sampler wrapped for DDP; this replays that.
-    with _replace_dunder_methods(BatchSampler):
-        loader = _key_loader()
+    # Lightning re-creates the batch sampler with its arguments and its sampler wrapped for DDP
+    # (sampler=DistributedSamplerWrapper(...)); this replays that through the public constructor.
+    loader = _key_loader()
     single = list(PKBatchSampler(LABELS, 8, 2))
     shares = []
     for rank in (0, 1):
         wrapped = DistributedSamplerWrapper(loader.batch_sampler.sampler, num_replicas=2, rank=rank, shuffle=False)
-        shares.append(list(_update_dataloader(loader, wrapped).batch_sampler))
+        shares.append(list(PKBatchSampler(LABELS, 8, 2, sampler=wrapped)))
     assert [len(s) for s in shares] == [2, 2]
     assert sorted(shares[0] + shares[1]) == sorted(single)
 
@@ -232,7 +249,7 @@ def test_config_builds_the_synthetic_module(tmp_path):
 
     from mnet_vision.config import compose
 
-    cfg = compose(["data=synthetic_identities", "task=shapes", f"data.root={tmp_path}"])
+    cfg = compose(["data=synthetic_identities", "experiment=shapes", f"data.root={tmp_path}"])
     assert cfg.data.input_size == cfg.task.input_size and cfg.data.std[0] == pytest.approx(128 / 255)
     dm = instantiate(cfg.data)
     assert isinstance(dm, SyntheticIdentityDataModule)

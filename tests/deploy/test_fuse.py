@@ -6,7 +6,7 @@ from mnet_vision.backbones import MobileNetV1, TorchvisionMobileNet
 from mnet_vision.deploy import fold_batchnorm, prepare_for_inference
 from mnet_vision.heads import ClassifierHead
 from mnet_vision.model import BackboneHeadModel
-from tests.helpers import randomise_batchnorm
+from tests.helpers.models import randomise_batchnorm
 
 
 @pytest.mark.parametrize("backbone", [lambda: MobileNetV1(0.5, activation="relu6"), lambda: MobileNetV1(0.25, "conv"),

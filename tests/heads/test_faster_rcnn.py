@@ -135,7 +135,7 @@ def test_state_dict_holds_conv12_and_conv13_once():
 
 def test_classification_backbone_weights_load_and_feed_the_box_head():
     model = frcnn(*SMALL)
-    classifier = build_model(compose(["task=imagenet", "backbone.alpha=0.25"]))
+    classifier = build_model(compose(["experiment=imagenet", "backbone.alpha=0.25"]))
     load_matching(model.backbone, classifier.backbone.state_dict(), "classification backbone")
     also = MobileNetV1(alpha=0.25)  # a bare backbone's state dict fits too
     model.backbone.load_state_dict(also.state_dict())

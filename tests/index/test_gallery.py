@@ -88,7 +88,7 @@ def _classifier_ckpt(tmp_path):
     from mnet_vision.config import compose
     from mnet_vision.training import build_task
     from mnet_vision.checkpoints import atomic_save
-    from tests.helpers import tiny_overrides
+    from tests.helpers.configs import tiny_overrides
 
     task = build_task(compose(tiny_overrides(tmp_path / "shapes")))
     path = tmp_path / "classifier.ckpt"

@@ -4,28 +4,10 @@ import json
 import pytest
 
 from mnet_vision.metrics.coco import COCO_METRICS, coco_table, detections_to_results, evaluate_coco, load_coco_gt
-
-# Two images; category ids with a gap (1 and 7) as in COCO. All three boxes are "medium" (32^2..96^2).
-GT = {
-    "images": [{"id": 1, "width": 200, "height": 200, "file_name": "a.png"},
-               {"id": 2, "width": 200, "height": 200, "file_name": "b.png"}],
-    "categories": [{"id": 1, "name": "circle"}, {"id": 7, "name": "square"}],
-    "annotations": [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 50], "area": 2500, "iscrowd": 0},
-        {"id": 2, "image_id": 1, "category_id": 7, "bbox": [100, 100, 40, 40], "area": 1600, "iscrowd": 0},
-        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [20, 30, 60, 40], "area": 2400, "iscrowd": 0},
-    ],
-}
-
-
-def _perfect(shift=(0, 0, 0)):
-    return [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.9,
-             "bbox": [a["bbox"][0] + s, a["bbox"][1], a["bbox"][2], a["bbox"][3]]}
-            for a, s in zip(GT["annotations"], shift)]
-
+from tests.helpers.coco import GT, perfect_results
 
 def test_perfect_detections_score_one():
-    m = evaluate_coco(GT, _perfect())
+    m = evaluate_coco(GT, perfect_results())
     assert set(m) == set(COCO_METRICS)
     for name in ("AP", "AP50", "AP75", "AP_medium", "AR1", "AR10", "AR100", "AR_medium"):
         assert m[name] == pytest.approx(1.0), name
@@ -38,16 +20,16 @@ def test_empty_results_give_zeros_not_a_crash():
 
 def test_missed_object_counts():
     # only image 1 detected: circle recall 1/2 (AP 51/101 on the 101-point curve), square recall 1
-    m = evaluate_coco(GT, _perfect()[:2])
+    m = evaluate_coco(GT, perfect_results()[:2])
     assert m["AR100"] == pytest.approx(0.75)
     assert m["AP"] == pytest.approx((51 / 101 + 1) / 2)
     # restricted to image 1, nothing is missed
-    assert evaluate_coco(GT, _perfect()[:2], image_ids=[1])["AP"] == pytest.approx(1.0)
+    assert evaluate_coco(GT, perfect_results()[:2], image_ids=[1])["AP"] == pytest.approx(1.0)
 
 
 def test_iou_between_0_60_and_0_65_passes_three_of_ten_thresholds():
     # x shifts give IoU 38.5/61.5 = 0.626, 31/49 = 0.633 and 47/73 = 0.644
-    m = evaluate_coco(GT, _perfect(shift=(11.5, 9, 13)))
+    m = evaluate_coco(GT, perfect_results(shift=(11.5, 9, 13)))
     assert m["AP50"] == pytest.approx(1.0) and m["AP75"] == 0.0
     assert m["AP"] == pytest.approx(0.3)
 
@@ -62,7 +44,7 @@ def test_detections_to_results_maps_labels_and_boxes():
 
 
 def test_unknown_image_id_is_named_before_pycocotools():
-    bad = _perfect() + [{"image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]
+    bad = perfect_results() + [{"image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]
     with pytest.raises(ValueError, match=r"\[3\] image_id 99 is not in the ground truth"):
         evaluate_coco(GT, bad)
 
@@ -84,7 +66,7 @@ def test_malformed_detection(entry, match):
 def test_files_and_their_errors(tmp_path):
     gt_path, res_path = tmp_path / "gt.json", tmp_path / "res.json"
     gt_path.write_text(json.dumps(GT))
-    res_path.write_text(json.dumps(_perfect()))
+    res_path.write_text(json.dumps(perfect_results()))
     assert evaluate_coco(gt_path, res_path)["AP"] == pytest.approx(1.0)
     (tmp_path / "broken.json").write_text('{"images": [\n  {"id": 1,,}\n]}')
     with pytest.raises(ValueError, match=r"broken.json: malformed JSON at line 2"):
@@ -106,4 +88,4 @@ def test_ground_truth_checks():
 
 
 def test_table_lists_the_twelve():
-    assert coco_table(evaluate_coco(GT, _perfect())).count("\n") == 13
+    assert coco_table(evaluate_coco(GT, perfect_results())).count("\n") == 13

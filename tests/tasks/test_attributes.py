@@ -12,7 +12,7 @@ from mnet_vision.data.synthetic.attributes import ATTRIBUTE_NAMES
 from mnet_vision.tasks.attributes import masked_bce
 from mnet_vision.tasks.teachers import dump_teacher_outputs
 from mnet_vision.training import build_task, evaluate, train
-from tests.helpers import tiny_attribute_overrides
+from tests.helpers.configs import tiny_attribute_overrides
 
 K = len(ATTRIBUTE_NAMES)
 

@@ -12,7 +12,7 @@ from mnet_vision.config import compose
 from mnet_vision.tasks.distillation import EmbeddingL2, HintonKD, SoftTargetBCE
 from mnet_vision.tasks.teachers import STORED_FORMAT, StoredTeacher, dump_teacher_outputs
 from mnet_vision.training import build_task, build_trainer, evaluate, train
-from tests.helpers import tiny_overrides
+from tests.helpers.configs import tiny_overrides
 
 
 def tiny_teacher(classes: int = 10) -> nn.Module:
@@ -144,7 +144,7 @@ def test_dumping_a_detector_says_it_cannot_teach(detection_run, tmp_path):
 
 
 def test_a_detector_cannot_be_a_student(tmp_path):
-    from tests.helpers import tiny_detection_overrides
+    from tests.helpers.configs import tiny_detection_overrides
 
     cfg = compose(tiny_detection_overrides(tmp_path, "distill=hinton", "distill.teacher.path=unused.ckpt"))
     with pytest.raises(Exception, match="DetectionTask cannot be a distillation student"):

@@ -12,7 +12,7 @@ from mnet_vision.geo.distances import EARTH_RADIUS_KM
 from mnet_vision.tasks.geolocation import soft_cell_targets
 from mnet_vision.config import compose
 from mnet_vision.training import build_task, evaluate, task_from_checkpoint
-from tests.helpers import tiny_geo_overrides
+from tests.helpers.configs import tiny_geo_overrides
 
 
 def _north_km(km: float) -> float:

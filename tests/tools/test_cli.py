@@ -1,34 +1,23 @@
 """The tools as a user runs them: subprocesses from the repository root."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import tiny_attribute_overrides, tiny_identity_overrides, tiny_overrides
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_tool(tool: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "1"}
-    result = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{tool} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+from tests.helpers.cli import run_tool
+from tests.helpers.coco import GT, perfect_results
+from tests.helpers.configs import tiny_attribute_overrides, tiny_detection_overrides, tiny_identity_overrides, tiny_overrides
 
 
 def test_profile_json_for_the_issue_example():
-    out = run_tool("profile.py", "task=imagenet", "backbone.alpha=0.5", "task.input_size=160", "output=json")
+    out = run_tool("profile.py", "experiment=imagenet", "backbone.alpha=0.5", "task.input_size=160", "output=json")
     result = json.loads(out.stdout)
     assert round(result["mult_adds"] / 1e6) == 77 and round(result["params"] / 1e6, 2) == 1.32  # Table 9: 76 M / 1.32 M
     assert set(result["by_type"]) == {"conv_3x3", "depthwise_3x3", "conv_1x1", "fc"}
 
 
 def test_profile_table():
-    out = run_tool("profile.py", "task=dogs", "backbone=mobilenet_v3_small", "backbone.alpha=0.75")
+    out = run_tool("profile.py", "experiment=dogs", "backbone=mobilenet_v3_small", "backbone.alpha=0.75")
     assert "| **total** |" in out.stdout
 
 
@@ -70,10 +59,8 @@ def test_ddp_two_cpu_processes_match_one_process_shape(shapes_root, tmp_path):
 
 
 def test_eval_scores_a_coco_results_file(tmp_path):
-    from tests.metrics.test_coco import GT, _perfect
-
     (tmp_path / "gt.json").write_text(json.dumps(GT))
-    (tmp_path / "res.json").write_text(json.dumps(_perfect()))
+    (tmp_path / "res.json").write_text(json.dumps(perfect_results()))
     out = run_tool("eval.py", f"gt={tmp_path / 'gt.json'}", f"results={tmp_path / 'res.json'}",
                    f"output={tmp_path / 'm.json'}")
     assert "| AP | 1.0000 |" in out.stdout
@@ -81,8 +68,6 @@ def test_eval_scores_a_coco_results_file(tmp_path):
 
 
 def test_detection_train_eval_detect(tmp_path):
-    from tests.helpers import tiny_detection_overrides
-
     run_dir = tmp_path / "run"
     out = run_tool("train.py", *tiny_detection_overrides(tmp_path / "data"), f"hydra.run.dir={run_dir}")
     assert "| test/AP50 |" in out.stdout
@@ -100,8 +85,6 @@ def test_detection_train_eval_detect(tmp_path):
 
 def test_detection_under_two_process_ddp_scores_every_val_image(tmp_path):
     """Each process detects half the images; the COCO score gathers both halves (all_gather_object)."""
-    from tests.helpers import tiny_detection_overrides
-
     run_dir = tmp_path / "ddp"
     run_tool("train.py", *tiny_detection_overrides(tmp_path / "data", "trainer=ddp", "trainer.accelerator=cpu",
                                                    "trainer.devices=2", "trainer.sync_batchnorm=false"),
@@ -157,10 +140,10 @@ def test_attributes_demo_teacher_dump_table12_multirun_eval(tmp_path):
     Table 12's grid (here 2 widths x 1 resolution) distilled as one multirun, and evaluation."""
     data, teacher_dir, sweep = tmp_path / "data", tmp_path / "teacher", tmp_path / "sweep"
     tiny = tiny_attribute_overrides(data, "trainer.max_epochs=5")[1:]  # without task=attributes
-    run_tool("train.py", "task=attributes_teacher", *tiny, "backbone.alpha=0.5", f"hydra.run.dir={teacher_dir}")
+    run_tool("train.py", "experiment=attributes_teacher", *tiny, "backbone.alpha=0.5", f"hydra.run.dir={teacher_dir}")
     stored = tmp_path / "teacher_attributes.pt"
     run_tool("dump_teacher.py", f"ckpt={teacher_dir / 'checkpoints' / 'last.ckpt'}", f"out={stored}")
-    run_tool("train.py", "-m", "task=attributes_student", *tiny, f"distill.teacher.path={stored}",
+    run_tool("train.py", "-m", "experiment=attributes_student", *tiny, f"distill.teacher.path={stored}",
              "backbone.alpha=0.25,0.5", "task.input_size=32", f"hydra.sweep.dir={sweep}",
              "hydra.sweep.subdir=${hydra.job.num}")
     for job in ("0", "1"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnet_vision.geolocate import geolocate_files
-from tests.tools.test_cli import run_tool
+from tests.helpers.cli import run_tool
 
 
 def test_geolocate_a_csv_scores_it_and_draws_maps(geo_run, tmp_path):
@@ -76,7 +76,7 @@ def test_planet_under_two_process_ddp_scores_every_test_photo_once(tmp_path):
     from mnet_vision.data.geotagged import read_geotagged_csv
     from mnet_vision.geo.cells import GeoCellPartition
     from mnet_vision.metrics.geo import geolocation_accuracy
-    from tests.helpers import tiny_geo_cell_counts, tiny_geo_overrides
+    from tests.helpers.configs import tiny_geo_cell_counts, tiny_geo_overrides
 
     odd = "data.images_per_split.test=41"
     data, run_dir = tmp_path / "data", tmp_path / "ddp"

@@ -7,7 +7,7 @@ import pytest
 
 from mnet_vision.data.cell_files import cells_table, make_cells
 from mnet_vision.geo.cells import GeoCellPartition, ancestor_index
-from tests.tools.test_cli import REPO, run_tool
+from tests.helpers.cli import REPO, run_tool
 
 
 def write_photos(path, n=4000, seed=0):

@@ -9,7 +9,7 @@ import torch
 from mnet_vision.checkpoints import CheckpointMismatchError, atomic_save, load_file
 from mnet_vision.config import compose
 from mnet_vision.training import evaluate, train
-from tests.helpers import tiny_overrides
+from tests.helpers.configs import tiny_overrides
 
 
 def _train(root, run_dir, *extra):
@@ -143,7 +143,7 @@ def test_bf16_mixed_precision_trains(shapes_root, tmp_path):
 
 
 def test_imagenet_without_data_names_the_root(tmp_path):
-    cfg = compose(["task=imagenet", f"data.root={tmp_path / 'imagenet'}", "backbone.alpha=0.25", "logger=none",
+    cfg = compose(["experiment=imagenet", f"data.root={tmp_path / 'imagenet'}", "backbone.alpha=0.25", "logger=none",
                    "trainer.enable_progress_bar=false"])
     with pytest.raises(FileNotFoundError, match=r"data root .*imagenet does not exist; expected layout"):
         train(cfg, run_dir=tmp_path / "run")
