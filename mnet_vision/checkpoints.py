@@ -1,5 +1,6 @@
-"""Loading and saving weights safely: ``weights_only`` loads, atomic writes, and mismatch errors
-that say which keys or shapes differ."""
+"""Loading and saving weights safely: ``weights_only`` loads, atomic writes, mismatch errors
+that say which keys or shapes differ; the run config and the metadata our checkpoints carry
+(:func:`stored_run_config`, :func:`checkpoint_metadata`). Lightning-free: inference uses it."""
 from __future__ import annotations
 
 import os
@@ -8,13 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mnet_vision.atomic import atomic_write
 from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet, torchvision_mobilenet_to_mnet
+from mnet_vision.config import compose
+from mnet_vision.stored_config import check_stored_config
 
 SCOPES = ("model", "backbone")
 FORMATS = ("mnet", "timm", "torchvision")
+
+#: Checkpoint entry of the run config (:func:`stored_run_config`).
+CONFIG_KEY = "mnet_config"
+#: Checkpoint entry of what serving a model needs besides its config (:func:`checkpoint_metadata`).
+META_KEY = "mnet_meta"
+#: Data config keys of the evaluation transform (absent ones take the transform's defaults).
+TRANSFORM_KEYS = ("input_size", "crop_fraction", "mean", "std")
 
 
 class CheckpointMismatchError(ValueError):
@@ -109,3 +120,56 @@ def init_from(model: nn.Module, path: str, scope: str = "model", format: str = "
         load_matching(model.backbone, state, f"backbone weights in {path}")
     else:
         load_matching(model, state, str(path))
+
+
+def stored_run_config(checkpoint: Mapping[str, Any], source: str, overrides: DictConfig | Mapping | None = None,
+                      data: str | None = None) -> DictConfig:
+    """The run config stored in one of our checkpoints (``mnet_config``), checked as data before
+    anything is built from it (:func:`mnet_vision.stored_config.check_stored_config`), with a
+    distillation run's teacher dropped (its student is evaluated and served alone), its data config
+    replaced by ``conf/data/<data>.yaml`` if ``data`` is given, then merged with ``overrides``, and
+    ``task.init_from.path`` cleared (the checkpoint's own weights are loaded instead)."""
+    if CONFIG_KEY not in checkpoint:
+        raise ValueError(f"{source} is not an mnet_vision training checkpoint (no {CONFIG_KEY!r} entry)")
+    stored = checkpoint[CONFIG_KEY]
+    if not isinstance(stored, dict):
+        raise ValueError(f"{source}: its {CONFIG_KEY!r} entry is a {type(stored).__name__}, expected a run config dict")
+    stored = {**stored, "distill": None} if stored.get("distill") is not None else stored
+    check_stored_config(stored, source)  # before anything is instantiated from it
+    cfg = OmegaConf.create(stored)
+    if data is not None:  # another data config in place of the stored one, as data=<name> on the command line
+        cfg.data = OmegaConf.to_container(compose([f"data={data}"]).data, resolve=False)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, overrides)
+    if cfg.task.get("init_from") is not None:
+        cfg.task.init_from.path = None
+    return cfg
+
+
+def checkpoint_metadata(run_config: DictConfig | Mapping[str, Any] | None, task: str, outputs: str | None,
+                        class_names: list[str] | None = None, category_ids: list[int] | None = None
+                        ) -> dict[str, Any]:
+    """What serving a checkpoint's model needs besides its weights, as plain data (``weights_only``
+    loads it): stored under :data:`META_KEY` by every task.
+
+    ``task``: the task class name (``DetectionTask``; a distillation run's student's); ``outputs``: the
+    name of its model's output (``logits``, ``embedding``; None for a detector); ``class_names`` (index
+    = model label; 0 the background for a detector) and ``category_ids`` (the dataset's id of each
+    label) when the data names them; ``input_size`` and ``embedding_dim`` from ``task``; and
+    ``transform``, the evaluation transform's data settings (:data:`TRANSFORM_KEYS` present in the
+    data config, resolved) with ``kind``: ``classification`` (resize, centre crop, normalise) for data
+    with an ``input_size``, ``detection`` (the image in [0, 1]; the detector resizes) for data without.
+    """
+    cfg = OmegaConf.create(run_config if run_config is not None else {})
+    data = cfg.get("data") or OmegaConf.create({})
+    transform: dict[str, Any] = {"kind": "classification" if "input_size" in data else "detection"}
+    for key in TRANSFORM_KEYS:
+        if key in data:
+            value = data[key]
+            transform[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    head_task = cfg.get("task") or OmegaConf.create({})
+    return {"task": task, "outputs": outputs,
+            "class_names": None if class_names is None else [str(n) for n in class_names],
+            "category_ids": None if category_ids is None else [int(c) for c in category_ids],
+            "input_size": head_task.get("input_size"), "embedding_dim": head_task.get("embedding_dim"),
+            "transform": transform}

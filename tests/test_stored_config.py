@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from mnet_vision.config import compose
-from mnet_vision.detect import detect_files
-from mnet_vision.embed import Embedder
-from mnet_vision.geolocate import Geolocator
+from mnet_vision.inference.detect import detect_files
+from mnet_vision.inference.dump_teacher import dump_teacher_outputs
+from mnet_vision.inference.embed import Embedder
+from mnet_vision.inference.geolocate import Geolocator
 from mnet_vision.stored_config import ENV_ALLOWED, UnsafeConfigError, allow_targets, check_stored_config
-from mnet_vision.tasks.teachers import checkpoint_teacher, dump_teacher_outputs
+from mnet_vision.tasks.teachers import checkpoint_teacher
 from mnet_vision.training import build_task, evaluate, task_from_checkpoint
 from tests.helpers.configs import tiny_overrides
 

@@ -5,6 +5,7 @@
 
 Prints each query's best identity and cosine score ("unknown" below threshold) and its top k;
 output= writes them all as JSON, picture= a PNG of each query beside its matches (up to 8 queries).
+fast (default true: BatchNorm folded, channels_last; false embeds with the model as trained, equal within 1e-4).
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import json
@@ -15,11 +16,11 @@ from omegaconf import OmegaConf
 
 from mnet_vision.atomic import atomic_write_text
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
-from mnet_vision.index.gallery import search_index
+from mnet_vision.inference.search import search_index
 from mnet_vision.outputs import refuse_overwrite
 from mnet_vision.viz.verification import save_search_picture
 
-USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE] [picture=PNG]"
+USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE] [picture=PNG] [fast=true]"
 
 
 def main(argv: list[str]) -> None:
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> None:
             refuse_overwrite(args[key], inputs, key)
     results = search_index(args.index, args.query, args.get("ckpt"), int(args.get("k", 5)),
                            float(args.get("threshold", -1.0)), str(args.get("device", "cpu")),
-                           checked_max_pixels(args.get("max_pixels", MAX_PIXELS)))
+                           checked_max_pixels(args.get("max_pixels", MAX_PIXELS)), bool(args.get("fast", True)))
     for r in results:
         others = ", ".join(f"{m['identity']} {m['score']:.3f}" for m in r["matches"][1:])
         print(f"{r['query']}: {r['identity']} ({r['score']:.3f})" + (f"  | next: {others}" if others else ""))

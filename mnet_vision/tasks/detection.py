@@ -119,11 +119,3 @@ class DetectionTask(ModelTask):
             write_json(path, scored["results"])
             log.info("%d test detections written to %s, pictures to %s", len(scored["results"]), path,
                      self._pictures_dir())
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "class_names"):
-            # what tools/detect.py needs to name detections without the dataset at hand
-            checkpoint["mnet_classes"] = {"names": list(datamodule.class_names),
-                                          "category_ids": [int(c) for c in datamodule.label_to_category]}

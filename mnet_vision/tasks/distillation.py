@@ -225,5 +225,5 @@ class DistillationTask(pl.LightningModule):
                                 student.scheduler_cfg, student.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mnet_config"] = self.run_config  # first: the student's metadata is derived from it
         self.student.on_save_checkpoint(checkpoint)  # what the student stores (class names ...)
-        checkpoint["mnet_config"] = self.run_config

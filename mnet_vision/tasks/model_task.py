@@ -6,6 +6,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from mnet_vision.checkpoints import CONFIG_KEY, META_KEY, checkpoint_metadata
 from mnet_vision.training.optim import build_optimizers
 
 
@@ -66,4 +67,18 @@ class ModelTask(pl.LightningModule):
         return build_optimizers(self.model, self.optimizer_cfg, self.scheduler_cfg, self.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["mnet_config"] = self.run_config
+        """Store the run config (``mnet_config``) and, in one entry (``mnet_meta``), what serving the
+        model needs besides it: :func:`mnet_vision.checkpoints.checkpoint_metadata`, with the data's
+        class names and category ids when its DataModule names them."""
+        # a distillation student holds no run config of its own: its wrapper stored it first
+        config = self.run_config if self.run_config is not None else checkpoint.get(CONFIG_KEY)
+        checkpoint[CONFIG_KEY] = config
+        try:
+            datamodule = getattr(self.trainer, "datamodule", None)
+        except RuntimeError:  # saved outside a Trainer: Lightning raises when none is attached
+            datamodule = None
+        names = getattr(datamodule, "class_names", None)
+        categories = getattr(datamodule, "label_to_category", None)  # the dataset's id of each label
+        checkpoint[META_KEY] = checkpoint_metadata(config, type(self).__name__, self.outputs_name,
+                                                   None if names is None else list(names),
+                                                   None if categories is None else list(categories))

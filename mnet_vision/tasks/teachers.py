@@ -9,28 +9,22 @@ checkpoint stores it.
 - :class:`ModelTeacher`: any ``nn.Module`` (built from config: a timm or torchvision model, a
   FaceNet-style model) with weights from a file; :func:`checkpoint_teacher` builds one from one of
   our training checkpoints.
-- :class:`StoredTeacher`: outputs computed once by :func:`dump_teacher_outputs`
-  (``tools/dump_teacher.py``), looked up by sample id, so training never runs the big teacher.
+- :class:`StoredTeacher`: outputs computed once by
+  :func:`mnet_vision.inference.dump_teacher.dump_teacher_outputs` (``tools/dump_teacher.py``),
+  looked up by sample id, so training never runs the big teacher.
 """
 from __future__ import annotations
 
-import copy
-import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from mnet_vision.checkpoints import atomic_save, load_file, load_matching, model_state_dict
-from mnet_vision.outputs import check_writable, refuse_overwrite
-
-log = logging.getLogger(__name__)
-
-STORED_FORMAT = "mnet_vision.teacher_outputs/1"
+from mnet_vision.checkpoints import load_file, load_matching, model_state_dict
+from mnet_vision.inference.dump_teacher import STORED_FORMAT
+from mnet_vision.inference.load import load_model
 
 
 class ModelTeacher:
@@ -76,17 +70,17 @@ class ModelTeacher:
 
 def checkpoint_teacher(path: str, input_size: int | None = None) -> ModelTeacher:
     """A :class:`ModelTeacher` from one of our training checkpoints: the model its stored config
-    builds, its weights, and its task's output name (``logits`` for a classifier, ``embedding``)."""
-    from mnet_vision.training import task_from_checkpoint  # training imports the tasks: only here
-
-    cfg, task, _ = task_from_checkpoint(path)
-    if getattr(task, "outputs_name", None) is None:
-        raise ValueError(f"{path} holds a {type(task).__name__} model, which has no logits or embedding to teach")
-    return ModelTeacher(task.model, outputs=task.outputs_name, input_size=input_size or cfg.task.get("input_size"))
+    builds, its weights, and its task's output name (``logits`` for a classifier, ``embedding``).
+    The plain model, not the BN-folded one: training targets as the teacher was evaluated."""
+    loaded = load_model(path, fast=False)
+    if loaded.meta.outputs is None:
+        raise ValueError(f"{path} holds a {loaded.meta.task} model, which has no logits or embedding to teach")
+    return ModelTeacher(loaded.model, outputs=loaded.meta.outputs, input_size=input_size or loaded.meta.input_size)
 
 
 class StoredTeacher:
-    """Teacher outputs read from a file written by :func:`dump_teacher_outputs`.
+    """Teacher outputs read from a file written by
+    :func:`~mnet_vision.inference.dump_teacher.dump_teacher_outputs`.
 
     The file is checked when loaded (format, one row per id, no repeated ids) and against the
     training set when fitting starts (:meth:`check_ids`), so a file made for other data fails
@@ -126,46 +120,3 @@ class StoredTeacher:
     def output_shapes(self, images: torch.Tensor) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v.shape[1:]) for k, v in self.values.items()}
 
-
-def dump_teacher_outputs(ckpt: str | Path, out: str | Path, split: str = "train",
-                         overrides: Any = None, device: str = "cpu") -> Path:
-    """Run the model of training checkpoint ``ckpt`` once over a split of its data (or of
-    ``overrides.data``) and write a :class:`StoredTeacher` file to ``out`` (atomically).
-
-    The images go through the data module's *evaluation* transform (no augmentation): the stored
-    targets are those of the clean images, whatever crops the student later trains on.
-    """
-    from hydra.utils import instantiate
-
-    from mnet_vision.training import task_from_checkpoint
-
-    refuse_overwrite(out, [ckpt], "out")
-    check_writable(Path(out).parent, "folder of out=")  # before the pass over the data, not after it
-    cfg, task, _ = task_from_checkpoint(ckpt, overrides)
-    if getattr(task, "outputs_name", None) is None:
-        raise ValueError(f"{ckpt} holds a {type(task).__name__} model, which has no logits or embedding to teach; "
-                         f"dump_teacher needs a classification, embedding or attribute checkpoint")
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    if not hasattr(datamodule, f"{split}_set"):
-        raise ValueError(f"split must be train, val or test, got {split!r}")
-    dataset = copy.copy(getattr(datamodule, f"{split}_set"))
-    dataset.transform = datamodule.eval_transform
-    teacher = ModelTeacher(task.model.to(device), outputs=task.outputs_name)
-    ids: list[str] = []
-    parts: dict[str, list[torch.Tensor]] = {}
-    for batch in tqdm(datamodule._loader(dataset, shuffle=False), desc=f"teacher outputs ({split})", unit="batch"):
-        if "image" not in batch:
-            continue
-        for name, value in teacher.outputs({"image": batch["image"].to(device)}).items():
-            parts.setdefault(name, []).append(value.cpu())
-        ids += list(batch["id"])
-    if not ids:
-        raise ValueError(f"no readable image in the {split} split of {cfg.data.get('root')}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save({"format": STORED_FORMAT, "ids": ids, "outputs": {k: torch.cat(v) for k, v in parts.items()},
-                 "teacher": str(ckpt), "split": split}, out)
-    log.info("stored %d teacher outputs (%s) to %s", len(ids), ", ".join(parts), out)
-    return out

@@ -9,8 +9,9 @@ from torch import nn
 
 from mnet_vision.checkpoints import atomic_save, load_file
 from mnet_vision.config import compose
+from mnet_vision.inference.dump_teacher import STORED_FORMAT, dump_teacher_outputs
 from mnet_vision.tasks.distillation import EmbeddingL2, HintonKD, SoftTargetBCE
-from mnet_vision.tasks.teachers import STORED_FORMAT, StoredTeacher, dump_teacher_outputs
+from mnet_vision.tasks.teachers import StoredTeacher
 from mnet_vision.training import build_task, build_trainer, evaluate, train
 from tests.helpers.configs import tiny_overrides
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mnet_vision.index import FaceIndex
-from mnet_vision.index.gallery import build_index
+from mnet_vision.inference.search import build_index
 
 REPO = Path(__file__).resolve().parents[2]
 

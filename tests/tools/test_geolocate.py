@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnet_vision.geolocate import geolocate_files
+from mnet_vision.inference.geolocate import geolocate_files
 from tests.helpers.cli import run_tool
 
 

@@ -9,34 +9,28 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchvision.ops import box_convert
 
 from mnet_vision.data.images import MAX_PIXELS, image_files, readable_chunks
-from mnet_vision.textfiles import write_json
-from mnet_vision.metrics.coco import xyxy_to_xywh
+from mnet_vision.inference.load import LoadedModel, load_model
 from mnet_vision.model import DetectorModel
 from mnet_vision.outputs import drawing_paths, prepare_output_dir
-from mnet_vision.reporting import save_detections_picture
+from mnet_vision.textfiles import write_json
+from mnet_vision.viz.detection import save_detections_picture
 
-def load_detector(ckpt: str | Path) -> tuple[DetectorModel, list[str], list[int]]:
-    """The detector of a training checkpoint in eval mode, its class names and category ids
-    (index = model label, 0 = background)."""
-    from mnet_vision.training import task_from_checkpoint  # training pulls in Lightning: only here
 
-    _, task, checkpoint = task_from_checkpoint(ckpt)
-    model = task.model
-    if not isinstance(model, DetectorModel):
-        raise ValueError(f"{ckpt} holds a {type(model.head).__name__} model, not a detector")
-    classes = checkpoint.get("mnet_classes")
-    if classes is None:  # a checkpoint written before training began: no dataset names known
-        n = model.head.num_classes
-        classes = {"names": ["__background__", *(f"class{i}" for i in range(1, n + 1))],
-                   "category_ids": list(range(n + 1))}
-    return model.eval(), classes["names"], classes["category_ids"]
+def load_detector(ckpt: str | Path, fast: bool = True, device: str = "cpu") -> LoadedModel:
+    """:func:`~mnet_vision.inference.load.load_model` of a detection checkpoint; its ``meta`` holds
+    the class names and category ids (index = model label, 0 = background)."""
+    loaded = load_model(ckpt, fast, device)
+    if not isinstance(loaded.model, DetectorModel):
+        raise ValueError(f"{ckpt} holds a {type(loaded.model.head).__name__} model, not a detector")
+    return loaded
 
 
 def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, score_thresh: float = 0.3,
                  batch_size: int = 8, draw: bool = True, device: str = "cpu",
-                 max_pixels: int | None = MAX_PIXELS) -> dict[str, Any]:
+                 max_pixels: int | None = MAX_PIXELS, fast: bool = True) -> dict[str, Any]:
     """Detect objects in an image file or a folder of images with a training checkpoint.
 
     Writes ``out_dir/detections.json``: one entry per image, ``{"file", "width", "height",
@@ -45,15 +39,16 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
     per image (``photo.jpg`` -> ``photo.jpg.png``) with the boxes, class names and scores drawn.
     Unreadable images are skipped, logged and listed under ``skipped`` in the returned summary (and
     the JSON's entries leave them out), as are images over ``max_pixels`` (``None``: no limit). An ``out_dir`` that is not writable, or is (or lies inside)
-    the input folder, is refused before any work.
+    the input folder, is refused before any work. ``fast``: the BN-folded channels_last model
+    (:func:`~mnet_vision.inference.load.load_model`); its boxes equal the plain model's within 1e-4.
     """
     if not 0.0 <= score_thresh <= 1.0:
         raise ValueError(f"score threshold must be in [0, 1], got {score_thresh}")
     files = image_files(source)
     out_dir = prepare_output_dir(out_dir, files)
     drawings = dict(zip(files, drawing_paths(files, out_dir)))
-    model, names, category_ids = load_detector(ckpt)
-    model.to(device)
+    loaded = load_detector(ckpt, fast, device)
+    model, names, category_ids = loaded.model, loaded.meta.class_names, loaded.meta.category_ids
     entries, skipped = [], []
     for chunk in readable_chunks(files, batch_size, skipped, "detecting", max_pixels):
         kept = [path for path, _ in chunk]
@@ -69,7 +64,7 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
                     "detections": [{"label": names[int(c)], "category_id": int(category_ids[int(c)]),
                                     "score": round(float(s), 4), "box_xyxy": [round(float(v), 2) for v in b],
                                     "bbox": [round(float(v), 2) for v in xywh]}
-                                   for b, xywh, c, s in zip(boxes, xyxy_to_xywh(boxes.numpy()), labels, scores)]})
+                                   for b, xywh, c, s in zip(boxes, box_convert(boxes.double(), "xyxy", "xywh"), labels, scores)]})
                 if draw:
                     save_detections_picture(image, boxes, labels, scores, names, drawings[path])
     json_path = write_json(out_dir / "detections.json", entries)

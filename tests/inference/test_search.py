@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mnet_vision.index import FaceIndex
-from mnet_vision.index.gallery import build_index, gallery_entries, search_index
+from mnet_vision.inference.embed import Embedder
+from mnet_vision.inference.search import build_index, gallery_entries, search_index
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,6 @@ def test_bad_builds_leave_nothing_behind(tmp_path, faces):
     with pytest.raises(ValueError, match="needs ckpt="):
         search_index(out, test / sorted(p.name for p in test.iterdir())[0])
     with pytest.raises(ValueError, match="is a ClassificationTask checkpoint"):
-        from mnet_vision.embed import Embedder
         Embedder(_classifier_ckpt(tmp_path))
 
 

@@ -11,9 +11,10 @@ import numpy as np
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from mnet_vision.data.images import MAX_PIXELS, image_files
-from mnet_vision.textfiles import read_lines
 from mnet_vision.index.face_index import FaceIndex, writer_lock
+from mnet_vision.inference.embed import Embedder
 from mnet_vision.outputs import refuse_overwrite
+from mnet_vision.textfiles import read_lines
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def gallery_entries(source: str | Path) -> list[tuple[Path, str]]:
 
 
 def build_index(ckpt: str | Path, gallery: str | Path, out: str | Path, factory: str = "auto", add: bool = False,
-                batch_size: int = 64, device: str = "cpu", max_pixels: int | None = MAX_PIXELS) -> dict[str, Any]:
+                batch_size: int = 64, device: str = "cpu", max_pixels: int | None = MAX_PIXELS,
+                fast: bool = True) -> dict[str, Any]:
     """Embed the ``gallery`` with the embedding checkpoint ``ckpt`` and write a :class:`FaceIndex` to
     ``out`` (one file: the faiss index and its metadata), or with ``add`` append to the index
     already there.
@@ -61,13 +63,12 @@ def build_index(ckpt: str | Path, gallery: str | Path, out: str | Path, factory:
     runs before anything is written, and the file is replaced atomically: a failed build leaves no
     partial index and an existing one intact. Appends hold the index's writer lock from load to
     save, so concurrent ``add`` runs all land. Unreadable images (and those over ``max_pixels``) are skipped and listed.
+    ``fast``: embed with the BN-folded channels_last model (:class:`~mnet_vision.inference.embed.Embedder`).
     Returns ``{"index", "factory", "added", "total", "skipped", "images_per_second"}``.
     """
-    from mnet_vision.embed import Embedder  # the model stack, only when embedding
-
     entries = gallery_entries(gallery)
     out = refuse_overwrite(out, [ckpt, gallery, *(path for path, _ in entries)], "out")
-    embedder = Embedder(ckpt, device)
+    embedder = Embedder(ckpt, device, fast)
     if add and out.exists():  # fail before the embedding work; checked again under the lock
         _check_dim(FaceIndex.load(out), embedder.dim, out, ckpt)
     embedded = embedder.embed_files([path for path, _ in entries], batch_size, max_pixels=max_pixels)
@@ -96,14 +97,14 @@ def _check_dim(index: FaceIndex, dim: int, out: Path, ckpt: str | Path) -> None:
 
 
 def search_index(index_path: str | Path, query: str | Path, ckpt: str | Path | None = None, k: int = 5,
-                 threshold: float = -1.0, device: str = "cpu", max_pixels: int | None = MAX_PIXELS
-                 ) -> list[dict[str, Any]]:
+                 threshold: float = -1.0, device: str = "cpu", max_pixels: int | None = MAX_PIXELS,
+                 fast: bool = True) -> list[dict[str, Any]]:
     """Query an index with an image, a folder of images (embedded with ``ckpt``) or a ``.npy`` file
     of ``(Q, D)`` embeddings.
 
     Returns one entry per query: ``{"query", "identity", "score", "matches": [{"identity", "score",
     "source", "id", "unknown"}]}``, best match first; ``identity`` is the best match's, or
-    ``"unknown"`` when its cosine similarity is below ``threshold``.
+    ``"unknown"`` when its cosine similarity is below ``threshold``. ``fast``: as :func:`build_index`.
     """
     index = FaceIndex.load(index_path)
     query = Path(query)
@@ -113,9 +114,7 @@ def search_index(index_path: str | Path, query: str | Path, ckpt: str | Path | N
     else:
         if ckpt is None:
             raise ValueError("querying with images needs ckpt= (the checkpoint that embedded the gallery)")
-        from mnet_vision.embed import Embedder
-
-        embedder = Embedder(ckpt, device)
+        embedder = Embedder(ckpt, device, fast)
         embedded = embedder.embed_files(image_files(query), progress=False, max_pixels=max_pixels)
         if len(embedded.paths) == 0:
             raise ValueError(f"no readable query image in {query}")

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mnet_vision.detect import detect_files, image_files, load_detector
+from mnet_vision.data.images import image_files
+from mnet_vision.inference.detect import detect_files, load_detector
 
 
 def test_detect_a_folder_writes_json_and_pictures_and_skips_bad_files(detection_run, tmp_path):
@@ -42,7 +43,8 @@ def test_threshold_filters_detections(detection_run, tmp_path):
 
 
 def test_class_names_come_from_the_checkpoint(detection_run):
-    model, names, category_ids = load_detector(detection_run["best_checkpoint"])
+    loaded = load_detector(detection_run["best_checkpoint"])
+    model, names, category_ids = loaded.model, loaded.meta.class_names, loaded.meta.category_ids
     assert not model.training
     assert names[:3] == ["__background__", "circle", "square"] and category_ids[:3] == [0, 1, 2]
 
