@@ -10,9 +10,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from mnet_vision.data.identities import IdentityFolderDataModule, IdentityFolderDataset
-from mnet_vision.data.synthetic.datamodules import SyntheticIdentityDataModule
 from mnet_vision.data.images import read_rgb
 from mnet_vision.data.sampling import PKBatchSampler
+from mnet_vision.data.synthetic.datamodules import SyntheticIdentityDataModule
 from mnet_vision.data.synthetic.identities import make_identity_dataset
 
 IDENTITIES = {"train": 8, "val": 4, "test": 4}

@@ -6,6 +6,7 @@ import pytest
 from mnet_vision.metrics.coco import COCO_METRICS, coco_table, detections_to_results, evaluate_coco, load_coco_gt
 from tests.helpers.coco import GT, perfect_results
 
+
 def test_perfect_detections_score_one():
     m = evaluate_coco(GT, perfect_results())
     assert set(m) == set(COCO_METRICS)

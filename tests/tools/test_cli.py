@@ -6,7 +6,12 @@ import pytest
 
 from tests.helpers.cli import run_tool
 from tests.helpers.coco import GT, perfect_results
-from tests.helpers.configs import tiny_attribute_overrides, tiny_detection_overrides, tiny_identity_overrides, tiny_overrides
+from tests.helpers.configs import (
+    tiny_attribute_overrides,
+    tiny_detection_overrides,
+    tiny_identity_overrides,
+    tiny_overrides,
+)
 
 
 def test_profile_json_for_the_issue_example():
