@@ -17,7 +17,7 @@ image folder are an error when the data is set up, not a crash in a worker at st
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +26,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mnet_vision.data.base import SPLITS, ImageCropsDataModule, split_files
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
-from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.textfiles import read_csv_rows, read_lines
-from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
-                                         classification_train_transform)
 
 log = logging.getLogger(__name__)
 
 UNKNOWN = -1
-SPLITS = ("train", "val", "test")
 CELEBA_VALUES = {"1": 1, "+1": 1, "-1": 0, "0": UNKNOWN}
 CSV_VALUES = {"1": 1, "0": 0, "": UNKNOWN}
 
@@ -192,31 +189,25 @@ class AttributeDataset(Dataset):
                 "id": self.table.files[index], "index": index}
 
 
-class AttributeDataModule(SeededLoadersDataModule):
+class AttributeDataModule(ImageCropsDataModule):
     """Train/val/test loaders of an attribute set; subclasses say where the tables come from
     (:meth:`read_splits`).
 
     Args:
         root: the data folder.
         num_attributes: how many attributes the files must have (the model is built for it).
-        input_size: side of the square crops fed to the model.
-        batch_size, num_workers, seed, strict, max_pixels: as :class:`mnet_vision.data.image_folder.ImageFolderDataModule`.
-        min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
+        generate: see :class:`~mnet_vision.data.base.SeededLoadersDataModule`.
+        settings: by keyword, :class:`~mnet_vision.data.base.LoaderSettings` and
+            :class:`~mnet_vision.data.base.CropSettings` (defaults: the TF release's ImageNet ones).
             Horizontal flips suit attributes that a mirror image keeps (faces: yes; "on the left": no).
     """
 
     collate = staticmethod(collate_skipping)
 
-    def __init__(self, root: str, num_attributes: int, input_size: int = 224, batch_size: int = 64,
-                 num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.25, crop_fraction: float = 0.875,
-                 hflip: bool = True, mean: Sequence[float] = TF_MEAN, std: Sequence[float] = TF_STD, seed: int = 0,
-                 max_pixels: int | None = MAX_PIXELS):
-        super().__init__()
-        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
-        self.root, self.num_attributes, self.input_size = Path(root), num_attributes, input_size
-        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
-        self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
-        self.eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
+    def __init__(self, root: str, num_attributes: int, generate: Callable[[Path], Any] | None = None,
+                 **settings: Any):
+        super().__init__(root, generate, **settings)
+        self.num_attributes = num_attributes
         self.names: list[str] | None = None
 
     def read_splits(self) -> dict[str, tuple[Path, AttributeTable]]:
@@ -244,12 +235,6 @@ class AttributeDataModule(SeededLoadersDataModule):
         log.info("%s: %d train / %d val / %d test images, %d attributes, %.1f %% of training labels unknown",
                  self.root, len(self.train_set), len(self.val_set), len(self.test_set), len(names),
                  100 * float((labels == UNKNOWN).mean()))
-
-    def sample_ids(self, split: str) -> list[str]:
-        """The sample ids (file names as listed) of the ``train``/``val``/``test`` split."""
-        if not hasattr(self, f"{split}_set"):
-            self.setup("fit")
-        return getattr(self, f"{split}_set").ids
 
     def label_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(positives, negatives)``, each ``(K,)``: the known training labels per attribute."""
@@ -300,9 +285,7 @@ class AttributeCSVDataModule(AttributeDataModule):
     def __init__(self, root: str, num_attributes: int, files: Mapping[str, str] | None = None, images: str = ".",
                  **kwargs):
         super().__init__(root, num_attributes, **kwargs)
-        self.files = dict(files or {split: f"{split}.csv" for split in SPLITS})
-        if set(self.files) != set(SPLITS):
-            raise ValueError(f"data.files must name a CSV for each of {SPLITS}, got {sorted(self.files)}")
+        self.files = split_files(files)
         self.images = images
 
     def read_splits(self) -> dict[str, tuple[Path, AttributeTable]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mnet_vision.data.base import LoaderSettings, SeededLoadersDataModule, named_splits
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, ImageReadError, read_rgb
-from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import SKIPPED, skip_record
 from mnet_vision.metrics.coco import annotation_problem, load_coco_gt, load_coco_json
 from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform
@@ -216,12 +216,11 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
             JSON must declare exactly this many.
         augment: training augmentation, ``ssd`` | ``flip`` | ``none``
             (:func:`mnet_vision.data.transforms.detection_train_transform`).
-        batch_size, num_workers: DataLoader settings (per process under DDP).
-        seed: seeds the per-epoch shuffle and the augmentation (:class:`EpochSampler`).
-        strict: raise on the first bad annotation or unreadable image instead of a counted skip
-            (the evaluation ground truth too: :func:`mnet_vision.metrics.coco.load_coco_gt`).
-        max_pixels: images of more pixels are skipped (or raise when ``strict``), checked before
-            decoding (:func:`mnet_vision.data.images.read_rgb`; default 64 megapixels, ``None``: no limit).
+        splits: the train, val and test split names (of the JSONs and image folders).
+        generate: see :class:`~mnet_vision.data.base.SeededLoadersDataModule`.
+        settings: :class:`~mnet_vision.data.base.LoaderSettings` by keyword (``batch_size``,
+            ``num_workers``, ``seed``, ``strict``, ``max_pixels``). ``strict`` applies to the
+            evaluation ground truth too (:func:`mnet_vision.metrics.coco.load_coco_gt`).
 
     After ``setup``: ``label_to_category``, ``class_names`` (index = model label, 0 background) and
     :meth:`ground_truth` (the pycocotools ``COCO`` a split is scored against).
@@ -231,21 +230,23 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
     # A last partial batch of one image cannot train BatchNorm on SSD's 1x1 extra-layer maps.
     drop_last_train = True
 
-    def __init__(self, root: str, num_classes: int, augment: str = "ssd", batch_size: int = 16,
-                 num_workers: int = 2, strict: bool = False, seed: int = 0,
-                 splits: Sequence[str] = ("train2017", "val2017", "test2017"), max_pixels: int | None = MAX_PIXELS):
-        super().__init__()
-        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
-        self.root = Path(root)
+    loader_defaults = LoaderSettings(batch_size=16)
+
+    def __init__(self, root: str, num_classes: int, augment: str = "ssd",
+                 splits: Sequence[str] = ("train2017", "val2017", "test2017"),
+                 generate: Callable[[Path], Any] | None = None, **settings: Any):
+        super().__init__(root, generate, **settings)
         self.num_classes, self.augment = num_classes, augment
-        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
-        self.train_split, self.val_split, self.test_split = splits
+        self.folders = named_splits(splits)
         self.train_transform = detection_train_transform(augment)
         self.eval_transform = detection_eval_transform()
         self._gt: dict[str, Any] = {}
 
     def annotation_file(self, split: str) -> Path:
         return self.root / "annotations" / f"instances_{split}.json"
+
+    def has_split(self, split: str) -> bool:
+        return self.annotation_file(self.folders[split]).is_file()
 
     def _split(self, split: str, transform) -> CocoDetectionDataset:
         if not self.root.is_dir():
@@ -256,25 +257,25 @@ class CocoDetectionDataModule(SeededLoadersDataModule):
                                     self.max_pixels)
 
     def setup(self, stage: str | None = None) -> None:
-        self.train_set = self._split(self.train_split, self.train_transform)
+        train, val = self.folders["train"], self.folders["val"]
+        self.train_set = self._split(train, self.train_transform)
         index = self.train_set.index
         if len(index.categories) != self.num_classes:
-            raise ValueError(f"{self.annotation_file(self.train_split)} declares {len(index.categories)} categories "
+            raise ValueError(f"{self.annotation_file(train)} declares {len(index.categories)} categories "
                              f"but the model is configured for data.num_classes={self.num_classes}")
         self.label_to_category, self.class_names = index.label_to_category, index.class_names
-        self.val_set = self._split(self.val_split, self.eval_transform)
+        self.val_set = self._split(val, self.eval_transform)
         if self.val_set.index.label_to_category != self.label_to_category:
-            raise ValueError(f"categories of {self.annotation_file(self.val_split)} differ from the training split's")
-        self.test_name = self.test_split if self.annotation_file(self.test_split).is_file() else self.val_split
-        self.test_set = self.val_set if self.test_name == self.val_split else self._split(self.test_name,
-                                                                                            self.eval_transform)
+            raise ValueError(f"categories of {self.annotation_file(val)} differ from the training split's")
+        self.test_name = self.folders[self.source_split("test")]
+        self.test_set = self.val_set if self.test_name == val else self._split(self.test_name, self.eval_transform)
         log.info("%s: %d train / %d val / %d test (%s) images, %d categories", self.root, len(self.train_set),
                  len(self.val_set), len(self.test_set), self.test_name, self.num_classes)
 
     def ground_truth(self, stage: str):
         """The pycocotools ``COCO`` of the ``val`` or ``test`` split (loaded once, checked as the
         training reader checks it: bad annotations are counted drops, or errors when ``strict``)."""
-        split = self.val_split if stage == "val" else self.test_name
+        split = self.folders["val"] if stage == "val" else self.test_name
         if split not in self._gt:
             self._gt[split] = load_coco_gt(self.annotation_file(split), strict=self.strict)
         return self._gt[split]

@@ -3,7 +3,7 @@ and DataModules (the CSV reader is :mod:`mnet_vision.data.geotagged`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +11,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mnet_vision.data.base import SPLITS, CropSettings, ImageCropsDataModule, split_files
 from mnet_vision.data.geotagged import GeotaggedPhotos, read_geotagged_csv
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
-from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
-from mnet_vision.data.transforms import (TF_MEAN, TF_STD, FiveCropEval, classification_eval_transform,
-                                         classification_train_transform)
+from mnet_vision.data.transforms import FiveCropEval
 from mnet_vision.geo.cells import GeoCellPartition
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 class GeotaggedDataset(Dataset):
@@ -59,7 +57,7 @@ def _subset(photos: GeotaggedPhotos, keep: np.ndarray) -> GeotaggedPhotos:
                            photos.source)
 
 
-class GeotaggedDataModule(SeededLoadersDataModule):
+class GeotaggedDataModule(ImageCropsDataModule):
     """Train/val/test loaders of geotagged photos, labelled with their cells in each partition.
 
     Args:
@@ -68,12 +66,15 @@ class GeotaggedDataModule(SeededLoadersDataModule):
             first (the last is the one photos are located in).
         num_cells: their cell counts: the model's classifiers are built for these, and a file with
             another count is an error naming it.
-        input_size, batch_size, num_workers, seed, strict, max_pixels: as
-            :class:`mnet_vision.data.image_folder.ImageFolderDataModule`.
-        min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
+        files: ``{split: CSV}`` relative to ``root`` (default ``<split>.csv``).
+        images: the folder the CSVs' image paths are relative to, under ``root``.
         test_crops: 1 for the central crop; 5 for TIB GeoEstimation's test protocol: test photos
             become :class:`~mnet_vision.data.transforms.FiveCropEval`'s ``(5, 3, S, S)`` crops, and
             the task takes each cell's highest probability over them. Validation keeps one crop.
+        generate: see :class:`~mnet_vision.data.base.SeededLoadersDataModule`.
+        settings: by keyword, :class:`~mnet_vision.data.base.LoaderSettings` and
+            :class:`~mnet_vision.data.base.CropSettings` (defaults: the TF release's ImageNet ones
+            but TIB GeoEstimation's ``min_crop_scale`` 0.66).
 
     Training photos that no cell of some partition holds (they fell in cells dropped for holding
     fewer than ``t_min`` photos) are counted, logged and left out of training, as PlaNet does;
@@ -82,26 +83,21 @@ class GeotaggedDataModule(SeededLoadersDataModule):
 
     collate = staticmethod(collate_skipping)
 
+    crop_defaults = CropSettings(min_crop_scale=0.66)
+
     def __init__(self, root: str, partitions: Sequence[str] | None, num_cells: Sequence[int],
-                 files: Mapping[str, str] | None = None, images: str = ".", input_size: int = 224,
-                 batch_size: int = 64, num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.66,
-                 crop_fraction: float = 0.875, hflip: bool = True, mean: Sequence[float] = TF_MEAN,
-                 std: Sequence[float] = TF_STD, test_crops: int = 1, seed: int = 0,
-                 max_pixels: int | None = MAX_PIXELS):
-        super().__init__()
-        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
-        self.root, self.images, self.input_size = Path(root), images, input_size
+                 files: Mapping[str, str] | None = None, images: str = ".", test_crops: int = 1,
+                 generate: Callable[[Path], Any] | None = None, **settings: Any):
+        super().__init__(root, generate, **settings)
+        self.images = images
         self.partition_files = [str(p) for p in partitions or ()]
         self.num_cells = [int(n) for n in num_cells]
-        self.files = dict(files or {split: f"{split}.csv" for split in SPLITS})
-        if set(self.files) != set(SPLITS):
-            raise ValueError(f"data.files must name a CSV for each of {SPLITS}, got {sorted(self.files)}")
-        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
-        self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
-        self.eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
+        self.files = split_files(files)
         if test_crops not in (1, FiveCropEval.crops):
             raise ValueError(f"data.test_crops must be 1 (central crop) or 5 (FiveCrop), got {test_crops}")
-        self.test_transform = FiveCropEval(input_size, crop_fraction, mean, std) if test_crops > 1 else self.eval_transform
+        crops = self.crops
+        self.test_transform = (FiveCropEval(crops.input_size, crops.crop_fraction, crops.mean, crops.std)
+                               if test_crops > 1 else self.eval_transform)
         self.partitions: list[GeoCellPartition] = []
         self.excluded_train_photos = 0
 
@@ -150,9 +146,3 @@ class GeotaggedDataModule(SeededLoadersDataModule):
                                                                   self.max_pixels))
         log.info("%s: %d train / %d val / %d test photos; partitions %s", self.root, len(self.train_set),
                  len(self.val_set), len(self.test_set), ", ".join(f"{p.source} ({len(p)} cells)" for p in self.partitions))
-
-    def sample_ids(self, split: str) -> list[str]:
-        """The photo paths (as listed) of the ``train``/``val``/``test`` split."""
-        if not hasattr(self, f"{split}_set"):
-            self.setup("fit")
-        return getattr(self, f"{split}_set").ids

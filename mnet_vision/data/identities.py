@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
+from mnet_vision.data.base import SPLITS, CropSettings, ImageCropsDataModule, LoaderSettings, named_splits
 from mnet_vision.data.image_folder import ImageFolderDataset
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
+from mnet_vision.data.images import MAX_PIXELS
 from mnet_vision.data.lfw import LfwPairs, read_lfw_pairs
-from mnet_vision.data.sampling import PKBatchSampler, SeededLoadersDataModule
+from mnet_vision.data.sampling import PKBatchSampler
 from mnet_vision.data.skipping import collate_skipping
-from mnet_vision.data.transforms import classification_eval_transform, classification_train_transform
 
 log = logging.getLogger(__name__)
 
 LAYOUT = "<root>/<split>/<identity>/*.jpg, one folder per person (LFW: <name>/<name>_0001.jpg)"
-ROLES = ("train", "val", "test")
 # FaceNet's fixed image standardisation (x - 127.5) / 128, written as albumentations' Normalize
 # computes it: (x - mean * 255) / (std * 255).
 FACENET_MEAN = (0.5, 0.5, 0.5)
@@ -57,7 +57,7 @@ class IdentityFolderDataset(ImageFolderDataset):
         return Counter(Path(path).suffix[1:] for path, _ in self.samples).most_common(1)[0][0]
 
 
-class IdentityFolderDataModule(SeededLoadersDataModule):
+class IdentityFolderDataModule(ImageCropsDataModule):
     """Loaders over ``<root>/{train,val,test}`` identity folders: PK batches for training, every
     image in order for val/test, with LFW verification pairs per split where a pairs file is given.
 
@@ -70,58 +70,43 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
 
     Args:
         root: the folder holding the split folders.
-        input_size: side of the square crops fed to the model, pixels.
-        batch_size: P x K samples per batch (also the val/test batch size).
-        images_per_identity: K, samples of each identity in a training batch.
-        num_workers: DataLoader worker processes (per process under DDP).
-        strict: raise on the first unreadable image instead of skipping and counting it.
-        max_pixels: images of more pixels are skipped (or raise when ``strict``), checked before decoding
-            (:func:`mnet_vision.data.images.read_rgb`; default 64 megapixels, ``None``: no limit).
-        seed: seeds the PK draws, shuffles and augmentation (see :class:`EpochSampler`).
-        hflip, min_crop_scale, crop_fraction, mean, std: see :mod:`mnet_vision.data.transforms`;
-            ``crop_fraction`` 1.0 keeps the whole aligned face at evaluation.
+        images_per_identity: K, samples of each identity in a training batch (``batch_size`` is
+            P x K, also the val/test batch size).
         splits: folder names of the train, val and test splits.
         pairs: ``{"val"|"test": LFW pairs.txt}``, relative to ``root`` or absolute, read against
             that split's folder; a split without an entry has no pairs.
+        generate: see :class:`~mnet_vision.data.base.SeededLoadersDataModule`.
+        settings: by keyword, :class:`~mnet_vision.data.base.LoaderSettings` (``seed`` seeds the PK
+            draws too) and :class:`~mnet_vision.data.base.CropSettings`; defaults: 160-pixel crops
+            of at least 0.8 of the face, the whole aligned face at evaluation (``crop_fraction``
+            1.0), FaceNet's standardisation, batches of 90, no worker processes.
     """
 
     collate = staticmethod(collate_skipping)
 
-    def __init__(self, root: str, input_size: int = 160, batch_size: int = 90, images_per_identity: int = 10,
-                 num_workers: int = 0, strict: bool = False, seed: int = 0, hflip: bool = True,
-                 min_crop_scale: float = 0.8, crop_fraction: float = 1.0, mean: Sequence[float] = FACENET_MEAN,
-                 std: Sequence[float] = FACENET_STD, splits: Sequence[str] = ROLES,
-                 pairs: Mapping[str, str] | None = None, max_pixels: int | None = MAX_PIXELS):
-        super().__init__()
-        self.root = Path(root)
-        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
-        self.input_size = input_size
-        self.batch_size, self.images_per_identity = batch_size, images_per_identity
-        self.num_workers, self.strict, self.seed = num_workers, strict, seed
-        eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
-        self.transforms = {"train": classification_train_transform(input_size, min_crop_scale, hflip, mean, std),
-                           "val": eval_transform, "test": eval_transform}
-        self.eval_transform = eval_transform  # what embedding tools and teacher dumps apply to any image
-        if len(splits) != len(ROLES):
-            raise ValueError(f"splits must name the train, val and test folders, got {list(splits)}")
-        self.folders = dict(zip(ROLES, splits))
+    loader_defaults = LoaderSettings(batch_size=90, num_workers=0)
+    crop_defaults = CropSettings(input_size=160, min_crop_scale=0.8, crop_fraction=1.0, mean=FACENET_MEAN,
+                                 std=FACENET_STD)
+
+    def __init__(self, root: str, images_per_identity: int = 10, splits: Sequence[str] = SPLITS,
+                 pairs: Mapping[str, str] | None = None, generate: Callable[[Path], Any] | None = None,
+                 **settings: Any):
+        super().__init__(root, generate, **settings)
+        self.images_per_identity = images_per_identity
+        self.transforms = {"train": self.train_transform, "val": self.eval_transform, "test": self.eval_transform}
+        self.folders = named_splits(splits)
         self.pairs_files = dict(pairs or {})
-        if not set(self.pairs_files) <= set(ROLES):
-            raise ValueError(f"pairs keys must be among {ROLES}, got {sorted(self.pairs_files)}")
+        if not set(self.pairs_files) <= set(SPLITS):
+            raise ValueError(f"pairs keys must be among {SPLITS}, got {sorted(self.pairs_files)}")
         self._datasets: dict[str, IdentityFolderDataset] = {}
         self._pairs: dict[str, LfwPairs] = {}
 
-    def _role(self, split: str) -> str:
-        """The split whose folder serves ``split``: itself, or ``val`` for a missing test folder."""
-        if split not in ROLES:
-            raise ValueError(f"split must be one of {ROLES}, got {split!r}")
-        if split == "test" and not (self.root / self.folders["test"]).is_dir():
-            return "val"
-        return split
+    def has_split(self, split: str) -> bool:
+        return (self.root / self.folders[split]).is_dir()
 
     def dataset(self, split: str) -> IdentityFolderDataset:
         """The dataset of the ``train``/``val``/``test`` split, made once on first use."""
-        role = self._role(split)
+        role = self.source_split(split)
         if role not in self._datasets:
             if not self.root.is_dir():
                 raise FileNotFoundError(f"data root {self.root} does not exist; expected layout {LAYOUT}")
@@ -138,20 +123,17 @@ class IdentityFolderDataModule(SeededLoadersDataModule):
         """Index the splits the stage needs and read their pairs files, so a bad layout or pairs
         file fails here rather than at the end of the first epoch."""
         needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
-        for split in needed.get(stage, ROLES):
+        for split in needed.get(stage, SPLITS):
             dataset = self.dataset(split)
             pairs = self.pairs(split)
-            log.info("%s %s: %d images of %d identities%s", self.root, self.folders[self._role(split)], len(dataset),
-                     len(dataset.classes), f", {len(pairs)} verification pairs" if pairs is not None else "")
-
-    def sample_ids(self, split: str) -> list[str]:
-        """Sample ids of the ``train``/``val``/``test`` split in loader order (val/test loaders keep it)."""
-        return self.dataset(split).ids
+            found = f", {len(pairs)} verification pairs" if pairs is not None else ""
+            log.info("%s %s: %d images of %d identities%s", self.root, self.folders[self.source_split(split)],
+                     len(dataset), len(dataset.classes), found)
 
     def pairs(self, split: str) -> LfwPairs | None:
         """The split's LFW verification pairs, read once against its folder (pairs whose images are
         missing are left out and listed in ``missing``), or ``None`` when it has no pairs file."""
-        role = self._role(split)
+        role = self.source_split(split)
         if role not in self.pairs_files:
             return None
         if role not in self._pairs:

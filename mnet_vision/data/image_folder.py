@@ -3,18 +3,16 @@ or any tree in that layout."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from mnet_vision.data.base import SPLITS, ImageCropsDataModule, named_splits
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
-from mnet_vision.data.sampling import SeededLoadersDataModule
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
-from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
-                                         classification_train_transform)
 
 log = logging.getLogger(__name__)
 
@@ -73,38 +71,31 @@ class ImageFolderDataset(Dataset):
         return self._ids
 
 
-class ImageFolderDataModule(SeededLoadersDataModule):
+class ImageFolderDataModule(ImageCropsDataModule):
     """Train/val/test loaders over ``<root>/{train,val,test}``; ``test`` falls back to ``val``.
 
     Args:
         root: the folder holding the split folders.
         num_classes: how many class folders the training split must have (the model is built for it).
-        input_size: side of the square crops fed to the model.
-        batch_size, num_workers: DataLoader settings (per process under DDP).
-        seed: seeds the per-epoch shuffle and the augmentation (see :class:`EpochSampler`).
-        strict: raise on the first unreadable image instead of skipping and counting it.
-        min_crop_scale, crop_fraction, hflip, mean, std: see :mod:`mnet_vision.data.transforms`.
-        max_pixels: images of more pixels are skipped (or raise when ``strict``), checked before decoding
-            (:func:`mnet_vision.data.images.read_rgb`; default 64 megapixels, ``None``: no limit).
+        splits: folder names of the train, val and test splits.
+        generate: see :class:`~mnet_vision.data.base.SeededLoadersDataModule`.
+        settings: by keyword, :class:`~mnet_vision.data.base.LoaderSettings` (``batch_size``,
+            ``num_workers``, ``seed``, ``strict``, ``max_pixels``) and
+            :class:`~mnet_vision.data.base.CropSettings` (``input_size``, ``min_crop_scale``,
+            ``crop_fraction``, ``hflip``, ``mean``, ``std``); defaults: the TF release's ImageNet ones.
     """
 
     collate = staticmethod(collate_skipping)
 
-    def __init__(self, root: str, num_classes: int, input_size: int = 224, batch_size: int = 64,
-                 num_workers: int = 2, strict: bool = False, min_crop_scale: float = 0.25,
-                 crop_fraction: float = 0.875, hflip: bool = True, mean: Sequence[float] = TF_MEAN,
-                 std: Sequence[float] = TF_STD, splits: Sequence[str] = ("train", "val", "test"), seed: int = 0,
-                 max_pixels: int | None = MAX_PIXELS):
-        super().__init__()
-        self.max_pixels = checked_max_pixels(max_pixels)  # a bad value fails here, not in a worker
-        self.root = Path(root)
+    def __init__(self, root: str, num_classes: int, splits: Sequence[str] = SPLITS,
+                 generate: Callable[[Path], Any] | None = None, **settings: Any):
+        super().__init__(root, generate, **settings)
         self.num_classes = num_classes
-        self.input_size = input_size
-        self.batch_size, self.num_workers, self.strict, self.seed = batch_size, num_workers, strict, seed
-        self.train_transform = classification_train_transform(input_size, min_crop_scale, hflip, mean, std)
-        self.eval_transform = classification_eval_transform(input_size, crop_fraction, mean, std)
-        self.train_split, self.val_split, self.test_split = splits
+        self.folders = named_splits(splits)
         self.classes: list[str] | None = None
+
+    def has_split(self, split: str) -> bool:
+        return (self.root / self.folders[split]).is_dir()
 
     def _split(self, name: str, transform) -> ImageFolderDataset:
         if not self.root.is_dir():
@@ -117,17 +108,11 @@ class ImageFolderDataModule(SeededLoadersDataModule):
             self.classes = dataset.classes
         return dataset
 
-    def sample_ids(self, split: str) -> list[str]:
-        """The sample ids (:attr:`ImageFolderDataset.ids`) of the ``train``/``val``/``test`` split."""
-        if not hasattr(self, f"{split}_set"):
-            self.setup("fit")
-        return getattr(self, f"{split}_set").ids
-
     def setup(self, stage: str | None = None) -> None:
         self.classes = None
-        self.train_set = self._split(self.train_split, self.train_transform)
-        self.val_set = self._split(self.val_split, self.eval_transform)
-        test_name = self.test_split if (self.root / self.test_split).is_dir() else self.val_split
+        self.train_set = self._split(self.folders["train"], self.train_transform)
+        self.val_set = self._split(self.folders["val"], self.eval_transform)
+        test_name = self.folders[self.source_split("test")]
         self.test_set = self._split(test_name, self.eval_transform)
         log.info("%s: %d train / %d val / %d test (%s) images, %d classes", self.root, len(self.train_set),
                  len(self.val_set), len(self.test_set), test_name, len(self.classes))

@@ -10,12 +10,10 @@ x K images) on top of it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, Sampler
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -102,34 +100,3 @@ class PKBatchSampler(BatchSampler):
                 batch += picks.tolist()
             seeds = torch.randint(0, 2**31 - 1, (len(batch),), generator=generator).tolist()
             yield list(zip(batch, seeds))
-
-
-class SeededLoadersDataModule(pl.LightningDataModule):
-    """Base of our DataModules: train/val/test loaders over ``train_set``/``val_set``/``test_set``
-    (made in ``setup``), each with an :class:`EpochSampler` and its own generator, so loading never
-    draws from the global torch RNG, which the checkpointed RNG state (dropout) must find untouched
-    after a resume.
-
-    Subclasses set ``collate`` (how samples become a batch) and ``drop_last_train``.
-    """
-
-    collate: Callable[[list[dict[str, Any]]], dict[str, Any]]
-    drop_last_train = False
-    batch_size: int
-    num_workers: int
-    seed: int
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                          sampler=EpochSampler(len(dataset), self.seed, shuffle), collate_fn=type(self).collate,
-                          generator=torch.Generator().manual_seed(self.seed),
-                          drop_last=shuffle and self.drop_last_train and len(dataset) > self.batch_size)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
