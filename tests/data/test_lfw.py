@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 from PIL import Image
 
-from mnet_vision.data.lfw import read_lfw_pairs
+from mnet_vision.data.lfw import read_lfw_pairs, write_lfw_pairs
 
 
 def _lfw(tmp_path, names=(("Ann_Lee", 3), ("Bo_Park", 1))):
@@ -52,3 +53,13 @@ def test_bom_and_non_utf8_bytes(tmp_path):
     pairs.write_bytes(b"1\t1\nAnn_Le\xe9\t1\t3\n")
     with pytest.raises(ValueError, match=r"pairs\.txt, line 2, column 7 \(byte offset 10\)"):
         read_lfw_pairs(pairs, root)
+
+
+def test_pair_folds_hold_disjoint_people_like_lfw(tmp_path):
+    counts = {f"p{i:02d}": 3 for i in range(25)}
+    write_lfw_pairs(tmp_path / "pairs.txt", counts, 4, np.random.default_rng(0))
+    lines = (tmp_path / "pairs.txt").read_text().splitlines()[1:]
+    folds = [{f for line in lines[k * 8:(k + 1) * 8] for f in line.split("\t") if f.startswith("p")} for k in range(10)]
+    assert all(not (folds[i] & folds[j]) for i in range(10) for j in range(i))
+    matched = [line for k in range(10) for line in lines[k * 8:k * 8 + 4]]
+    assert len(set(matched)) == len(matched)  # enough candidates: no repeated matched pair
