@@ -2,9 +2,15 @@ import pytest
 import torch
 
 from mnet_vision.data.synthetic.shapes import make_shapes_dataset
-from tests.helpers.configs import (TINY_IMAGE, TINY_SPLITS, tiny_attribute_overrides, tiny_detection_overrides,
-                           tiny_identity_overrides)
-
+from tests.helpers.configs import (
+    TINY_IMAGE,
+    TINY_SPLITS,
+    tiny_attribute_overrides,
+    tiny_detection_overrides,
+    tiny_geo_cell_counts,
+    tiny_geo_overrides,
+    tiny_identity_overrides,
+)
 
 # Tiny tensors: one thread is faster and does not oversubscribe the 2 CI cores while subprocess
 # tests (the tools, DDP) run their own threads.
@@ -62,7 +68,6 @@ def geo_run(tmp_path_factory):
     its metrics dict (``run_dir``, ``best_checkpoint`` ...); data under ``<run>/../data``."""
     from mnet_vision.config import compose
     from mnet_vision.training import train
-    from tests.helpers.configs import tiny_geo_cell_counts, tiny_geo_overrides
 
     root = tmp_path_factory.mktemp("geo")
     counts = tiny_geo_cell_counts(root / "data")
