@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.inference.search import build_index
 
-USAGE = "usage: python tools/build_index.py ckpt=PATH gallery=FOLDER_OR_LIST out=INDEX [factory=auto] [add=false] [fast=true]"
+USAGE = ("usage: python tools/build_index.py ckpt=PATH gallery=FOLDER_OR_LIST out=INDEX [factory=auto] [add=false] "
+         "[fast=true]")
 
 
 def main(argv: list[str]) -> None:

@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.inference.detect import detect_files
 
-USAGE = "usage: python tools/detect.py ckpt=PATH input=IMAGE_OR_FOLDER [out=DIR] [score=0.3] [batch=8] [draw=true] [fast=true]"
+USAGE = ("usage: python tools/detect.py ckpt=PATH input=IMAGE_OR_FOLDER [out=DIR] [score=0.3] [batch=8] [draw=true] "
+         "[fast=true]")
 
 
 def main(argv: list[str]) -> None:

@@ -5,8 +5,9 @@ distillation run never runs the teacher again (distill/teacher=stored).
     python tools/train.py experiment=facenet_distill distill/teacher=stored distill.teacher.path=teacher_train.pt
 
 Keys: ckpt, out, split (train), device (cpu), fast (default false: these are training targets, as the
-model was evaluated; true folds BatchNorm, outputs equal within 1e-4); any other key=value (data.root=...) overrides the data
-config stored in the checkpoint: the outputs must be made on the student's training images.
+model was evaluated; true folds BatchNorm, outputs equal within 1e-4); any other key=value
+(data.root=...) overrides the data config stored in the checkpoint: the outputs must be made on the
+student's training images.
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
 import sys

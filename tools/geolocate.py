@@ -10,7 +10,8 @@ device (cpu), images (the CSV's image root, default its folder), cells (the part
 coarsest first, to check against the checkpoint's; the checkpoint holds its cells), crops (1, or 5
 for TIB's test protocol: each cell's best probability over FiveCrop's crops), max_pixels (larger
 images are skipped and counted; default 64000000, null: no limit), fast (default true: BatchNorm
-folded, channels_last; false runs the model as trained, probabilities equal within 1e-4). out must not be (or lie inside) a
+folded, channels_last; false runs the model as trained, probabilities equal within 1e-4). out must
+not be (or lie inside) a
 folder of the photos; maps are named after the whole file name (photo.jpg -> photo.jpg.png).
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
@@ -32,7 +33,8 @@ def main(argv: list[str]) -> None:
     cells = args.get("cells")
     summary = geolocate_files(args.ckpt, args.input, args.get("out", "geolocated"), int(args.get("top_k", 5)),
                               int(args.get("batch", 32)), bool(args.get("draw", False)), str(args.get("device", "cpu")),
-                              [cells] if isinstance(cells, str) else cells, args.get("images"), int(args.get("crops", 1)),
+                              [cells] if isinstance(cells, str) else cells, args.get("images"),
+                              int(args.get("crops", 1)),
                               checked_max_pixels(args.get("max_pixels", MAX_PIXELS)), bool(args.get("fast", True)))
     print(f"{summary['photos']} photos located ({summary['photos_per_second']:.0f} photos/s) -> {summary['json']}"
           + (f"; skipped {len(summary['skipped'])} unreadable" if summary["skipped"] else ""))

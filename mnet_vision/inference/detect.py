@@ -38,7 +38,8 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
     detections with ``score >= score_thresh`` only, best first; and (``draw``) ``out_dir/<name>.png``
     per image (``photo.jpg`` -> ``photo.jpg.png``) with the boxes, class names and scores drawn.
     Unreadable images are skipped, logged and listed under ``skipped`` in the returned summary (and
-    the JSON's entries leave them out), as are images over ``max_pixels`` (``None``: no limit). An ``out_dir`` that is not writable, or is (or lies inside)
+    the JSON's entries leave them out), as are images over ``max_pixels`` (``None``: no limit). An
+    ``out_dir`` that is not writable, or is (or lies inside)
     the input folder, is refused before any work. ``fast``: the BN-folded channels_last model
     (:func:`~mnet_vision.inference.load.load_model`); its boxes equal the plain model's within 1e-4.
     """
@@ -64,7 +65,8 @@ def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, scor
                     "detections": [{"label": names[int(c)], "category_id": int(category_ids[int(c)]),
                                     "score": round(float(s), 4), "box_xyxy": [round(float(v), 2) for v in b],
                                     "bbox": [round(float(v), 2) for v in xywh]}
-                                   for b, xywh, c, s in zip(boxes, box_convert(boxes.double(), "xyxy", "xywh"), labels, scores)]})
+                                   for b, xywh, c, s in zip(boxes, box_convert(boxes.double(), "xyxy", "xywh"),
+                                                            labels, scores)]})
                 if draw:
                     save_detections_picture(image, boxes, labels, scores, names, drawings[path])
     json_path = write_json(out_dir / "detections.json", entries)

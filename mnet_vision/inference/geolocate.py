@@ -101,7 +101,8 @@ def geolocate_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, t
     predicted point: the best cell's mean photo location), "cells": top-k cells with
     probabilities}``, plus ``"true_lat"``, ``"true_lon"`` and ``"error_km"`` for a CSV; with
     ``draw``, ``out_dir/<name>.png`` maps of each photo's top cells (``photo.jpg`` -> ``photo.jpg.png``,
-    below the photos' common folder). Unreadable images, and images over ``max_pixels``, are skipped and listed. An ``out_dir`` that
+    below the photos' common folder). Unreadable images, and images over ``max_pixels``, are skipped
+    and listed. An ``out_dir`` that
     is not writable, or is (or lies inside) a folder of the photos, is refused before any work.
     The returned summary has the counts, photos/s and, for a CSV, the
     accuracy at Table 11's scales (``accuracy``, and ``table`` in its layout). ``fast``: the

@@ -13,6 +13,7 @@ checkpoint, after that config has passed :func:`mnet_vision.stored_config.check_
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,8 +27,7 @@ from torch import nn
 from mnet_vision.checkpoints import (META_KEY, checkpoint_metadata, load_file, load_matching, model_state_dict,
                                      stored_run_config)
 from mnet_vision.config import check_run_config
-from mnet_vision.data.transforms import (TF_MEAN, TF_STD, FiveCropEval, classification_eval_transform,
-                                         detection_eval_transform)
+from mnet_vision.data.transforms import FiveCropEval, classification_eval_transform, detection_eval_transform
 from mnet_vision.inference.fuse import prepare_for_inference
 from mnet_vision.model import DetectorModel, build_model
 
@@ -35,8 +35,10 @@ from mnet_vision.model import DetectorModel, build_model
 # (the tasks' ``outputs_name``; a detector's output is a list of dicts, not one named tensor).
 _LEGACY_OUTPUTS = {"ClassificationTask": "logits", "AttributeTask": "logits", "GeolocationTask": "logits",
                    "EmbeddingTask": "embedding", "DetectionTask": None}
-# classification_eval_transform's defaults: what a data config that leaves a key out gets.
-_TRANSFORM_DEFAULTS = {"crop_fraction": 0.875, "mean": list(TF_MEAN), "std": list(TF_STD)}
+# What a data config that leaves a transform key out gets: classification_eval_transform's defaults.
+_TRANSFORM_DEFAULTS = {name: p.default for name, p in
+                       inspect.signature(classification_eval_transform).parameters.items()
+                       if p.default is not inspect.Parameter.empty}
 
 
 @dataclass(frozen=True)

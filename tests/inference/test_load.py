@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_importing_every_inference_module_imports_no_lightning():
     """In a fresh interpreter: other tests' imports would hide a Lightning import here."""
     modules = sorted(f"mnet_vision.inference.{m.name}" for m in pkgutil.iter_modules(mnet_vision.inference.__path__))
-    assert {"mnet_vision.inference.load", "mnet_vision.inference.detect", "mnet_vision.inference.search"} <= set(modules)
+    assert {f"mnet_vision.inference.{m}" for m in ("load", "detect", "embed", "search")} <= set(modules)
     code = ("import importlib, sys\n"
             f"for name in ['mnet_vision.inference', *{modules!r}]:\n"
             "    importlib.import_module(name)\n"
@@ -112,8 +112,8 @@ def test_fast_and_plain_embeddings_agree(embedding_run):
 @pytest.mark.parametrize("crops", [1, 5])
 def test_fast_and_plain_geolocation_agree(geo_run, crops):
     photos = [read_rgb(p) for p in sorted((Path(geo_run["run_dir"]).parent / "data" / "test").glob("*.png"))[:4]]
-    (plain, plain_cells), (fast, fast_cells) = (Geolocator(geo_run["best_checkpoint"], crops=crops, fast=f).locate(photos)
-                                                for f in (False, True))
+    (plain, plain_cells), (fast, fast_cells) = (
+        Geolocator(geo_run["best_checkpoint"], crops=crops, fast=f).locate(photos) for f in (False, True))
     np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-4)
     assert [c[0]["class"] for c in fast_cells] == [c[0]["class"] for c in plain_cells]
 

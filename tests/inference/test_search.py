@@ -103,7 +103,8 @@ def test_gallery_list_bom_and_non_utf8_bytes(tmp_path):
     listing.write_bytes(b"\xef\xbb\xbfa/1.png,ann\r\nb/2.png\r\n")
     assert gallery_entries(listing) == [(tmp_path / "a" / "1.png", "ann"), (tmp_path / "b" / "2.png", "b")]
     listing.write_bytes("a/1.png,ann\nb/2.png,Jos\xe9\n".encode("latin-1"))
-    with pytest.raises(ValueError, match=r"list\.csv, line 2, column 12 \(byte offset 23\): byte b'\\xe9' is not UTF-8"):
+    with pytest.raises(ValueError,
+                       match=r"list\.csv, line 2, column 12 \(byte offset 23\): byte b'\\xe9' is not UTF-8"):
         gallery_entries(listing)
 
 
