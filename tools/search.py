@@ -8,16 +8,15 @@ output= writes them all as JSON, picture= a PNG of each query beside its matches
 fast (default true: BatchNorm folded, channels_last; false embeds with the model as trained, equal within 1e-4).
 """
 import _isolate  # noqa: F401  (first: keeps tools/profile.py from shadowing the stdlib)
-import json
 import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mnet_vision.atomic import atomic_write_text
 from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.inference.search import search_index
 from mnet_vision.outputs import refuse_overwrite
+from mnet_vision.textfiles import write_json
 from mnet_vision.viz.verification import save_search_picture
 
 USAGE = "usage: python tools/search.py index=INDEX query=IMAGE_FOLDER_OR_NPY [ckpt=PATH] [k=5] [threshold=-1] [output=FILE] [picture=PNG] [fast=true]"
@@ -43,7 +42,7 @@ def main(argv: list[str]) -> None:
         refuse_overwrite(args.picture, [m["source"] for r in results for m in r["matches"] if m["source"]], "picture")
         print(f"picture: {save_search_picture(results, args.picture)}")
     if args.get("output"):  # atomically: a killed search never leaves a half-written results file
-        atomic_write_text(args.output, json.dumps(results, indent=2))
+        write_json(args.output, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_make_cells_writes_partitions_and_table(tmp_path):
 
 
 def test_make_cells_with_maps_and_one_t_max(tmp_path):
-    # in-process: the maps need matplotlib and the reporting module, slow to import in a subprocess
+    # in-process: the maps need matplotlib and mnet_vision.viz, slow to import in a subprocess
     photos = write_photos(tmp_path / "train.csv", n=1500)
     rows = make_cells(photos, tmp_path / "out", [300], t_min=5, max_level=12, draw_map=True, progress=False)
     assert [row["t_max"] for row in rows] == [300]
