@@ -15,7 +15,7 @@ from torch import nn
 from mnet_vision.atomic import atomic_write
 from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet, torchvision_mobilenet_to_mnet
 from mnet_vision.config import compose
-from mnet_vision.stored_config import check_stored_config
+from mnet_vision.stored_config import check_stored_config, upgrade_targets
 
 SCOPES = ("model", "backbone")
 FORMATS = ("mnet", "timm", "torchvision")
@@ -134,7 +134,7 @@ def stored_run_config(checkpoint: Mapping[str, Any], source: str, overrides: Dic
     stored = checkpoint[CONFIG_KEY]
     if not isinstance(stored, dict):
         raise ValueError(f"{source}: its {CONFIG_KEY!r} entry is a {type(stored).__name__}, expected a run config dict")
-    stored = {**stored, "distill": None} if stored.get("distill") is not None else stored
+    stored = upgrade_targets({**stored, "distill": None} if stored.get("distill") is not None else stored)
     check_stored_config(stored, source)  # before anything is instantiated from it
     cfg = OmegaConf.create(stored)
     if data is not None:  # another data config in place of the stored one, as data=<name> on the command line

@@ -33,6 +33,33 @@ _SCALARS = (bool, int, float, str)
 _user_allowed: set[str] = set()
 
 
+#: ``_target_`` -> its new name, for checkpoints written before a class moved (the package
+#: re-exports of ``mnet_vision.data`` went when its init stopped importing Lightning).
+MOVED_TARGETS = {
+    **{f"mnet_vision.data.{name}": f"mnet_vision.data.{module}.{name}" for module, names in {
+        "attributes": ("AttributeCSVDataModule", "CelebADataModule"),
+        "coco": ("CocoDetectionDataModule",),
+        "geolocation": ("GeotaggedDataModule",),
+        "identities": ("IdentityFolderDataModule",),
+        "image_folder": ("ImageFolderDataModule",),
+        "synthetic.datamodules": ("SyntheticAttributesDataModule", "SyntheticDetectionDataModule",
+                                  "SyntheticGeotaggedDataModule", "SyntheticIdentityDataModule",
+                                  "SyntheticShapesDataModule"),
+    }.items() for name in names},
+}
+
+
+def upgrade_targets(node: Any) -> Any:
+    """A copy of the plain config ``node`` with every moved ``_target_`` (:data:`MOVED_TARGETS`)
+    renamed, so checkpoints of earlier versions load; everything else unchanged."""
+    if isinstance(node, Mapping):
+        return {k: (MOVED_TARGETS.get(v, v) if k == "_target_" and isinstance(v, str) else upgrade_targets(v))
+                for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [upgrade_targets(v) for v in node]
+    return node
+
+
 class UnsafeConfigError(ValueError):
     """A stored config that would make the loader run code it should not: names the key."""
 

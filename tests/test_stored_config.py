@@ -13,7 +13,9 @@ from mnet_vision.inference.detect import detect_files
 from mnet_vision.inference.dump_teacher import dump_teacher_outputs
 from mnet_vision.inference.embed import Embedder
 from mnet_vision.inference.geolocate import Geolocator
-from mnet_vision.stored_config import ENV_ALLOWED, UnsafeConfigError, allow_targets, check_stored_config
+from mnet_vision.inference.load import load_model
+from mnet_vision.stored_config import (ENV_ALLOWED, MOVED_TARGETS, UnsafeConfigError, allow_targets,
+                                      check_stored_config)
 from mnet_vision.tasks.teachers import checkpoint_teacher
 from mnet_vision.training import build_task, evaluate, task_from_checkpoint
 from tests.helpers.configs import tiny_overrides
@@ -109,3 +111,20 @@ def test_a_user_can_allow_a_target_of_their_own(shapes_root, monkeypatch):
     monkeypatch.delenv(ENV_ALLOWED)
     allow_targets("collections.OrderedDict")
     check_stored_config(config, "c.ckpt")
+
+
+def test_a_checkpoint_of_the_earlier_layout_still_loads(shapes_root, tmp_path):
+    """Its data config names ``mnet_vision.data.SyntheticShapesDataModule``, a package re-export
+    that is gone: the loaders rename it (MOVED_TARGETS) instead of refusing it as unknown."""
+    task = build_task(compose(tiny_overrides(shapes_root)))
+    config = copy.deepcopy(task.run_config)
+    old = next(o for o, n in MOVED_TARGETS.items() if n == config["data"]["_target_"])
+    config["data"]["_target_"] = old
+    with pytest.raises(UnsafeConfigError, match=old):  # as such, the name is unknown
+        check_stored_config(config, "old.ckpt")
+    path = tmp_path / "old.ckpt"
+    torch.save({"mnet_config": config, "state_dict": {f"model.{k}": v for k, v in task.model.state_dict().items()}},
+               path)
+    cfg, rebuilt, _ = task_from_checkpoint(path)
+    assert cfg.data._target_ == MOVED_TARGETS[old]
+    assert load_model(path) is not None

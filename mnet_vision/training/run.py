@@ -22,7 +22,7 @@ from mnet_vision.checkpoints import (CheckpointMismatchError, init_from, load_fi
 from mnet_vision.config import check_run_config
 from mnet_vision.model import build_model
 from mnet_vision.outputs import check_writable
-from mnet_vision.stored_config import check_stored_config
+from mnet_vision.stored_config import check_stored_config, upgrade_targets
 from mnet_vision.textfiles import write_json
 from mnet_vision.training.callbacks import ResumableCheckpoint, RNGState, SkippedSamplesReport
 from mnet_vision.training.checkpoint_io import AtomicCheckpointIO
@@ -101,7 +101,7 @@ def check_resumable(model: torch.nn.Module, cfg: DictConfig, resume: str) -> Non
     checkpoint = load_file(resume)
     stored = checkpoint.get("mnet_config")
     if isinstance(stored, dict):
-        check_stored_config(stored, resume)  # nothing is built from it, but it is no more trusted here
+        check_stored_config(upgrade_targets(stored), resume)  # nothing is built from it, but it is no more trusted here
         now = OmegaConf.to_container(cfg, resolve=False)
         changed = [f"{key}: checkpoint {old!r}, now {new!r}" for key, old, new in
                    _differences(stored.get("backbone"), now.get("backbone"), "backbone")
