@@ -4,7 +4,7 @@ that say which keys or shapes differ; the run config and the metadata our checkp
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,7 @@ def init_from(model: nn.Module, path: str, scope: str = "model", format: str = "
 
 
 def stored_run_config(checkpoint: Mapping[str, Any], source: str, overrides: DictConfig | Mapping | None = None,
-                      data: str | None = None) -> DictConfig:
+                      data: str | None = None, built: Sequence[str] | None = None) -> DictConfig:
     """The run config stored in one of our checkpoints (``mnet_config``), checked as data before
     anything is built from it (:func:`mnet_vision.stored_config.check_stored_config`), with a
     distillation run's teacher dropped (its student is evaluated and served alone), its data config
@@ -135,7 +135,7 @@ def stored_run_config(checkpoint: Mapping[str, Any], source: str, overrides: Dic
     if not isinstance(stored, dict):
         raise ValueError(f"{source}: its {CONFIG_KEY!r} entry is a {type(stored).__name__}, expected a run config dict")
     stored = upgrade_targets({**stored, "distill": None} if stored.get("distill") is not None else stored)
-    check_stored_config(stored, source)  # before anything is instantiated from it
+    check_stored_config(stored, source, built)  # before anything is instantiated from it
     cfg = OmegaConf.create(stored)
     if data is not None:  # another data config in place of the stored one, as data=<name> on the command line
         cfg.data = OmegaConf.to_container(compose([f"data={data}"]).data, resolve=False)

@@ -20,7 +20,7 @@ import inspect
 import os
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -125,10 +125,15 @@ def _scalar_parameters(cls: type) -> dict[str, tuple[type, ...]]:
     return scalar
 
 
-def check_stored_config(cfg: DictConfig | Mapping[str, Any], source: str) -> None:
+def check_stored_config(cfg: DictConfig | Mapping[str, Any], source: str, built: Sequence[str] | None = None) -> None:
     """Raise :class:`UnsafeConfigError` naming the key if ``cfg`` (a config read from ``source``)
     names a ``_target_`` outside the allow-list, gives Hydra's keys other than scalars, or gives a
-    scalar constructor argument a mapping or a list. Interpolations are left unresolved."""
+    scalar constructor argument a mapping or a list. Interpolations are left unresolved.
+
+    ``built``: the keys the caller will instantiate (``("backbone", "task.head")`` for inference),
+    whose classes are imported to read their constructors' annotations; ``None``: all of them. Every
+    ``_target_`` is checked against the allow-list either way, by name (a shipped name imports
+    nothing: serving a model does not import the training stack through its task's class)."""
     plain = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
     for key, target in _targets(plain, ""):
         where = f"{source}: stored config key {key + '._target_' if key else '_target_'}"
@@ -145,7 +150,8 @@ def check_stored_config(cfg: DictConfig | Mapping[str, Any], source: str) -> Non
             if name in node and not isinstance(node[name], kinds):
                 raise UnsafeConfigError(f"{source}: stored config key {_join(key, name)} is "
                                         f"{_kind(node[name])}, expected a {kinds[0].__name__}")
-        cls = _project_class(node["_target_"]) if isinstance(node.get("_target_"), str) else None
+        building = built is None or any(key == b or key.startswith(b + ".") for b in built)
+        cls = _project_class(node["_target_"]) if building and isinstance(node.get("_target_"), str) else None
         for name, kinds in (_scalar_parameters(cls) if cls is not None else {}).items():
             value = node.get(name)
             if isinstance(value, (Mapping, list, tuple)):  # a string may be an interpolation: resolved later

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from tqdm import tqdm
 
 from mnet_vision.checkpoints import atomic_save
-from mnet_vision.inference.load import load_model
+from mnet_vision.inference.load import MODEL_KEYS, load_model
 from mnet_vision.outputs import check_writable, refuse_overwrite
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def dump_teacher_outputs(ckpt: str | Path, out: str | Path, split: str = "train"
     """
     refuse_overwrite(out, [ckpt], "out")
     check_writable(Path(out).parent, "folder of out=")  # before the pass over the data, not after it
-    loaded = load_model(ckpt, fast, device, overrides)
+    loaded = load_model(ckpt, fast, device, overrides, built=(*MODEL_KEYS, "data"))  # it builds the data too
     name = loaded.meta.outputs
     if name is None:
         raise ValueError(f"{ckpt} holds a {loaded.meta.task} model, which has no logits or embedding to teach; "

@@ -14,7 +14,7 @@ checkpoint, after that config has passed :func:`mnet_vision.stored_config.check_
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -101,13 +101,19 @@ class LoadedModel:
         return images.contiguous(memory_format=torch.channels_last) if self.fast else images
 
 
+#: The config keys :func:`load_model` builds (the model); a caller that also instantiates another
+#: part of the stored config (``data`` for teacher dumps) names it, so its classes are checked too.
+MODEL_KEYS = ("backbone", "task.head")
+
+
 def load_model(ckpt: str | Path, fast: bool = True, device: str = "cpu", overrides: DictConfig | Mapping | None = None,
-               data: str | None = None) -> LoadedModel:
+               data: str | None = None, built: Sequence[str] = MODEL_KEYS) -> LoadedModel:
     """The model of training checkpoint ``ckpt`` in eval mode on ``device``, its run config and metadata.
 
     The stored config is checked as data first, its distillation teacher dropped, its data config
     replaced by ``conf/data/<data>.yaml`` if given and merged with ``overrides``
-    (:func:`mnet_vision.checkpoints.stored_run_config`); the run config values are checked
+    (:func:`mnet_vision.checkpoints.stored_run_config`; ``built``: the keys the caller instantiates,
+    see :func:`~mnet_vision.stored_config.check_stored_config`); the run config values are checked
     (:func:`mnet_vision.config.check_run_config`); the weights must fit strictly
     (:class:`mnet_vision.checkpoints.CheckpointMismatchError` lists the keys and shapes otherwise).
     With ``fast`` the model is :func:`~mnet_vision.inference.fuse.prepare_for_inference`'s copy
@@ -116,7 +122,7 @@ def load_model(ckpt: str | Path, fast: bool = True, device: str = "cpu", overrid
     """
     source = str(ckpt)
     checkpoint = load_file(ckpt)
-    cfg = stored_run_config(checkpoint, source, overrides, data)
+    cfg = stored_run_config(checkpoint, source, overrides, data, built)
     check_run_config(cfg)
     model = build_model(cfg)
     load_matching(model, model_state_dict(checkpoint), source)

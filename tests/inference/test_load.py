@@ -38,6 +38,27 @@ def test_importing_every_inference_module_imports_no_lightning():
     assert run.returncode == 0 and "clean" in run.stdout, run.stderr
 
 
+def test_loading_and_running_a_detector_imports_no_lightning(detection_run, tmp_path):
+    """The stored-config check reads the task's and data's targets by name only: loading a model
+    must not import the training stack through them."""
+    code = ("import sys\n"
+            "from mnet_vision.inference.detect import detect_files\n"
+            f"detect_files({detection_run['best_checkpoint']!r}, {str(_one_image(detection_run, tmp_path))!r}, "
+            f"{str(tmp_path / 'out')!r}, draw=False)\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] == 'lightning' or m.startswith('mnet_vision.tasks')]\n"
+            "assert not bad, bad[:5]\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def _one_image(detection_run, tmp_path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = sorted((Path(detection_run["run_dir"]).parent / "data" / "val2017").glob("*.png"))[0]
+    (folder / source.name).write_bytes(source.read_bytes())
+    return folder
+
+
 def test_a_new_checkpoint_carries_its_metadata_in_one_entry(detection_run):
     checkpoint = load_file(detection_run["best_checkpoint"])
     assert "mnet_classes" not in checkpoint
