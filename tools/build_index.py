@@ -16,7 +16,7 @@ import sys
 
 from omegaconf import OmegaConf
 
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.inference.search import build_index
 
 USAGE = ("usage: python tools/build_index.py ckpt=PATH gallery=FOLDER_OR_LIST out=INDEX [factory=auto] [add=false] "

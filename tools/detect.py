@@ -13,7 +13,7 @@ import sys
 
 from omegaconf import OmegaConf
 
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.inference.detect import detect_files
 
 USAGE = ("usage: python tools/detect.py ckpt=PATH input=IMAGE_OR_FOLDER [out=DIR] [score=0.3] [batch=8] [draw=true] "

@@ -19,7 +19,7 @@ import sys
 
 from omegaconf import OmegaConf
 
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.inference.geolocate import geolocate_files
 
 USAGE = ("usage: python tools/geolocate.py ckpt=PATH input=IMAGE_FOLDER_OR_CSV [out=DIR] [top_k=5] [draw=false] "

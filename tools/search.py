@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.inference.search import search_index
 from mnet_vision.outputs import refuse_overwrite
 from mnet_vision.textfiles import write_json

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mnet_vision.data.base import SPLITS, ImageCropsDataModule, split_files
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels, check_images_exist
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.textfiles import read_csv_rows, read_lines
 

@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.data.sampling import EpochSampler
 from mnet_vision.data.transforms import (TF_MEAN, TF_STD, classification_eval_transform,
                                          classification_train_transform)
@@ -37,7 +37,7 @@ class LoaderSettings:
     seeds the per-epoch shuffle and the augmentation (:class:`~mnet_vision.data.sampling.EpochSampler`);
     ``strict`` raises on the first unreadable image (or bad annotation) instead of skipping and
     counting it; images of more than ``max_pixels`` pixels are skipped (or raise when ``strict``),
-    checked before decoding (:func:`mnet_vision.data.images.read_rgb`; ``None``: no limit).
+    checked before decoding (:func:`mnet_vision.images.read_rgb`; ``None``: no limit).
     """
 
     batch_size: int = 64

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mnet_vision.data.base import LoaderSettings, SeededLoadersDataModule, named_splits
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, ImageReadError, read_rgb
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels, ImageReadError, read_rgb
 from mnet_vision.data.skipping import SKIPPED, skip_record
 from mnet_vision.metrics.coco import annotation_problem, load_coco_gt, load_coco_json
 from mnet_vision.data.transforms import apply_seeded, detection_eval_transform, detection_train_transform

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from mnet_vision.data.base import SPLITS, CropSettings, ImageCropsDataModule, split_files
 from mnet_vision.data.geotagged import GeotaggedPhotos, read_geotagged_csv
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels, check_images_exist
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels, check_images_exist
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 from mnet_vision.data.transforms import FiveCropEval
 from mnet_vision.geo.cells import GeoCellPartition

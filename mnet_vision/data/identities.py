@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from mnet_vision.data.base import SPLITS, CropSettings, ImageCropsDataModule, LoaderSettings, named_splits
 from mnet_vision.data.image_folder import ImageFolderDataset
-from mnet_vision.data.images import MAX_PIXELS
+from mnet_vision.images import MAX_PIXELS
 from mnet_vision.data.lfw import LfwPairs, read_lfw_pairs
 from mnet_vision.data.sampling import PKBatchSampler
 from mnet_vision.data.skipping import collate_skipping

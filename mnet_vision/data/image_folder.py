@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from mnet_vision.data.base import SPLITS, ImageCropsDataModule, named_splits
-from mnet_vision.data.images import MAX_PIXELS, checked_max_pixels
+from mnet_vision.images import MAX_PIXELS, checked_max_pixels
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
 
 log = logging.getLogger(__name__)

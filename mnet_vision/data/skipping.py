@@ -13,7 +13,7 @@ from typing import Any
 
 from torch.utils.data import default_collate
 
-from mnet_vision.data.images import MAX_PIXELS, ImageReadError, read_rgb
+from mnet_vision.images import MAX_PIXELS, ImageReadError, read_rgb
 from mnet_vision.data.transforms import apply_seeded
 
 log = logging.getLogger(__name__)

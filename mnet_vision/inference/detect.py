@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_convert
 
-from mnet_vision.data.images import MAX_PIXELS, image_files, readable_chunks
+from mnet_vision.images import MAX_PIXELS, image_files, readable_chunks
 from mnet_vision.inference.load import LoadedModel, load_model
 from mnet_vision.model import DetectorModel
 from mnet_vision.outputs import drawing_paths, prepare_output_dir

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mnet_vision.data.geotagged import read_geotagged_csv
-from mnet_vision.data.images import MAX_PIXELS, image_files, readable_chunks
+from mnet_vision.images import MAX_PIXELS, image_files, readable_chunks
 from mnet_vision.data.transforms import apply_seeded
 from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.distances import great_circle_km

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from mnet_vision.data.images import MAX_PIXELS, image_files
+from mnet_vision.images import MAX_PIXELS, image_files
 from mnet_vision.index.face_index import FaceIndex, writer_lock
 from mnet_vision.inference.embed import Embedder
 from mnet_vision.outputs import refuse_overwrite

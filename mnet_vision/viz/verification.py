@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.images import ImageReadError, read_rgb
 from mnet_vision.viz.figure import pyplot, save_figure
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from mnet_vision.data.identities import IdentityFolderDataModule, IdentityFolderDataset
-from mnet_vision.data.images import read_rgb
+from mnet_vision.images import read_rgb
 from mnet_vision.data.sampling import PKBatchSampler
 from mnet_vision.data.synthetic.datamodules import SyntheticIdentityDataModule
 from mnet_vision.data.synthetic.identities import make_identity_dataset

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mnet_vision.data.image_folder import ImageFolderDataModule, ImageFolderDataset
-from mnet_vision.data.images import ImageReadError
+from mnet_vision.images import ImageReadError
 from mnet_vision.data.skipping import collate_skipping
 from mnet_vision.data.transforms import classification_eval_transform
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mnet_vision.data.images import image_files
+from mnet_vision.images import image_files
 from mnet_vision.inference.detect import detect_files, load_detector
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnet_vision.data.images import ImageReadError, read_rgb
+from mnet_vision.images import ImageReadError, read_rgb
 
 
 def _save(path, mode, color):
@@ -87,7 +87,7 @@ def test_image_over_the_limit_is_refused_from_the_header(tmp_path, monkeypatch):
 
 
 def test_readable_chunks_skip_and_count_the_bomb(tmp_path):
-    from mnet_vision.data.images import readable_chunks
+    from mnet_vision.images import readable_chunks
 
     good = _save(tmp_path / "good.png", "RGB", (1, 2, 3))
     bomb = _bomb(tmp_path / "bomb.png")
