@@ -30,6 +30,7 @@ from mnet_vision.benchmarks.models import task_model
 from mnet_vision.benchmarks.timing import median_seconds, number_or_dash, timm_model
 from mnet_vision.complexity import count_complexity
 from mnet_vision.inference.fuse import prepare_for_inference
+from mnet_vision.markdown import markdown_table
 from mnet_vision.model import BackboneHeadModel
 
 TABLE_12 = ((1.0, 224), (0.5, 224), (0.25, 224), (1.0, 128), (0.5, 128), (0.25, 128))
@@ -104,15 +105,13 @@ def compare_attribute_models(batch: int = 32, settings: Sequence[tuple[float, in
 
 def attribute_table(rows: list[dict], batch: int) -> str:
     """The rows as a Markdown table (images/s at batch ``batch``)."""
-    out = [f"| model | input | Mult-Adds M | params M | train img/s (batch {batch}) | infer img/s | "
-           "infer folded img/s | speed vs peer (train / infer / folded) |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        ratios = " / ".join(number_or_dash(r[f"{phase}_vs_peer"], "{:.2f}x") for phase in PHASES)
-        out.append(f"| {r['model']} | {r['input']} | {r['mult_adds'] / 1e6:.0f} | {r['params'] / 1e6:.2f} "
-                   f"| {number_or_dash(r['train_images_per_s'])} | {number_or_dash(r['infer_images_per_s'])} "
-                   f"| {number_or_dash(r['folded_images_per_s'])} | {ratios} |")
-    return "\n".join(out)
+    return markdown_table([(r["model"], r["input"], f"{r['mult_adds'] / 1e6:.0f}", f"{r['params'] / 1e6:.2f}",
+                            number_or_dash(r["train_images_per_s"]), number_or_dash(r["infer_images_per_s"]),
+                            number_or_dash(r["folded_images_per_s"]),
+                            " / ".join(number_or_dash(r[f"{phase}_vs_peer"], "{:.2f}x") for phase in PHASES))
+                           for r in rows],
+                          ["model", "input", "Mult-Adds M", "params M", f"train img/s (batch {batch})", "infer img/s",
+                           "infer folded img/s", "speed vs peer (train / infer / folded)"])
 
 
 def report(rows: list[dict], args: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet
 from mnet_vision.benchmarks.models import task_model
 from mnet_vision.benchmarks.timing import median_seconds, timm_model
 from mnet_vision.inference.fuse import prepare_for_inference
+from mnet_vision.markdown import markdown_table
 from mnet_vision.model import BackboneHeadModel
 
 
@@ -60,11 +61,9 @@ def compare_with_timm(batch_sizes: Sequence[int] = (1, 32), size: int = 224, rep
 
 def rows_table(rows: list[dict]) -> str:
     """The benchmark rows as a Markdown table."""
-    out = ["| model | batch | median ms | images/s | speed vs timm eager |", "|---|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['model']} | {r['batch']} | {r['median_ms']:.2f} | {r['images_per_s']:.1f} "
-                   f"| {r['ratio_vs_timm_eager']:.2f}x |")
-    return "\n".join(out)
+    return markdown_table([(r["model"], r["batch"], f"{r['median_ms']:.2f}", f"{r['images_per_s']:.1f}",
+                            f"{r['ratio_vs_timm_eager']:.2f}x") for r in rows],
+                          ["model", "batch", "median ms", "images/s", "speed vs timm eager"])
 
 
 def report(rows: list[dict], args: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from mnet_vision.data.coco import CocoDetectionDataset, collate_detection
 from mnet_vision.data.synthetic.shapes import make_shapes_detection_dataset
 from mnet_vision.data.transforms import detection_eval_transform
 from mnet_vision.inference.fuse import prepare_for_inference
+from mnet_vision.markdown import markdown_table
 
 NUM_CLASSES = 10  # the synthetic set's shapes
 
@@ -164,13 +165,11 @@ def compare_detectors(batch_sizes: Sequence[int] = (1, 8), repeats: int = 5, war
 
 def detector_table(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
-    out = ["| model | batch | total ms | network ms | pre/post ms | images/s | speed vs torchvision | train images/s |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['model']} | {r['batch']} | {r['total_ms']:.1f} | {r['network_ms']:.1f} | {r['post_ms']:.1f} "
-                   f"| {r['images_per_s']:.1f} | {r['ratio_vs_torchvision']:.2f}x "
-                   f"| {number_or_dash(r['train_images_per_s'])} |")
-    return "\n".join(out)
+    return markdown_table([(r["model"], r["batch"], f"{r['total_ms']:.1f}", f"{r['network_ms']:.1f}",
+                            f"{r['post_ms']:.1f}", f"{r['images_per_s']:.1f}", f"{r['ratio_vs_torchvision']:.2f}x",
+                            number_or_dash(r["train_images_per_s"])) for r in rows],
+                          ["model", "batch", "total ms", "network ms", "pre/post ms", "images/s",
+                           "speed vs torchvision", "train images/s"])
 
 
 def report(rows: list[dict], args: Mapping[str, Any]) -> str:

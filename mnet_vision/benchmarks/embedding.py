@@ -19,6 +19,7 @@ from mnet_vision.benchmarks.models import task_model
 from mnet_vision.benchmarks.timing import median_seconds, timm_model
 from mnet_vision.complexity import count_complexity
 from mnet_vision.inference.fuse import prepare_for_inference
+from mnet_vision.markdown import markdown_table
 from mnet_vision.model import BackboneHeadModel
 
 # Table 14's rows that have a consistent width and resolution (the last row repeats "0.75 MobileNet-128")
@@ -63,12 +64,10 @@ def compare_embedders(batch: int = 32, settings: Sequence[tuple[float, int]] = T
 
 def embedder_table(rows: list[dict], batch: int) -> str:
     """The rows as a Markdown table."""
-    out = [f"| model | Mult-Adds | params | ms per batch of {batch} | images/s | speed vs first row |",
-           "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['model']} | {r['mult_adds'] / 1e6:.0f} M | {r['params'] / 1e6:.2f} M | {r['median_ms']:.1f} "
-                   f"| {r['images_per_s']:.0f} | {r['speed']:.2f}x |")
-    return "\n".join(out)
+    return markdown_table([(r["model"], f"{r['mult_adds'] / 1e6:.0f} M", f"{r['params'] / 1e6:.2f} M",
+                            f"{r['median_ms']:.1f}", f"{r['images_per_s']:.0f}", f"{r['speed']:.2f}x") for r in rows],
+                          ["model", "Mult-Adds", "params", f"ms per batch of {batch}", "images/s",
+                           "speed vs first row"])
 
 
 def report(rows: list[dict], args: Mapping[str, Any]) -> str:

@@ -32,6 +32,7 @@ from mnet_vision.data.synthetic.geo import sample_locations
 from mnet_vision.geo.cells import build_partition
 from mnet_vision.geo.s2 import default_threads, leaf_cell_ids
 from mnet_vision.heads.geocells import hierarchical_log_probabilities
+from mnet_vision.markdown import markdown_table
 from mnet_vision.model import BackboneHeadModel
 
 
@@ -75,15 +76,14 @@ def partition_build_rows(sizes: Sequence[int] = (1_000_000, 10_000_000), t_max: 
 
 def partition_table(rows: Sequence[dict]) -> str:
     """:func:`partition_build_rows` as a Markdown table."""
-    lines = ["| points | ours: leaf ids s | ours: build s (cells) | s2geometry loop µs/point (measured on) | "
-             "s2geometry loop s (extrapolated) | loop / our leaf ids | loop / our build | same ids |",
-             "|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-        lines.append(f"| {r['points']:,} | {r['ours_leaf_s']:.2f} | {r['ours_build_s']:.2f} ({r['cells']:,}) | "
-                     f"{r['loop_us_per_point']:.2f} ({r['loop_points']:,} points) | {r['loop_extrapolated_s']:.1f} "
-                     f"(extrapolated) | {r['speedup_leaf']:.0f}x | {r['speedup_build']:.0f}x | "
-                     f"{'yes' if r['agree'] else 'NO'} |")
-    return "\n".join(lines)
+    # all numbers but the last column, a yes/NO
+    return markdown_table([(f"{r['points']:,}", f"{r['ours_leaf_s']:.2f}", f"{r['ours_build_s']:.2f} ({r['cells']:,})",
+                            f"{r['loop_us_per_point']:.2f} ({r['loop_points']:,} points)",
+                            f"{r['loop_extrapolated_s']:.1f} (extrapolated)", f"{r['speedup_leaf']:.0f}x",
+                            f"{r['speedup_build']:.0f}x", "yes" if r["agree"] else "NO") for r in rows],
+                          ["points", "ours: leaf ids s", "ours: build s (cells)",
+                           "s2geometry loop µs/point (measured on)", "s2geometry loop s (extrapolated)",
+                           "loop / our leaf ids", "loop / our build", "same ids"], align="rrrrrrrl")
 
 
 def _geolocation_call(model, ancestors):
@@ -146,13 +146,10 @@ def geolocation_rows(settings: Sequence[tuple[float, int]] = ((0.25, 128), (0.5,
 
 def geolocation_table(rows: Sequence[dict]) -> str:
     """:func:`geolocation_rows` as a Markdown table."""
-    lines = ["| model | input | Mult-Adds M | params M (final layers) | photos/s | vs peer |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        ratio = number_or_dash(r["vs_peer"], "{:.1f}x")
-        lines.append(f"| {r['model']} | {r['input']} | {r['mult_adds'] / 1e6:,.0f} | {r['params'] / 1e6:.2f} "
-                     f"({r['final_params'] / 1e6:.2f}) | {r['photos_per_s']:.0f} | {ratio} |")
-    return "\n".join(lines)
+    return markdown_table([(r["model"], r["input"], f"{r['mult_adds'] / 1e6:,.0f}",
+                            f"{r['params'] / 1e6:.2f} ({r['final_params'] / 1e6:.2f})", f"{r['photos_per_s']:.0f}",
+                            number_or_dash(r["vs_peer"], "{:.1f}x")) for r in rows],
+                          ["model", "input", "Mult-Adds M", "params M (final layers)", "photos/s", "vs peer"])
 
 
 def partition_report(rows: list[dict], args: Mapping[str, Any]) -> str:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from mnet_vision.benchmarks.timing import rotating_rounds
 from mnet_vision.index.face_index import FaceIndex, normalised
+from mnet_vision.markdown import markdown_table
 
 EXACT = "IDMap2,Flat"  # the exact peer: ground truth for recall, baseline for speed
 
@@ -246,15 +247,14 @@ def _setting_text(setting: dict[str, int]) -> str:
 
 def index_table(rows: list[dict]) -> str:
     """The rows of :func:`compare_indexes` as a Markdown table."""
-    out = ["| N | index | search param | build s | train s | queries/s (batch) | ms/query (single) | recall@1 "
-           "| recall@10 | speed vs Flat (batch) | speed vs Flat (single) | bytes/vector |",
-           "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['n']:,} | {r['index']} | {r['param']} | {r['build_s']:.1f} | "
-                   f"{r['train_s']:.1f} | {r['qps']:,.0f} | {r['single_ms']:.3f} | {r['recall1']:.3f} "
-                   f"| {r['recall10']:.3f} | {r['speedup']:.1f}x | {r['speedup_single']:.1f}x "
-                   f"| {r['bytes_per_vector']:.0f} |")
-    return "\n".join(out)
+    # N first (a number), then the index and its search parameter (names), then numbers
+    return markdown_table([(f"{r['n']:,}", r["index"], r["param"], f"{r['build_s']:.1f}", f"{r['train_s']:.1f}",
+                            f"{r['qps']:,.0f}", f"{r['single_ms']:.3f}", f"{r['recall1']:.3f}",
+                            f"{r['recall10']:.3f}", f"{r['speedup']:.1f}x", f"{r['speedup_single']:.1f}x",
+                            f"{r['bytes_per_vector']:.0f}") for r in rows],
+                          ["N", "index", "search param", "build s", "train s", "queries/s (batch)",
+                           "ms/query (single)", "recall@1", "recall@10", "speed vs Flat (batch)",
+                           "speed vs Flat (single)", "bytes/vector"], align="rll" + "r" * 9)
 
 
 def report(rows: list[dict], args: Mapping[str, Any]) -> str:
