@@ -20,7 +20,7 @@ from torch import nn
 from mnet_vision.backbones.taps import Tap, select_taps
 
 # (output channels at alpha 1, stride) for conv1..conv13, Table 1. Layer 13's depthwise conv has
-# stride 1: the paper prints s2 but its input is already 7x7 (paper-numbers.md).
+# stride 1: the paper prints s2 but its input is already 7x7 (docs/classification.md, Variants).
 V1_BLOCKS: tuple[tuple[int, int], ...] = (
     (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
     (512, 1), (512, 1), (512, 1), (512, 1), (512, 1),

@@ -4,7 +4,7 @@ PlaNet (Weyand et al. 2016) starts from coarse S2 cells, splits every cell holdi
 ``t_max`` photos into its 4 children, and finally drops cells holding fewer than ``t_min`` photos
 (oceans, poles) together with their photos. TIB GeoEstimation (Müller-Budack et al. 2018) builds
 several such partitions from the same photos (t_max 5000 / 2000 / 1000, t_min 50) for its
-hierarchical classifier. No library implements this, so it is written here by hand (DESIGN.md).
+hierarchical classifier. No library implements this, so it is written here by hand (docs/design.md, Conventions).
 
 Each cell's *class* is its row: cells are in cell-id (Hilbert-curve) order. Besides the cell, a
 class carries its photo count, the mean photo location (the point to predict for the class, as

@@ -1,6 +1,6 @@
 """Points on the Earth: coordinate checks, great-circle distance and means on the unit sphere.
 
-Conventions (implementations disagree on each; these are the project's, see DESIGN.md): degrees in
+Conventions (implementations disagree on each; these are the project's, see docs/design.md): degrees in
 ``(lat, lon)`` order, a spherical Earth of mean radius R = 6371.0088 km (IUGG), haversine distance.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ embeddings, or minus a distance). A pair is accepted as "same" when its score is
 threshold. Both protocols are written here rather than copied, because the widespread reference
 routine (FaceNet's ``calculate_val``) interpolates FAR over a threshold grid, which fails on
 repeated FAR values and scores good models 0 when the grid never reaches the target FAR
-(``../shared/reference/faces.md`` §1.4).
+(docs/faces.md, Verification).
 
 Everything ranks the scores as given, in float64: any real-valued similarity works, at any scale.
 The ROC and its AUC are scikit-learn's (``roc_curve(drop_intermediate=False)``, ``roc_auc_score``),
