@@ -64,7 +64,7 @@ class Match:
 
 
 # The "auto" rule, measured by `python tools/benchmark.py index` on face-like 128-D vectors
-# (README, "Face search speed (faiss)"; 2 threads of this project's 2-core machine):
+# (docs/speed.md, "Face search speed (faiss)"; 2 threads of this project's 2-core machine):
 # - up to 100k vectors exact search: one query alone takes <= 3.6 ms, a 1000-query batch 0.46 ms a
 #   query, with no build, no recall loss and 520 bytes a vector; an ANN index would first cost a
 #   build (18 s for HNSW at 100k) to save milliseconds.
