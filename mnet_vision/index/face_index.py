@@ -63,7 +63,7 @@ class Match:
     unknown: bool
 
 
-# The "auto" rule, measured by `python tools/benchmark.py index` on face-like 128-D vectors
+# The "auto" rule, measured by `python tools/benchmark.py name=index` on face-like 128-D vectors
 # (docs/speed.md, "Face search speed (faiss)"; 2 threads of this project's 2-core machine):
 # - up to 100k vectors exact search: one query alone takes <= 3.6 ms, a 1000-query batch 0.46 ms a
 #   query, with no build, no recall loss and 520 bytes a vector; an ANN index would first cost a

@@ -6,7 +6,7 @@ from tests.helpers.cli import run_tool
 
 
 def test_benchmark_tool_prints_the_header_and_table():
-    out = run_tool("benchmark.py", "index", "sizes=[1000]", "queries=20", "threads=1", "repeats=1")
+    out = run_tool("benchmark.py", "name=index", "sizes=[1000]", "queries=20", "threads=1", "repeats=1")
     header, *table = out.stdout.splitlines()
     assert header.startswith("faiss ") and "1 threads" in header
     assert table[0].startswith("| N | index |") and sum(line.startswith("| 1,000 |") for line in table) > 5

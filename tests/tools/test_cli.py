@@ -14,15 +14,15 @@ from tests.helpers.configs import (
 )
 
 
-def test_profile_json_for_the_issue_example():
-    out = run_tool("profile.py", "experiment=imagenet", "backbone.alpha=0.5", "task.input_size=160", "output=json")
+def test_complexity_json_for_the_issue_example():
+    out = run_tool("complexity.py", "experiment=imagenet", "backbone.alpha=0.5", "task.input_size=160", "output=json")
     result = json.loads(out.stdout)
     assert round(result["mult_adds"] / 1e6) == 77 and round(result["params"] / 1e6, 2) == 1.32  # Table 9: 76 M / 1.32 M
     assert set(result["by_type"]) == {"conv_3x3", "depthwise_3x3", "conv_1x1", "fc"}
 
 
-def test_profile_table():
-    out = run_tool("profile.py", "experiment=dogs", "backbone=mobilenet_v3_small", "backbone.alpha=0.75")
+def test_complexity_table():
+    out = run_tool("complexity.py", "experiment=dogs", "backbone=mobilenet_v3_small", "backbone.alpha=0.75")
     assert "| **total** |" in out.stdout
 
 
@@ -118,8 +118,8 @@ def test_faces_teacher_dump_distil_eval_index_search(tmp_path):
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert 0.0 <= metrics["test/accuracy"] <= 1.0 and metrics["test/pairs"] == 40  # 10 folds x 2 x 2 pairs
     assert (student_dir / "eval_test" / "roc_test.png").is_file()
-    run_tool("roc.py", f"out={tmp_path / 'roc.png'}", f"teacher={teacher_dir / 'embeddings_test.pt'}",
-             f"student={student_dir / 'eval_test' / 'embeddings_test.pt'}")
+    run_tool("roc.py", f"out={tmp_path / 'roc.png'}", f"curves={{teacher:{teacher_dir / 'embeddings_test.pt'},"
+             f"student:{student_dir / 'eval_test' / 'embeddings_test.pt'}}}")  # label:file pairs (Hydra keys)
     assert (tmp_path / "roc.png").stat().st_size > 1000
     index = tmp_path / "faces.faiss"
     out = run_tool("build_index.py", f"ckpt={student}", f"gallery={data / 'test'}", f"out={index}")

@@ -53,7 +53,6 @@ def test_make_cells_with_maps_and_one_t_max(tmp_path):
 
 def test_make_cells_usage_and_errors(tmp_path, monkeypatch):
     # in-process (a subprocess only to print the usage would cost seconds of imports)
-    monkeypatch.syspath_prepend(str(REPO / "tools"))  # for the tool's "import _isolate"
     monkeypatch.setattr(sys, "argv", ["make_cells.py", "csv=x.csv"])
     with pytest.raises(SystemExit, match="usage: python tools/make_cells.py csv="):
         runpy.run_path(str(REPO / "tools" / "make_cells.py"), run_name="__main__")

@@ -1,0 +1,24 @@
+"""Run a detection checkpoint on an image or a folder: a JSON of boxes and PNGs with boxes drawn.
+
+    python tools/detect.py ckpt=outputs/shapes_ssd/<time>/checkpoints/best-epoch019.ckpt \
+        input=data/synthetic_shapes_detection/test2017 out=detections score=0.3
+
+Keys and defaults: conf/detect.yaml (ckpt, input: a file or folder, out, score, batch, draw, device,
+max_pixels, fast: BatchNorm folded and channels_last by default, false runs the model as trained,
+boxes equal within 1e-4). out must not be (or lie inside) the input folder.
+"""
+import hydra
+from omegaconf import DictConfig
+
+from mnet_vision.config import CONF_DIR
+from mnet_vision.images import checked_max_pixels
+from mnet_vision.inference.detect import detect_files
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="detect")
+def main(cfg: DictConfig) -> None:
+    summary = detect_files(ckpt=cfg.ckpt, source=cfg.input, out_dir=cfg.out, score_thresh=float(cfg.score),
+                           batch_size=int(cfg.batch), draw=bool(cfg.draw), device=str(cfg.device),
+                           max_pixels=checked_max_pixels(cfg.max_pixels), fast=bool(cfg.fast))
+    print(f"{summary['detections']} detections in {summary['images']} images -> {summary['json']}"
+          + (f"; skipped {len(summary['skipped'])} unreadable" if summary["skipped"] else ""))
