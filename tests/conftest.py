@@ -1,7 +1,14 @@
+import inspect
+import subprocess
+
 import pytest
 import torch
+from lightning.pytorch import Trainer
 
+from mnet_vision.config import compose
 from mnet_vision.data.synthetic.shapes import make_shapes_dataset
+from mnet_vision.training import build_trainer, train
+from tests.helpers.cli import run_tool
 from tests.helpers.configs import (
     TINY_IMAGE,
     TINY_SPLITS,
@@ -33,9 +40,6 @@ def shapes_root(tmp_path_factory):
 def detection_run(tmp_path_factory):
     """One seconds-long run of the default detection job (SSD) on a tiny synthetic COCO set:
     its metrics dict (``run_dir``, ``best_checkpoint``, ``test/AP`` ...); data under ``<run>/../data``."""
-    from mnet_vision.config import compose
-    from mnet_vision.training import train
-
     root = tmp_path_factory.mktemp("det")
     return train(compose(tiny_detection_overrides(root / "data")), run_dir=root / "run")
 
@@ -44,9 +48,6 @@ def detection_run(tmp_path_factory):
 def embedding_run(tmp_path_factory):
     """One seconds-long triplet run (task=facenet_triplet) on a tiny synthetic identity set: its
     metrics dict (``run_dir``, ``best_checkpoint`` ...); data under ``<run>/../data``."""
-    from mnet_vision.config import compose
-    from mnet_vision.training import train
-
     root = tmp_path_factory.mktemp("faces")
     return train(compose(tiny_identity_overrides(root / "data")), run_dir=root / "run")
 
@@ -55,9 +56,6 @@ def embedding_run(tmp_path_factory):
 def attribute_run(tmp_path_factory):
     """One seconds-long run of task=attributes on a tiny synthetic attribute set: its metrics dict
     (``run_dir``, ``best_checkpoint``, ``test/mean_ap`` ...); data under ``<run>/../data``."""
-    from mnet_vision.config import compose
-    from mnet_vision.training import train
-
     root = tmp_path_factory.mktemp("attributes")
     return train(compose(tiny_attribute_overrides(root / "data")), run_dir=root / "run")
 
@@ -66,9 +64,66 @@ def attribute_run(tmp_path_factory):
 def geo_run(tmp_path_factory):
     """One seconds-long PlaNet run (task=planet, two partitions) on a tiny synthetic geotagged set:
     its metrics dict (``run_dir``, ``best_checkpoint`` ...); data under ``<run>/../data``."""
-    from mnet_vision.config import compose
-    from mnet_vision.training import train
-
     root = tmp_path_factory.mktemp("geo")
     counts = tiny_geo_cell_counts(root / "data")
     return train(compose(tiny_geo_overrides(root / "data", counts)), run_dir=root / "run")
+
+
+
+# Markers by rule (declared in pyproject.toml, described in docs/design.md's Tests section), so test
+# files carry no decorators: `pytest -m "not slow"` is the fast subset.
+# Session runs a test may take by name through request.getfixturevalue (a parameter, not an argument).
+TRAINING_FIXTURES = {"detection_run", "embedding_run", "attribute_run", "geo_run"}
+# What makes a test slow when it or one of its fixtures names it: a tool in a subprocess (seconds of
+# imports per process) or a Lightning fit.
+SLOW_GLOBALS = (run_tool, subprocess, train, build_trainer, Trainer)
+DDP_SOURCE = ("trainer=ddp", "devices=2")
+# Slow without any of the above (over 2 s each under `pytest --durations=0` on the 2-core machine):
+# hand-written optimiser loops and the detector benchmark's timed rounds.
+MEASURED_SLOW = {
+    "tests/tasks/test_detection.py::test_detector_learns_its_training_images",
+    "tests/benchmarks/test_detection.py::test_detection_benchmark_rows_and_table",
+}
+
+
+def _globals_used(function, seen: set) -> set:
+    """The ids of the module globals ``function`` names, following the functions of its own module it
+    calls, so a helper that runs a tool counts for its callers."""
+    namespace, found = function.__globals__, set()
+    codes = [function.__code__]
+    while codes:
+        code = codes.pop()
+        codes.extend(c for c in code.co_consts if inspect.iscode(c))  # nested functions and lambdas
+        for name in code.co_names:
+            value = namespace.get(name)
+            if value is None or id(value) in seen:
+                continue
+            seen.add(id(value))
+            found.add(id(value))
+            if inspect.isfunction(value) and value.__module__ == function.__module__:
+                found |= _globals_used(value, seen)
+    return found
+
+
+def _runs_slow_code(item) -> bool:
+    """Whether the test, or a fixture it requests, names one of SLOW_GLOBALS."""
+    slow = {id(value) for value in SLOW_GLOBALS}
+    functions = [item.function] + [defs[-1].func for defs in item._fixtureinfo.name2fixturedefs.values()]
+    return any(_globals_used(function, set()) & slow for function in functions)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        if "tests/tools/" in item.path.as_posix():
+            item.add_marker(pytest.mark.cli)
+        source = inspect.getsource(item.function)
+        if "ddp" in item.name.lower() or any(text in source for text in DDP_SOURCE):
+            item.add_marker(pytest.mark.ddp)
+            item.add_marker(pytest.mark.slow)
+        params = getattr(item, "callspec", None)
+        requested = set(item.fixturenames) | {v for v in (params.params.values() if params else ()) if isinstance(v, str)}
+        if (requested & TRAINING_FIXTURES or _runs_slow_code(item)
+                or item.nodeid.split("[")[0] in MEASURED_SLOW):
+            item.add_marker(pytest.mark.slow)
