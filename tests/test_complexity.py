@@ -29,7 +29,7 @@ def assert_rounds_to(value: float, printed: str, what: str = "") -> None:
     assert abs(value - float(printed)) <= half_ulp(printed) + 1e-9, f"{what}: {value} is not {printed} within rounding"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measured(*overrides: str):
     """Complexity of the model ``build_model(compose(overrides))`` at the config's input size (cached:
     several tables share the 1.0-224 model)."""

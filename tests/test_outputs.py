@@ -1,6 +1,5 @@
 """Where tools write: never over an input, never two inputs into one drawing, unwritable found first."""
 import os
-from pathlib import Path
 
 import pytest
 

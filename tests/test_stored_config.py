@@ -14,8 +14,7 @@ from mnet_vision.inference.dump_teacher import dump_teacher_outputs
 from mnet_vision.inference.embed import Embedder
 from mnet_vision.inference.geolocate import Geolocator
 from mnet_vision.inference.load import load_model
-from mnet_vision.stored_config import (ENV_ALLOWED, MOVED_TARGETS, UnsafeConfigError, allow_targets,
-                                      check_stored_config)
+from mnet_vision.stored_config import ENV_ALLOWED, MOVED_TARGETS, UnsafeConfigError, allow_targets, check_stored_config
 from mnet_vision.tasks.teachers import checkpoint_teacher
 from mnet_vision.training import build_task, evaluate, task_from_checkpoint
 from tests.helpers.configs import tiny_overrides

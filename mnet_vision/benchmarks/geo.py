@@ -59,11 +59,13 @@ def partition_build_rows(sizes: Sequence[int] = (1_000_000, 10_000_000), t_max: 
     for n in sizes:
         places = sample_locations(n, np.random.default_rng(seed))
         lat, lon = places["lat"], places["lon"]
-        leaf_s, leaves = median_seconds_of(lambda: leaf_cell_ids(lat, lon), repeats)
+        # the lambdas run inside these calls, in this iteration: the loop variables cannot go stale
+        leaf_s, leaves = median_seconds_of(lambda: leaf_cell_ids(lat, lon), repeats)  # noqa: B023
         build_s, (partition, _) = median_seconds_of(
-            lambda: build_partition(lat, lon, t_max, t_min, min_level, max_level, progress=False), repeats)
+            lambda: build_partition(lat, lon, t_max, t_min, min_level, max_level, progress=False),  # noqa: B023
+            repeats)
         sample = np.random.default_rng(seed + 1).choice(n, size=min(loop_points, n), replace=False)
-        loop_s, loop_ids = median_seconds_of(lambda: s2geometry_leaf_ids(lat[sample], lon[sample]), 1)
+        loop_s, loop_ids = median_seconds_of(lambda: s2geometry_leaf_ids(lat[sample], lon[sample]), 1)  # noqa: B023
         per_point = loop_s / len(sample)
         rows.append({"points": n, "threads": default_threads(), "ours_leaf_s": leaf_s, "ours_build_s": build_s,
                      "cells": len(partition), "t_max": t_max, "t_min": t_min, "levels": f"{min_level}-{max_level}",

@@ -12,7 +12,6 @@ TIB does; averaged as unit vectors, so right across the antimeridian) and the S2
 """
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +21,19 @@ import numpy as np
 
 from mnet_vision.atomic import atomic_write
 from mnet_vision.geo.distances import check_coordinates, invalid_coordinates, to_degrees, to_unit_vectors
-from mnet_vision.geo.s2 import (MAX_LEVEL, cell_centers, cell_levels, ids_to_tokens, is_valid, leaf_cell_ids,
-                                map_chunks, parent_ids, range_max, range_min, tokens_to_ids)
+from mnet_vision.geo.s2 import (
+    MAX_LEVEL,
+    cell_centers,
+    cell_levels,
+    ids_to_tokens,
+    is_valid,
+    leaf_cell_ids,
+    map_chunks,
+    parent_ids,
+    range_max,
+    range_min,
+    tokens_to_ids,
+)
 from mnet_vision.textfiles import read_csv_rows
 
 CSV_COLUMNS = ("class", "token", "level", "count", "lat_mean", "lon_mean", "lat_center", "lon_center")

@@ -59,8 +59,8 @@ def great_circle_km_torch(lat1: torch.Tensor, lon1: torch.Tensor, lat2: torch.Te
 
 def to_unit_vectors(lat, lon) -> np.ndarray:
     """``(..., 3)`` unit vectors on the sphere of points in degrees."""
-    p, l = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
-    return np.stack([np.cos(p) * np.cos(l), np.cos(p) * np.sin(l), np.sin(p)], axis=-1)
+    phi, lam = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
+    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=-1)
 
 
 def to_degrees(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
-from torchvision.models.detection.ssd import SSD, SSDScoringHead
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+from torchvision.models.detection.ssd import SSD, SSDScoringHead
 
 from mnet_vision.backbones.mobilenet_v1 import ConvBNAct, scaled_depth
 from mnet_vision.backbones.taps import Tap

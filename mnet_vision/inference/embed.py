@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnet_vision.images import MAX_PIXELS, readable_chunks
 from mnet_vision.data.transforms import apply_seeded
+from mnet_vision.images import MAX_PIXELS, readable_chunks
 from mnet_vision.inference.load import load_model
 
 

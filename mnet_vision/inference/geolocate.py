@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from mnet_vision.data.geotagged import read_geotagged_csv
-from mnet_vision.images import MAX_PIXELS, image_files, readable_chunks
 from mnet_vision.data.transforms import apply_seeded
 from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.distances import great_circle_km
 from mnet_vision.geo.s2 import ids_to_tokens
 from mnet_vision.heads.geocells import located_logits
+from mnet_vision.images import MAX_PIXELS, image_files, readable_chunks
 from mnet_vision.inference.load import load_model
 from mnet_vision.metrics.geo import accuracy_table, geolocation_accuracy
 from mnet_vision.outputs import drawing_paths, prepare_output_dir

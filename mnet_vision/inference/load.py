@@ -24,8 +24,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from mnet_vision.checkpoints import (META_KEY, checkpoint_metadata, load_file, load_matching, model_state_dict,
-                                     stored_run_config)
+from mnet_vision.checkpoints import (
+    META_KEY,
+    checkpoint_metadata,
+    load_file,
+    load_matching,
+    model_state_dict,
+    stored_run_config,
+)
 from mnet_vision.config import check_run_config
 from mnet_vision.data.transforms import FiveCropEval, classification_eval_transform, detection_eval_transform
 from mnet_vision.inference.fuse import prepare_for_inference

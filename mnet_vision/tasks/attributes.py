@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from mnet_vision.atomic import atomic_write
 from mnet_vision.metrics.attributes import UNKNOWN, AttributeReport, AttributeScores
-from mnet_vision.viz.attributes import save_attribute_ap_chart
 from mnet_vision.tasks.model_task import ModelTask
+from mnet_vision.viz.attributes import save_attribute_ap_chart
 
 log = logging.getLogger(__name__)
 

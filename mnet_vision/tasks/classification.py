@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from mnet_vision.viz.classification import save_confusion_matrix
 from mnet_vision.tasks.model_task import ModelTask
+from mnet_vision.viz.classification import save_confusion_matrix
 
 
 class ClassificationTask(ModelTask):

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from mnet_vision.textfiles import write_json
 from mnet_vision.metrics.coco import COCO_METRICS, detections_to_results, evaluate_coco
-from mnet_vision.viz.detection import save_detections_picture
 from mnet_vision.tasks.model_task import ModelTask
+from mnet_vision.textfiles import write_json
+from mnet_vision.viz.detection import save_detections_picture
 
 log = logging.getLogger(__name__)
 

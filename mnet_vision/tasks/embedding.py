@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from mnet_vision.checkpoints import atomic_save
 from mnet_vision.metrics.verification import all_pairs, roc_points, verification_report
-from mnet_vision.viz.verification import save_roc_curve
 from mnet_vision.tasks.model_task import ModelTask
+from mnet_vision.viz.verification import save_roc_curve
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from mnet_vision.geo.distances import great_circle_km_torch
 from mnet_vision.heads.geocells import located_logits
 from mnet_vision.metrics.geo import GeolocationErrors, accuracy_table, distance_accuracy
 from mnet_vision.metrics.photo_ids import PhotoValues
-from mnet_vision.viz.geo import save_distance_curve
 from mnet_vision.tasks.model_task import ModelTask
+from mnet_vision.viz.geo import save_distance_curve
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,14 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from mnet_vision.checkpoints import (CheckpointMismatchError, init_from, load_file, load_matching, model_state_dict,
-                                     stored_run_config)
+from mnet_vision.checkpoints import (
+    CheckpointMismatchError,
+    init_from,
+    load_file,
+    load_matching,
+    model_state_dict,
+    stored_run_config,
+)
 from mnet_vision.config import check_run_config
 from mnet_vision.model import build_model
 from mnet_vision.outputs import check_writable

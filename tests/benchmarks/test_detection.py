@@ -1,7 +1,7 @@
 import math
 
-from mnet_vision.data.synthetic.shapes import make_shapes_detection_dataset
 from mnet_vision.benchmarks.detection import compare_detectors, detector_table
+from mnet_vision.data.synthetic.shapes import make_shapes_detection_dataset
 
 
 def test_detection_benchmark_rows_and_table(tmp_path):

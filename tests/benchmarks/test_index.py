@@ -2,9 +2,18 @@
 import numpy as np
 import pytest
 
+from mnet_vision.benchmarks.index import (
+    EXACT,
+    Candidate,
+    compare_indexes,
+    default_candidates,
+    face_like_vectors,
+    index_table,
+    ivf_lists,
+    recall_at,
+    sweep,
+)
 from mnet_vision.index import FaceIndex
-from mnet_vision.benchmarks.index import (EXACT, Candidate, compare_indexes, default_candidates, face_like_vectors,
-                                          index_table, ivf_lists, recall_at, sweep)
 
 
 def test_face_like_vectors_are_clustered_unit_rows_with_new_query_images():

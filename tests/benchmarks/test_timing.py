@@ -3,8 +3,7 @@ import math
 
 import pytest
 
-from mnet_vision.benchmarks.timing import (median_seconds, median_seconds_of, number_or_dash, rotating_rounds,
-                                           timm_model)
+from mnet_vision.benchmarks.timing import median_seconds, median_seconds_of, number_or_dash, rotating_rounds, timm_model
 
 
 def test_rotating_rounds_call_everyone_once_per_round_in_turn():

@@ -4,8 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from mnet_vision.geo.distances import (EARTH_RADIUS_KM, check_coordinates, great_circle_km, great_circle_km_torch,
-                                       to_degrees, to_unit_vectors)
+from mnet_vision.geo.distances import (
+    EARTH_RADIUS_KM,
+    check_coordinates,
+    great_circle_km,
+    great_circle_km_torch,
+    to_degrees,
+    to_unit_vectors,
+)
 
 CITIES = {"london": (51.5074, -0.1278), "paris": (48.8566, 2.3522), "new_york": (40.7128, -74.0060),
           "los_angeles": (34.0522, -118.2437), "sydney": (-33.8688, 151.2093), "auckland": (-36.8485, 174.7633)}

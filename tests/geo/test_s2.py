@@ -7,8 +7,18 @@ import numpy as np
 import pytest
 import s2geometry as s2
 
-from mnet_vision.geo.s2 import (cell_centers, cell_levels, cell_vertices, ids_to_tokens, is_valid, leaf_cell_ids,
-                                parent_ids, range_max, range_min, tokens_to_ids)
+from mnet_vision.geo.s2 import (
+    cell_centers,
+    cell_levels,
+    cell_vertices,
+    ids_to_tokens,
+    is_valid,
+    leaf_cell_ids,
+    parent_ids,
+    range_max,
+    range_min,
+    tokens_to_ids,
+)
 
 EIFFEL = (48.8584, 2.2945)
 CORNER_LAT = math.degrees(math.atan(1 / math.sqrt(2)))  # |x| = |y| = |z| at lon 45 + 90 k

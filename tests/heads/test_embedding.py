@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from mnet_vision.backbones.taps import Tap
-from mnet_vision.config import compose
 from mnet_vision.complexity import count_complexity
+from mnet_vision.config import compose
 from mnet_vision.heads import EmbeddingHead
 from mnet_vision.model import build_model
 

@@ -3,9 +3,9 @@ import faiss
 import numpy as np
 import pytest
 
+from mnet_vision.benchmarks.index import face_like_vectors
 from mnet_vision.index import FaceIndex
 from mnet_vision.index import face_index as fi
-from mnet_vision.benchmarks.index import face_like_vectors
 
 
 def _gallery(n_ids=20, per_id=3, dim=16, seed=0):

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from mnet_vision.backbones import MobileNetV1, TorchvisionMobileNet
-from mnet_vision.inference.fuse import fold_batchnorm, prepare_for_inference
 from mnet_vision.heads import ClassifierHead
+from mnet_vision.inference.fuse import fold_batchnorm, prepare_for_inference
 from mnet_vision.model import BackboneHeadModel
 from tests.helpers.models import randomise_batchnorm
 

@@ -15,8 +15,8 @@ import mnet_vision.inference
 from mnet_vision.checkpoints import META_KEY, atomic_save, load_file
 from mnet_vision.config import compose
 from mnet_vision.data.coco import CocoDetectionDataModule
-from mnet_vision.images import read_rgb
 from mnet_vision.data.transforms import apply_seeded
+from mnet_vision.images import read_rgb
 from mnet_vision.inference.embed import Embedder
 from mnet_vision.inference.geolocate import Geolocator
 from mnet_vision.inference.load import eval_transform, load_model

@@ -85,9 +85,9 @@ def test_bad_builds_leave_nothing_behind(tmp_path, faces):
 
 
 def _classifier_ckpt(tmp_path):
+    from mnet_vision.checkpoints import atomic_save
     from mnet_vision.config import compose
     from mnet_vision.training import build_task
-    from mnet_vision.checkpoints import atomic_save
     from tests.helpers.configs import tiny_overrides
 
     task = build_task(compose(tiny_overrides(tmp_path / "shapes")))

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnet_vision.metrics.verification import (all_pairs, best_threshold, kfold_accuracy, roc_points,
-                                              tar_at_far)
+from mnet_vision.metrics.verification import all_pairs, best_threshold, kfold_accuracy, roc_points, tar_at_far
 from mnet_vision.viz.verification import save_roc_curve
 
 
@@ -160,6 +159,7 @@ def test_roc_points_and_auc_equal_scikit_learn_on_random_scores():
 
 def test_verification_report_auc_on_large_scores_equals_scikit_learn():
     from sklearn import metrics as sklearn_metrics  # a dev dependency: the reference, never skipped
+
     from mnet_vision.metrics.verification import verification_report
 
     rng = np.random.default_rng(0)

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from mnet_vision.config import compose
 from mnet_vision.data.synthetic.attributes import ATTRIBUTE_NAMES
-from mnet_vision.tasks.attributes import masked_bce
 from mnet_vision.inference.dump_teacher import dump_teacher_outputs
+from mnet_vision.tasks.attributes import masked_bce
 from mnet_vision.training import build_task, evaluate, train
 from tests.helpers.configs import tiny_attribute_overrides
 

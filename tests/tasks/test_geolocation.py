@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from mnet_vision.checkpoints import CheckpointMismatchError
+from mnet_vision.config import compose
 from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.distances import EARTH_RADIUS_KM
 from mnet_vision.tasks.geolocation import soft_cell_targets
-from mnet_vision.config import compose
 from mnet_vision.training import build_task, evaluate, task_from_checkpoint
 from tests.helpers.configs import tiny_geo_overrides
 

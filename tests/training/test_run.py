@@ -1,7 +1,7 @@
 """Training through the Python entry point: outputs, resume, fine-tuning, evaluation, skips."""
 import json
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 import pytest
 import torch

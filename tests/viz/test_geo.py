@@ -7,8 +7,14 @@ from PIL import Image
 
 from mnet_vision.geo.cells import build_partition
 from mnet_vision.geo.s2 import cell_vertices, leaf_cell_ids, parent_ids, tokens_to_ids
-from mnet_vision.viz.geo import (_zoom_extent, cell_polygons, city_points, save_distance_curve, save_geolocation_map,
-                                 save_partition_map)
+from mnet_vision.viz.geo import (
+    _zoom_extent,
+    cell_polygons,
+    city_points,
+    save_distance_curve,
+    save_geolocation_map,
+    save_partition_map,
+)
 
 
 def cell_of(lat: float, lon: float, level: int) -> np.ndarray:
