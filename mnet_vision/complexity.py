@@ -71,8 +71,8 @@ class Complexity:
     def table(self) -> str:
         """A Markdown table of the breakdown, the way Table 2 prints it, plus totals."""
         shares = self.shares()
-        rows = [(kind, f"{c['mult_adds'] / 1e6:.2f}", f"{shares[kind]['mult_adds_pct']:.2f} %", f"{c['params'] / 1e6:.4f}",
-                 f"{shares[kind]['params_pct']:.2f} %")
+        rows = [(kind, f"{c['mult_adds'] / 1e6:.2f}", f"{shares[kind]['mult_adds_pct']:.2f} %",
+                 f"{c['params'] / 1e6:.4f}", f"{shares[kind]['params_pct']:.2f} %")
                 for kind, c in sorted(self.by_type.items(), key=lambda kv: -kv[1]["mult_adds"])]
         rows.append(("**total**", f"**{self.mult_adds / 1e6:.2f}**", "100 %", f"**{self.params / 1e6:.4f}**", "100 %"))
         h, w = self.input_size

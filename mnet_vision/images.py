@@ -69,9 +69,10 @@ def checked_max_pixels(max_pixels: Any) -> int | None:
 def _check_pixels(path: str | Path, size: tuple[int, int], max_pixels: int | None) -> None:
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageReadError(path, f"{width}x{height} pixels ({width * height / 1e6:.1f} megapixels) exceed the limit "
-                                   f"max_pixels={max_pixels} ({max_pixels / 1e6:g} megapixels): a decompression bomb or "
-                                   f"an image too large to decode safely; raise max_pixels (data.max_pixels) to read it")
+        raise ImageReadError(path, f"{width}x{height} pixels ({width * height / 1e6:.1f} megapixels) exceed the "
+                                   f"limit max_pixels={max_pixels} ({max_pixels / 1e6:g} megapixels): a decompression "
+                                   f"bomb or an image too large to decode safely; raise max_pixels (data.max_pixels) "
+                                   f"to read it")
 
 
 def _grey16_to_rgb(path: str | Path, img: Image.Image) -> np.ndarray:

@@ -123,7 +123,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.ddp)
             item.add_marker(pytest.mark.slow)
         params = getattr(item, "callspec", None)
-        requested = set(item.fixturenames) | {v for v in (params.params.values() if params else ()) if isinstance(v, str)}
+        requested = set(item.fixturenames) | {v for v in (params.params.values() if params else ())
+                                              if isinstance(v, str)}
         if (requested & TRAINING_FIXTURES or _runs_slow_code(item)
                 or item.nodeid.split("[")[0] in MEASURED_SLOW):
             item.add_marker(pytest.mark.slow)

@@ -210,7 +210,8 @@ def test_palette_with_transparent_index_is_composited_over_white(tmp_path):
 def test_bad_max_pixels_fails_when_the_data_is_built_not_at_the_first_image(tmp_path, bad):
     from mnet_vision.data.image_folder import ImageFolderDataModule
 
-    with pytest.raises(ValueError, match=r"max_pixels=.* is not valid: expected a whole number of pixels >= 1, or None"):
+    with pytest.raises(ValueError,
+                       match=r"max_pixels=.* is not valid: expected a whole number of pixels >= 1, or None"):
         ImageFolderDataModule(str(tmp_path), num_classes=2, max_pixels=bad)
     with pytest.raises(ValueError, match="max_pixels"):
         read_rgb(tmp_path / "x.png", max_pixels=bad)

@@ -45,5 +45,6 @@ def torchvision_mobilenet_to_mnet(state: Mapping[str, torch.Tensor]) -> dict[str
     classifier has no counterpart in our head and is dropped (load it with ``scope=backbone``)."""
     out = {f"backbone.{k}": v for k, v in state.items() if k.startswith("features.")}
     if not any(k.startswith("classifier.3.") for k in state):
-        out.update({"head.fc." + k[len("classifier.1."):]: v for k, v in state.items() if k.startswith("classifier.1.")})
+        out.update({"head.fc." + k[len("classifier.1."):]: v
+                    for k, v in state.items() if k.startswith("classifier.1.")})
     return out

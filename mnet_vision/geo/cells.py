@@ -88,7 +88,8 @@ class GeoCellPartition:
             arrays[name] = np.array(getattr(self, name), np.float64)
         for name, values in arrays.items():
             if values.shape != (len(ids),):
-                raise ValueError(f"{self.source}: {name} has shape {values.shape}, expected ({len(ids)},) like cell_ids")
+                raise ValueError(f"{self.source}: {name} has shape {values.shape}, "
+                                 f"expected ({len(ids)},) like cell_ids")
             values.setflags(write=False)  # own read-only copies: the cached tokens and ranges stay true
             object.__setattr__(self, name, values)
         ids = self.cell_ids
@@ -185,7 +186,8 @@ class GeoCellPartition:
         columns: dict[str, list[str]] = {c: [] for c in CSV_COLUMNS}
         for k, row in enumerate(body):
             if len(row) != len(header):
-                raise ValueError(f"{path}, line {line[k]}: expected {len(header)} fields as the header, found {len(row)}")
+                raise ValueError(f"{path}, line {line[k]}: expected {len(header)} fields as the header, "
+                                 f"found {len(row)}")
             for c in CSV_COLUMNS:
                 columns[c].append(row[at[c]].strip())
 
@@ -208,7 +210,8 @@ class GeoCellPartition:
             try:
                 ids[k] = tokens_to_ids([token])[0]
             except ValueError:
-                raise ValueError(f"{path}, line {line[k]}: token {token!r} is not an S2 token (1 to 16 hex digits)") from None
+                raise ValueError(f"{path}, line {line[k]}: token {token!r} is not an S2 token "
+                                 "(1 to 16 hex digits)") from None
         bad = np.flatnonzero(~is_valid(ids))
         if len(bad):
             k = int(bad[0])

@@ -85,7 +85,8 @@ class GeoCellHead(nn.Module):
     def check_state_dict(self, state: Mapping[str, torch.Tensor], source: str) -> None:
         """Called by :func:`mnet_vision.checkpoints.load_matching`: a checkpoint with other cell counts
         than this head's is a ``CheckpointMismatchError`` saying so."""
-        biases = {int(k.split(".")[1]): v for k, v in state.items() if k.startswith("classifiers.") and k.endswith(".bias")}
+        biases = {int(k.split(".")[1]): v for k, v in state.items()
+                  if k.startswith("classifiers.") and k.endswith(".bias")}
         found = [int(biases[p].shape[0]) for p in sorted(biases)]
         if not found or found == self.num_cells:  # nothing of ours to explain, or nothing to explain
             return
@@ -111,7 +112,8 @@ class GeoCellHead(nn.Module):
                 if len(differ):
                     k = int(differ[0])
                     raise ValueError(f"{partition.source} is not the partition this model was trained with: class {k} "
-                                     f"is cell {partition.tokens[k]} there but {ids_to_tokens(self.cell_ids(p)[k:k + 1])[0]} in the "
+                                     f"is cell {partition.tokens[k]} there but "
+                                     f"{ids_to_tokens(self.cell_ids(p)[k:k + 1])[0]} in the "
                                      f"model ({len(differ)} of {len(partition)} classes differ)")
             return
         fine = partitions[-1]

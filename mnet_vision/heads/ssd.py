@@ -86,7 +86,8 @@ def extra_layer(in_ch: int, depth: int, activation: type[nn.Module] = nn.ReLU6) 
     """TF ``multi_resolution_feature_maps`` with ``insert_1x1_conv``: 1x1 to ``depth / 2``, then 3x3
     stride 2 to ``depth``, each with BatchNorm and ReLU6."""
     kw = dict(activation=activation, bn_eps=1e-3, bn_momentum=0.03)  # TF: BN eps 1e-3, decay 0.97-0.9997
-    return nn.Sequential(ConvBNAct(in_ch, depth // 2, 1, 1, groups=1, **kw), ConvBNAct(depth // 2, depth, 3, 2, groups=1, **kw))
+    return nn.Sequential(ConvBNAct(in_ch, depth // 2, 1, 1, groups=1, **kw),
+                         ConvBNAct(depth // 2, depth, 3, 2, groups=1, **kw))
 
 
 class SSD300Head(DetectorHead):

@@ -103,7 +103,8 @@ def normalised(vectors: Any, dim: int | None, what: str) -> np.ndarray:
         raise ValueError(f"{what}: dimension {x.shape[1]} does not match the index's {dim}")
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
-        raise ValueError(f"{what}: {int(bad.sum())} vector(s) hold NaN or infinite values (rows {np.flatnonzero(bad)[:5].tolist()})")
+        raise ValueError(f"{what}: {int(bad.sum())} vector(s) hold NaN or infinite values "
+                         f"(rows {np.flatnonzero(bad)[:5].tolist()})")
     norms = np.linalg.norm(x, axis=1)
     if (norms == 0).any():
         raise ValueError(f"{what}: {int((norms == 0).sum())} vector(s) are all zero")
@@ -389,7 +390,8 @@ class FaceIndex:
                              f"additions do not fit the new one: {err}; nothing was saved") from err
         log.info("%s: another writer saved since the load; appended %d change(s) to its %d vectors",
                  path, len(self._pending), len(current) - sum(len(c[1]) for c in self._pending if c[0] == "add"))
-        self.index, self.factory, self.entries, self.next_id = current.index, current.factory, current.entries, current.next_id
+        self.index, self.factory, self.entries, self.next_id = (current.index, current.factory, current.entries,
+                                                                 current.next_id)
         self._origin, self._pending = current._origin, []
 
     @classmethod
@@ -431,7 +433,8 @@ class FaceIndex:
                 except ValueError as err:
                     raise ValueError(f"{path}: its metadata trailer is not valid JSON (corrupt file): {err}") from err
                 index_bytes = stat.st_size - FOOTER.size - length
-                if not isinstance(meta, dict) or meta.get("index_bytes") != index_bytes or meta.get("generation") != generation:
+                if (not isinstance(meta, dict) or meta.get("index_bytes") != index_bytes
+                        or meta.get("generation") != generation):
                     raise ValueError(f"{path}: its metadata trailer does not match the file (corrupt file)")
             else:
                 index_bytes, generation = stat.st_size, _legacy_generation(stat)

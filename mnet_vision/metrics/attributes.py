@@ -71,12 +71,14 @@ class AttributeReport:
 
     def means(self) -> dict[str, float]:
         return {"mean_ap": self.mean_ap, "mean_accuracy": self.mean_accuracy,
-                "mean_balanced_accuracy": self.mean_balanced_accuracy, "attributes_without_ap": float(self.undefined_ap)}
+                "mean_balanced_accuracy": self.mean_balanced_accuracy,
+                "attributes_without_ap": float(self.undefined_ap)}
 
     def table(self, names: Sequence[str]) -> str:
         """A Markdown table: one row per attribute, then the means."""
         rows = [(name, int(self.positives[j]), int(self.negatives[j]), int(self.unknown[j]), f"{float(self.ap[j]):.4f}",
-                 f"{float(self.accuracy[j]):.4f}", f"{float(self.balanced_accuracy[j]):.4f}") for j, name in enumerate(names)]
+                 f"{float(self.accuracy[j]):.4f}", f"{float(self.balanced_accuracy[j]):.4f}")
+                for j, name in enumerate(names)]
         rows.append(("**mean**", "", "", "", f"**{self.mean_ap:.4f}**", f"**{self.mean_accuracy:.4f}**",
                      f"**{self.mean_balanced_accuracy:.4f}**"))
         return markdown_table(rows, ["attribute", "positives", "negatives", "unknown", "AP", "accuracy",

@@ -101,7 +101,8 @@ def load_coco_json(source: str | Path | dict, what: str = "COCO annotation file"
     files = [(i, img["file_name"]) for i, img in enumerate(data["images"]) if "file_name" in img]
     repeats = _first_repeats(files)
     if repeats:
-        raise ValueError(f"{name}: {len(repeats)} file name(s) listed for more than one image: {'; '.join(repeats[:3])}")
+        raise ValueError(f"{name}: {len(repeats)} file name(s) listed for more than one image: "
+                         f"{'; '.join(repeats[:3])}")
     for i, img in enumerate(data["images"]):
         if "file_name" in img and not (isinstance(img["file_name"], str) and img["file_name"]):
             raise ValueError(f"{name}: images[{i}] (id {img['id']}) has file_name {img['file_name']!r}")

@@ -55,7 +55,8 @@ def accuracy_table(columns: Mapping[str, Mapping[str, float]], thresholds_km: Se
     column per model (``columns``: name -> :func:`geolocation_accuracy` result), values in %."""
     names = list(columns)
     rows = [(f"{SCALES[t]} {t:g} km" if t in SCALES else f"{t:g} km",
-             *(f"{100 * columns[n][f'acc@{t:g}km']:.1f} %" for n in names)) for t in sorted(thresholds_km, reverse=True)]
+             *(f"{100 * columns[n][f'acc@{t:g}km']:.1f} %" for n in names))
+            for t in sorted(thresholds_km, reverse=True)]
     rows.append(("median error", *(_km(columns[n]["median_km"]) for n in names)))
     return markdown_table(rows, ["scale", *names])
 

@@ -147,7 +147,8 @@ def all_pairs(embeddings, identities) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(embeddings, dtype=np.float32)
     ids = np.asarray(identities).reshape(-1)
     if x.ndim != 2 or x.shape[0] != ids.shape[0]:
-        raise ValueError(f"embeddings {x.shape} and identities ({ids.shape[0]},) do not match: expected (N, D) and (N,)")
+        raise ValueError(f"embeddings {x.shape} and identities ({ids.shape[0]},) do not match: "
+                         "expected (N, D) and (N,)")
     if not np.all(np.isfinite(x)):
         raise ValueError("embeddings hold NaN or infinite values")
     norms = np.linalg.norm(x, axis=1, keepdims=True)

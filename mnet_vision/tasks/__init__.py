@@ -6,4 +6,5 @@ from mnet_vision.tasks.distillation import DistillationTask
 from mnet_vision.tasks.embedding import EmbeddingTask
 from mnet_vision.tasks.geolocation import GeolocationTask
 
-__all__ = ["AttributeTask", "ClassificationTask", "DetectionTask", "DistillationTask", "EmbeddingTask", "GeolocationTask"]
+__all__ = ["AttributeTask", "ClassificationTask", "DetectionTask", "DistillationTask", "EmbeddingTask",
+           "GeolocationTask"]

@@ -58,7 +58,8 @@ class AttributeTask(ModelTask):
         super().__init__(model, optimizer, scheduler, weight_decay, compile, run_config)
         self.num_attributes = num_attributes
         if isinstance(pos_weight, str) and pos_weight != "balanced":
-            raise ValueError(f"pos_weight must be null, 'balanced' or a list of {num_attributes} weights, got {pos_weight!r}")
+            raise ValueError(f"pos_weight must be null, 'balanced' or a list of {num_attributes} weights, "
+                             f"got {pos_weight!r}")
         if pos_weight is not None and not isinstance(pos_weight, str) and len(pos_weight) != num_attributes:
             raise ValueError(f"pos_weight lists {len(pos_weight)} weights for {num_attributes} attributes")
         self.pos_weight_cfg, self.max_pos_weight = pos_weight, float(max_pos_weight)
@@ -120,7 +121,8 @@ class AttributeTask(ModelTask):
             out = Path(self.trainer.default_root_dir)
             known = (report.positives + report.negatives).clamp(min=1)
             save_attribute_ap_chart(names, report.ap, report.positives / known, out / "attributes_test.png",
-                                    f"test: mean AP {report.mean_ap:.4f} over {len(names) - report.undefined_ap} attributes")
+                                    f"test: mean AP {report.mean_ap:.4f} over "
+                                    f"{len(names) - report.undefined_ap} attributes")
             table = report.table(names)
             atomic_write(out / "attributes_test.md", lambda tmp: tmp.write_text(table + "\n"))
             log.info("per-attribute test metrics:\n%s", table)

@@ -60,7 +60,8 @@ class DistillationTerm(nn.Module):
             return
         if not self.project or len(student) != 1 or len(teacher) != 1:
             raise ValueError(f"distillation term {name!r}: the student's {self.output!r} output has shape {student} "
-                             f"but the teacher's has {teacher}; set distill.losses.{name}.project=true to learn a linear projection"
+                             f"but the teacher's has {teacher}; set distill.losses.{name}.project=true "
+                             "to learn a linear projection"
                              + ("" if len(student) == len(teacher) == 1 else " (only for flat (N, D) outputs)"))
         self.projection = nn.Linear(student[0], teacher[0])
         log.info("distillation term %r: projecting the student's %d-D %s to the teacher's %d-D", name, student[0],

@@ -68,7 +68,8 @@ class GeolocationTask(ModelTask):
         names = [MODEL, BASELINE] + [f"partition {p}" for p in range(len(self.num_cells))]
         self.errors = torch.nn.ModuleDict({stage: GeolocationErrors(names) for stage in ("val", "test")})
         partitions = [str(p) for p in range(len(self.num_cells))]
-        self.hits = torch.nn.ModuleDict({stage: PhotoValues(partitions) for stage in ("val", "test")})  # top-1 per partition
+        # top-1 per partition
+        self.hits = torch.nn.ModuleDict({stage: PhotoValues(partitions) for stage in ("val", "test")})
 
     @property
     def head(self):
@@ -89,13 +90,16 @@ class GeolocationTask(ModelTask):
         for p, logits in enumerate(outputs[self.outputs_name]):
             known = cells[:, p] >= 0
             if self.label_smoothing_km is None:
-                term = F.cross_entropy(logits.float(), cells[:, p], ignore_index=-1) if known.any() else logits.sum() * 0
+                term = (F.cross_entropy(logits.float(), cells[:, p], ignore_index=-1) if known.any()
+                        else logits.sum() * 0)
             else:
-                targets = soft_cell_targets(self.head.cell_points(p), batch["lat"], batch["lon"], self.label_smoothing_km)
+                targets = soft_cell_targets(self.head.cell_points(p), batch["lat"], batch["lon"],
+                                            self.label_smoothing_km)
                 term = F.cross_entropy(logits.float(), targets)
             self.log(f"{stage}/loss_{p}", term, on_epoch=True, sync_dist=stage != "train", batch_size=len(cells))
             total = total + term
-        self.log(f"{stage}/loss", total, prog_bar=True, on_epoch=True, sync_dist=stage != "train", batch_size=len(cells))
+        self.log(f"{stage}/loss", total, prog_bar=True, on_epoch=True, sync_dist=stage != "train",
+                 batch_size=len(cells))
         return total
 
     def evaluate_batch(self, batch: dict[str, Any], stage: str) -> None:

@@ -36,7 +36,8 @@ class SkippedSamplesReport(pl.Callback):
         count = torch.tensor(float(len(paths)), device=pl_module.device)
         pl_module.log(f"skipped/{stage}", count, reduce_fx="sum", sync_dist=True)
         if paths:
-            log.warning("%s: skipped %d unreadable sample(s) this epoch, e.g. %s", stage, len(paths), paths[: self.show])
+            log.warning("%s: skipped %d unreadable sample(s) this epoch, e.g. %s", stage, len(paths),
+                        paths[: self.show])
         self.paths[stage] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -92,7 +93,8 @@ class RNGState(pl.Callback):
         state, self._pending = self._pending, None
         torch.set_rng_state(state["torch"])
         n = state["numpy"]
-        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                             n["cached_gaussian"]))
         p = state["python"]
         random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
 

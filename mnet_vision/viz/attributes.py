@@ -38,5 +38,6 @@ def save_attribute_ap_chart(names: Sequence[str], ap: torch.Tensor, positive_rat
     ax.set_xlim(0, 1)
     ax.set_xlabel("average precision")
     ax.set_title(title or "AP per attribute")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 1.0 / len(names)), ncol=3, fontsize=8)  # below: bars reach 1
+    # below: bars reach 1
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 1.0 / len(names)), ncol=3, fontsize=8)
     return save_figure(fig, path, "attribute AP chart")

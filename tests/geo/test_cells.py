@@ -188,7 +188,8 @@ def test_csv_round_trip(tmp_path, clusters):
     assert not list(tmp_path.glob("sub/.*"))  # no temporary file left behind
 
 
-def write_cells(tmp_path, rows: list[str], header: str = "class,token,level,count,lat_mean,lon_mean,lat_center,lon_center"):
+def write_cells(tmp_path, rows: list[str],
+                header: str = "class,token,level,count,lat_mean,lon_mean,lat_center,lon_center"):
     path = tmp_path / "cells.csv"
     path.write_text("\n".join([header] + rows) + "\n" if header or rows else "")
     return path
@@ -202,7 +203,8 @@ GOOD = ["0,47e4,5,100,48.8,2.3,48.9,2.4", "1,47fc,5,60,50.1,4.2,50.0,4.1"]
     ([], None, "has a header but no cells"),
     (GOOD, "class,token,level,count,lat_mean,lon_mean,lat_center", r"line 1: missing column\(s\) \['lon_center'\]"),
     (GOOD[:1] + ["1,47fc,5,60,50.1,4.2,50.0"], None, "line 3: expected 8 fields as the header, found 7"),
-    (GOOD[:1] + ["2,47fc,5,60,50.1,4.2,50.0,4.1"], None, r"line 3: class 2, expected 1: classes must be numbered 0\.\.1"),
+    (GOOD[:1] + ["2,47fc,5,60,50.1,4.2,50.0,4.1"], None,
+     r"line 3: class 2, expected 1: classes must be numbered 0\.\.1"),
     (GOOD[:1] + ["x,47fc,5,60,50.1,4.2,50.0,4.1"], None, "line 3: class 'x' is not an integer"),
     (GOOD[:1] + ["1,47zz,5,60,50.1,4.2,50.0,4.1"], None, r"line 3: token '47zz' is not an S2 token"),
     (GOOD[:1] + ["1,47f8,5,60,50.1,4.2,50.0,4.1"], None, "line 3: token '47f8' is not a valid S2 cell id"),
@@ -237,7 +239,8 @@ def test_a_spreadsheet_csv_reads_and_its_errors_count_blank_lines(tmp_path):
 
 def test_constructor_checks():
     ids = tokens_to_ids(["47e4", "47e66f"])
-    with pytest.raises(ValueError, match=r"built: cells must be disjoint, but class 0 \(47e4\) contains class 1 \(47e66f\)"):
+    with pytest.raises(ValueError,
+                       match=r"built: cells must be disjoint, but class 0 \(47e4\) contains class 1 \(47e66f\)"):
         GeoCellPartition(ids, [1, 1], [0, 0], [0, 0], [0, 0], [0, 0])
     with pytest.raises(ValueError, match="counts has shape"):
         GeoCellPartition(ids[:1], [1, 1], [0], [0], [0], [0])
@@ -284,7 +287,8 @@ def test_levels_tokens_and_any_class_order():
     assert partition.levels.tolist() == cell_levels(ids).tolist() == [8, 5, 10]
     assert len(partition) == 3
     lat, lon = np.array([(40.75, -73.99), (48.8584, 2.2945), TOKYO, (-30.0, 0.0)]).T
-    expected = [next((k for k, t in enumerate(tokens) if s2_cell(a, b, int(cell_levels(tokens_to_ids(t))[0])).ToToken() == t),
+    expected = [next((k for k, t in enumerate(tokens)
+                      if s2_cell(a, b, int(cell_levels(tokens_to_ids(t))[0])).ToToken() == t),
                      -1) for a, b in zip(lat, lon)]
     assert expected[1:] == [1, 2, -1]
     assert partition.assign(lat, lon).tolist() == expected

@@ -34,10 +34,12 @@ def test_constructed_distances():
     quarter = math.pi * EARTH_RADIUS_KM / 2
     assert float(great_circle_km(0, 0, 90, 0)) == pytest.approx(quarter, rel=1e-12)
     assert float(great_circle_km(0, 0, 0, 180)) == pytest.approx(2 * quarter, rel=1e-12)  # antipodes
-    assert float(great_circle_km(0, 179.5, 0, -179.5)) == pytest.approx(quarter / 90, rel=1e-9)  # across the antimeridian
+    # across the antimeridian
+    assert float(great_circle_km(0, 179.5, 0, -179.5)) == pytest.approx(quarter / 90, rel=1e-9)
     assert float(great_circle_km(89.9, 0, 89.9, 180)) == pytest.approx(0.2 * quarter / 90, rel=1e-9)  # over the pole
     # 1 metre apart: no digits lost at short range
-    assert float(great_circle_km(10, 20, 10 + math.degrees(0.001 / EARTH_RADIUS_KM), 20)) == pytest.approx(0.001, rel=1e-6)
+    assert (float(great_circle_km(10, 20, 10 + math.degrees(0.001 / EARTH_RADIUS_KM), 20))
+            == pytest.approx(0.001, rel=1e-6))
 
 
 @pytest.mark.parametrize("lat, lon, message", [

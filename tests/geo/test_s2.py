@@ -143,7 +143,8 @@ def test_bad_tokens_are_named(token):
 
 def test_validity_matches_s2geometry():
     rng = np.random.default_rng(6)
-    random_ids = rng.integers(0, 2**63, 5000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 5000, dtype=np.uint64)
+    random_ids = (rng.integers(0, 2**63, 5000, dtype=np.uint64) * np.uint64(2)
+                  + rng.integers(0, 2, 5000, dtype=np.uint64))
     leaves = leaf_cell_ids(*random_sphere_points(200, seed=7))
     crafted = np.concatenate([
         np.array([0, 1, 2**64 - 1, 6 << 61 | 1 << 60, 7 << 61 | 1 << 60, 5 << 61 | 1 << 60, 1 << 60], np.uint64),

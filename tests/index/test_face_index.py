@@ -20,7 +20,8 @@ def _gallery(n_ids=20, per_id=3, dim=16, seed=0):
 def test_search_finds_the_identity_with_cosine_scores(factory):
     x, identities, centres = _gallery()
     index = FaceIndex.create(16, factory)
-    ids = index.add(x.astype(np.float64) * 7.0, identities, [f"img{i}.png" for i in range(len(x))])  # any scale, float64
+    # any scale, float64
+    ids = index.add(x.astype(np.float64) * 7.0, identities, [f"img{i}.png" for i in range(len(x))])
     assert ids == list(range(60)) and len(index) == 60
     if factory.startswith("IVF"):
         index.index.nprobe = 4  # all lists: exact here

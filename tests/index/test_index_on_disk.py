@@ -174,7 +174,8 @@ def test_two_concurrent_appenders_keep_every_vector_with_its_name(tmp_path, mode
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-3000:]
     names = stored_pairs(path)
-    expected = (OLD if mode == "load-add-save" else []) + [f"{w}-{r}-{j}" for w in "ab" for r in range(6) for j in range(4)]
+    expected = ((OLD if mode == "load-add-save" else [])
+                + [f"{w}-{r}-{j}" for w in "ab" for r in range(6) for j in range(4)])
     assert sorted(names) == sorted(expected)  # all 48 appended vectors, each with its own name
     assert FaceIndex.load(path).next_id == len(expected)
 

@@ -44,7 +44,8 @@ def test_tiny_run_reports_table_11(geo_run):
     assert table[2].startswith("| continent 2500 km |") and table[-1].startswith("| median error |")
     assert f"{100 * geo_run['test/acc@2500km']:.1f} % |" in table[2]
     assert (run / "geolocation_test.png").stat().st_size > 10_000
-    print(f"tiny run: test median {geo_run['test/median_km']:.0f} km, baseline {geo_run['test/baseline/median_km']:.0f} km")
+    print(f"tiny run: test median {geo_run['test/median_km']:.0f} km, "
+          f"baseline {geo_run['test/baseline/median_km']:.0f} km")
 
 
 def test_checkpoint_holds_its_cells_and_checks_the_files(geo_run, tmp_path):
@@ -57,9 +58,10 @@ def test_checkpoint_holds_its_cells_and_checks_the_files(geo_run, tmp_path):
     # evaluating with other partitions than the checkpoint's is an error naming the files
     counts = [len(p) for p in partitions]
     coarse, fine = (str(data / "cells" / name) for name in ("cells_3_80.csv", "cells_3_25.csv"))
-    with pytest.raises(CheckpointMismatchError, match=rf"best-epoch\d+.ckpt was trained on partitions of "
-                                                      rf"\[{counts[0]}, {counts[1]}\] cells, but this model is built for "
-                                                      rf"data.num_cells=\[{counts[0]}, {counts[0]}\]"):
+    with pytest.raises(CheckpointMismatchError,
+                       match=rf"best-epoch\d+.ckpt was trained on partitions of "
+                             rf"\[{counts[0]}, {counts[1]}\] cells, but this model is built for "
+                             rf"data.num_cells=\[{counts[0]}, {counts[0]}\]"):
         evaluate(geo_run["best_checkpoint"], "test", {"data": {"partitions": [coarse, coarse],
                                                                "num_cells": [counts[0]] * 2}})
     with pytest.raises(ValueError, match=rf"{coarse} has {counts[0]} cells but data.num_cells gives {counts[1]}"):
@@ -75,7 +77,8 @@ def test_loss_sums_the_partitions_terms(geo_run, tau):
     task = build_task(compose(tiny_geo_overrides(data, counts, *extra)))
     task.head.set_partitions([GeoCellPartition.read_csv(data / "cells" / f"cells_3_{t}.csv") for t in (80, 25)])
     logits = [torch.randn(3, n) for n in counts]
-    batch = {"cells": torch.tensor([[0, 1], [1, -1], [2, 0]]), "lat": torch.tensor([48.8, 35.7, -33.9], dtype=torch.float64),
+    batch = {"cells": torch.tensor([[0, 1], [1, -1], [2, 0]]),
+             "lat": torch.tensor([48.8, 35.7, -33.9], dtype=torch.float64),
              "lon": torch.tensor([2.3, 139.7, 151.2], dtype=torch.float64)}
     task.log = lambda *args, **kwargs: None  # no trainer to log to
     loss = task.loss({"logits": logits}, batch, "train")

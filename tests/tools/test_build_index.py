@@ -39,7 +39,8 @@ def test_two_concurrent_appending_tools_keep_both_galleries(tmp_path, embedding_
         assert tool.returncode == 0, stderr[-3000:]
         assert "(6 added" in stdout
     index = FaceIndex.load(out)
-    stored = {index.entries[i]["source"]: (index.entries[i]["identity"], index.index.reconstruct(i)) for i in index.entries}
+    stored = {index.entries[i]["source"]: (index.entries[i]["identity"], index.index.reconstruct(i))
+              for i in index.entries}
     galleries = [base, first, second]
     expected = {str(p): p.parent.name for g in galleries for p in g.glob("*/*")}
     assert {s: identity for s, (identity, _) in stored.items()} == expected  # all 18, each with its name

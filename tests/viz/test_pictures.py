@@ -45,7 +45,8 @@ def test_search_picture_with_missing_files(tmp_path):
     results = [{"query": str(tmp_path / "q.png"), "identity": "ann",
                 "matches": [{"identity": "ann", "score": 0.9, "source": str(tmp_path / "q.png")},
                             {"identity": "bob", "score": 0.2, "source": str(tmp_path / "moved.png")}]},
-               {"query": "emb.npy[0]", "identity": "unknown", "matches": [{"identity": "bob", "score": 0.1, "source": ""}]}]
+               {"query": "emb.npy[0]", "identity": "unknown",
+                "matches": [{"identity": "bob", "score": 0.1, "source": ""}]}]
     path = save_search_picture(results, tmp_path / "hits.png")
     assert path.stat().st_size > 1000
 
