@@ -6,3 +6,8 @@ The top of the dependency stack: a tool parses its config, calls one library fun
 prints or writes; nothing in the package imports this one. Imports nothing here, so ``mnet-detect``
 loads no Lightning and no training code.
 """
+
+
+def skipped_note(skipped: list) -> str:
+    """The end of a tool's summary line: ``"; skipped N unreadable"``, or nothing when none was."""
+    return f"; skipped {len(skipped)} unreadable" if skipped else ""

@@ -15,6 +15,7 @@ model as trained, equal within 1e-4).
 import hydra
 from omegaconf import DictConfig
 
+from mnet_vision.cli import skipped_note
 from mnet_vision.config import CONF_DIR
 from mnet_vision.images import checked_max_pixels
 from mnet_vision.inference.search import build_index
@@ -27,4 +28,4 @@ def main(cfg: DictConfig) -> None:
                           max_pixels=checked_max_pixels(cfg.max_pixels), fast=bool(cfg.fast))
     print(f"{summary['index']}: {summary['total']} faces ({summary['added']} added, "
           f"{summary['images_per_second']:.0f} images/s), index {summary['factory']}"
-          + (f"; skipped {len(summary['skipped'])} unreadable" if summary["skipped"] else ""))
+          + skipped_note(summary["skipped"]))

@@ -10,6 +10,7 @@ boxes equal within 1e-4). out must not be (or lie inside) the input folder.
 import hydra
 from omegaconf import DictConfig
 
+from mnet_vision.cli import skipped_note
 from mnet_vision.config import CONF_DIR
 from mnet_vision.images import checked_max_pixels
 from mnet_vision.inference.detect import detect_files
@@ -21,4 +22,4 @@ def main(cfg: DictConfig) -> None:
                            batch_size=int(cfg.batch), draw=bool(cfg.draw), device=str(cfg.device),
                            max_pixels=checked_max_pixels(cfg.max_pixels), fast=bool(cfg.fast))
     print(f"{summary['detections']} detections in {summary['images']} images -> {summary['json']}"
-          + (f"; skipped {len(summary['skipped'])} unreadable" if summary["skipped"] else ""))
+          + skipped_note(summary["skipped"]))

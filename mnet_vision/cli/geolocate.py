@@ -14,6 +14,7 @@ folder of the photos; maps are named after the whole file name (photo.jpg -> pho
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from mnet_vision.cli import skipped_note
 from mnet_vision.config import CONF_DIR
 from mnet_vision.images import checked_max_pixels
 from mnet_vision.inference.geolocate import geolocate_files
@@ -27,6 +28,6 @@ def main(cfg: DictConfig) -> None:
                               partitions=[cells] if isinstance(cells, str) else cells, images=cfg.images,
                               crops=int(cfg.crops), max_pixels=checked_max_pixels(cfg.max_pixels), fast=bool(cfg.fast))
     print(f"{summary['photos']} photos located ({summary['photos_per_second']:.0f} photos/s) -> {summary['json']}"
-          + (f"; skipped {len(summary['skipped'])} unreadable" if summary["skipped"] else ""))
+          + skipped_note(summary["skipped"]))
     if "table" in summary:
         print(summary["table"])
