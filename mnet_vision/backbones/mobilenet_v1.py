@@ -8,13 +8,19 @@ blocks, each a ``dw`` then ``pw`` :class:`ConvBNAct`.
 Resolution multiplier: any input size works. Every conv uses padding ``k // 2``, so a stride-2
 layer maps ``n`` to ``ceil(n / 2)`` (the same output size as TF's SAME padding) and the final
 map of a ``H x W`` input is ``ceil(H / 32) x ceil(W / 32)``; sizes need not be multiples of 32.
+
+Padding: the same sizes are not the same values. TF's ``SAME`` pads a stride-2 3x3 conv of an even
+input only at the bottom/right (``k // 2`` on both sides shifts every output by one input pixel), so
+weights trained in TF need ``padding="tf_same"`` (:class:`TFSameConv2d`) to give TF's outputs.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnet_vision.backbones.taps import Tap, select_taps
@@ -30,6 +36,40 @@ STEM_CHANNELS = 32
 SHALLOW_REMOVED = frozenset({7, 8, 9, 10, 11})  # Table 5: the five 14x14x512 blocks
 VARIANTS = ("standard", "conv", "shallow")
 ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+PADDINGS = ("symmetric", "tf_same")
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF ``SAME`` padding ``(before, after)`` of one spatial axis: output ``ceil(size / stride)``,
+    total padding ``max((out - 1) * stride + kernel - size, 0)``, the odd pixel after."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class TFSameConv2d(nn.Conv2d):
+    """A ``Conv2d`` padded as TF's ``SAME`` for the size of each input (bottom/right get the odd
+    pixel), then run unpadded. Only strided convs need it: for stride 1 and an odd kernel TF's
+    padding is ``k // 2`` on both sides, PyTorch's own."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "padding": 0})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+def conv2d(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False,
+           padding: str = "symmetric") -> nn.Conv2d:
+    """A ``kernel x kernel`` conv that keeps ``ceil(n / stride)`` pixels: padding ``k // 2``
+    (``symmetric``) or TF's ``SAME`` (``tf_same``, a :class:`TFSameConv2d` where it differs)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; choose one of {list(PADDINGS)}")
+    if padding == "tf_same" and stride > 1:
+        return TFSameConv2d(in_ch, out_ch, kernel, stride, groups=groups, bias=bias)
+    return nn.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, groups=groups, bias=bias)
 
 
 def scaled_depth(channels: int, alpha: float, min_depth: int = 8) -> int:
@@ -41,9 +81,9 @@ class ConvBNAct(nn.Sequential):
     """Conv (no bias) -> BatchNorm -> activation; a Sequential so BN folding finds conv+bn pairs."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, groups: int,
-                 activation: type[nn.Module], bn_eps: float, bn_momentum: float):
+                 activation: type[nn.Module], bn_eps: float, bn_momentum: float, padding: str = "symmetric"):
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, groups=groups, bias=False)
+        self.conv = conv2d(in_ch, out_ch, kernel, stride, groups=groups, padding=padding)
         self.bn = nn.BatchNorm2d(out_ch, eps=bn_eps, momentum=bn_momentum)
         self.act = activation(inplace=True)
 
@@ -68,6 +108,8 @@ class MobileNetV1(nn.Module):
         taps: names of the feature maps ``forward`` returns (``conv0``..``conv13``).
         min_depth: smallest channel count the width multiplier may produce (TF-slim: 8).
         bn_eps, bn_momentum: BatchNorm settings (PyTorch convention; TF checkpoints use eps 1e-3).
+        padding: ``symmetric`` (``k // 2`` on every side) or ``tf_same`` (TF's ``SAME``: what weights
+            trained in TF need; see the module docstring).
 
     ``forward(x)`` takes ``(N, 3, H, W)`` float images and returns ``{tap: (N, C, ceil(H/s), ceil(W/s))}``;
     computation stops after the deepest requested tap. ``tap_info`` lists every tap with its
@@ -76,7 +118,7 @@ class MobileNetV1(nn.Module):
 
     def __init__(self, alpha: float = 1.0, variant: str = "standard", activation: str = "relu6",
                  taps: Sequence[str] = ("conv13",), min_depth: int = 8, bn_eps: float = 1e-5,
-                 bn_momentum: float = 0.1, in_channels: int = 3):
+                 bn_momentum: float = 0.1, in_channels: int = 3, padding: str = "symmetric"):
         super().__init__()
         if not (0 < alpha <= 4):
             raise ValueError(f"MobileNetV1: alpha must be in (0, 4], got {alpha}")
@@ -84,8 +126,10 @@ class MobileNetV1(nn.Module):
             raise ValueError(f"MobileNetV1: unknown variant {variant!r}; choose one of {list(VARIANTS)}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"MobileNetV1: unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}")
-        self.alpha, self.variant, self.activation = alpha, variant, activation
-        kw = dict(activation=ACTIVATIONS[activation], bn_eps=bn_eps, bn_momentum=bn_momentum)
+        if padding not in PADDINGS:
+            raise ValueError(f"MobileNetV1: unknown padding {padding!r}; choose one of {list(PADDINGS)}")
+        self.alpha, self.variant, self.activation, self.padding = alpha, variant, activation, padding
+        kw = dict(activation=ACTIVATIONS[activation], bn_eps=bn_eps, bn_momentum=bn_momentum, padding=padding)
 
         layers: dict[str, nn.Module] = {}
         tap_info: dict[str, Tap] = {}

@@ -3,10 +3,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnet_vision.backbones import MobileNetV1
-from mnet_vision.backbones.mobilenet_v1 import ConvBNAct, DepthwiseSeparable
+from mnet_vision.backbones.mobilenet_v1 import ConvBNAct, DepthwiseSeparable, TFSameConv2d, same_padding
+from mnet_vision.inference.fuse import prepare_for_inference
 
 ALL_TAPS = [f"conv{i}" for i in range(14)]
 
@@ -183,3 +185,37 @@ def test_unknown_tap_lists_available():
 def test_no_taps_is_an_error():
     with pytest.raises(ValueError, match="tap"):
         MobileNetV1(alpha=0.25, taps=[])
+
+
+@pytest.mark.parametrize("size", [6, 7, 8, 9])
+def test_tf_same_padding_pads_the_odd_pixel_at_the_bottom_right(size):
+    torch.manual_seed(0)
+    conv = TFSameConv2d(2, 3, 3, 2, bias=False)
+    x = torch.randn(1, 2, size, size + 1)
+    # by hand: TF's total padding (ceil(n / 2) - 1) * 2 + 3 - n, the odd pixel after
+    pads = [(0, 1) if n % 2 == 0 else (1, 1) for n in (size, size + 1)]
+    assert same_padding(size, 3, 2) == pads[0] and same_padding(size + 1, 3, 2) == pads[1]
+    by_hand = F.conv2d(F.pad(x, (*pads[1], *pads[0])), conv.weight, stride=2)
+    torch.testing.assert_close(conv(x), by_hand, rtol=0, atol=0)
+    assert conv(x).shape[-2:] == (math.ceil(size / 2), math.ceil((size + 1) / 2))
+    symmetric = F.conv2d(x, conv.weight, stride=2, padding=1)
+    assert symmetric.shape == by_hand.shape
+    assert torch.equal(symmetric, by_hand) == (size % 2 == 1 and (size + 1) % 2 == 1)  # differ on an even side
+
+
+def test_tf_same_backbone_keeps_the_shapes_and_folds():
+    torch.manual_seed(0)
+    tf = MobileNetV1(0.25, taps=("conv2", "conv13"), padding="tf_same").eval()
+    plain = MobileNetV1(0.25, taps=("conv2", "conv13")).eval()
+    plain.load_state_dict(tf.state_dict())  # same parameters: only the padding differs
+    x = torch.randn(1, 3, 64, 64)
+    a, b = tf(x), plain(x)
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    assert not torch.allclose(a["conv2"], b["conv2"])  # (deeper maps of a random net are ~0)
+    strided = [m for m in tf.modules() if isinstance(m, nn.Conv2d) and m.stride[0] > 1]
+    assert len(strided) == 5 and all(isinstance(m, TFSameConv2d) for m in strided)
+    folded = prepare_for_inference(tf)
+    torch.testing.assert_close(folded(x.contiguous(memory_format=torch.channels_last))["conv2"], a["conv2"],
+                               atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="padding 'reflect'"):
+        MobileNetV1(0.25, padding="reflect")

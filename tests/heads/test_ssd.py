@@ -122,3 +122,88 @@ def test_eval_boxes_are_in_input_pixels():
 def test_num_classes_counts_objects_only():
     with pytest.raises(Exception, match="num_classes .*got 0"):
         ssd("backbone.alpha=0.25", "data.num_classes=0")
+
+
+def test_interpolated_anchor_second_follows_ratio_one():
+    last, second = SSDAnchorGenerator(), SSDAnchorGenerator(interpolated_anchor="second")
+    assert last.specs[0] == second.specs[0]  # the reduced lowest layer has no interpolated anchor
+    s1, s2 = last.specs[1][0][0], last.specs[2][0][0]
+    between = (math.sqrt(s1 * s2), 1.0)
+    assert last.specs[1][-1] == between and second.specs[1][1] == between
+    assert sorted(last.specs[1]) == sorted(second.specs[1])
+    assert [ar for _, ar in second.specs[1]] == [1.0, 1.0, 2.0, 0.5, 3.0, 1 / 3]
+    with pytest.raises(ValueError, match="aspect ratio 1"):
+        SSDAnchorGenerator(aspect_ratios=(2.0, 0.5), interpolated_anchor="second")
+    with pytest.raises(ValueError, match="interpolated_anchor"):
+        SSDAnchorGenerator(interpolated_anchor="first")
+
+
+def sigmoid_head(**kw) -> DetectorModel:
+    return ssd("task.input_size=64", "backbone.alpha=0.25", "task.num_classes=1", "task.head.score_converter=sigmoid",
+               "task.head.score_thresh=0.1", "task.head.nms_thresh=0.5", *[f"task.head.{k}={v}" for k, v in kw.items()])
+
+
+def test_sigmoid_scores_skip_the_background_column_and_nms_precedes_clipping():
+    model = sigmoid_head().eval()
+    detector = model.head.detector
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 3)
+    # three boxes: A inside the image; B the same size as A, shifted left past the border, so that
+    # unclipped IoU(A, B) = 1/3 (kept) while clipped it would be 1/2 + (suppressed); C overlaps A fully
+    boxes = torch.tensor([[20.0, 10.0, 40.0, 30.0], [0.0 - 10.0, 10.0, 30.0 - 10.0, 30.0], [20.0, 10.0, 40.0, 30.0]])
+    deltas = detector.box_coder.encode_single(boxes, anchors)
+    # logits: background column huge (a softmax would score every object ~0), object column decides
+    logits = torch.tensor([[50.0, 2.0], [50.0, 1.0], [50.0, 0.5]])
+    (out,) = detector.postprocess_detections({"bbox_regression": deltas[None], "cls_logits": logits[None]},
+                                             [anchors], [(64, 64)])
+    torch.testing.assert_close(out["scores"], torch.sigmoid(torch.tensor([2.0, 1.0])))
+    assert out["labels"].tolist() == [1, 1]
+    torch.testing.assert_close(out["boxes"], torch.tensor([[20.0, 10.0, 40.0, 30.0], [0.0, 10.0, 20.0, 30.0]]),
+                               atol=1e-4, rtol=0)  # B clipped after NMS
+
+
+def test_softmax_default_is_torchvisions_postprocess():
+    model = ssd("task.input_size=64", "backbone.alpha=0.25", "task.num_classes=2").eval()
+    detector = model.head.detector
+    assert detector.score_converter == "softmax"
+    torch.manual_seed(0)
+    head_outputs = {"bbox_regression": torch.randn(1, 5, 4), "cls_logits": torch.randn(1, 5, 3) * 3}
+    anchors = [torch.rand(5, 4).sort(dim=1).values * 64]
+    ours = detector.postprocess_detections(head_outputs, anchors, [(64, 64)])
+    theirs = super(type(detector), detector).postprocess_detections(head_outputs, anchors, [(64, 64)])
+    for key in ("boxes", "scores", "labels"):
+        torch.testing.assert_close(ours[0][key], theirs[0][key])
+
+
+def test_tf_options_are_named_when_wrong():
+    with pytest.raises(Exception, match="score_converter"):
+        sigmoid_head(score_converter="softplus")
+    with pytest.raises(Exception, match="padding"):
+        sigmoid_head(padding="reflect")
+    with pytest.raises(Exception, match="resize"):
+        sigmoid_head(resize="crop")
+
+
+def test_extra_layers_follow_the_backbone_padding():
+    from mnet_vision.backbones.mobilenet_v1 import TFSameConv2d
+
+    tf = ssd("task.input_size=64", "backbone.alpha=0.25", "backbone.padding=tf_same")
+    extras = tf.head.detector.backbone.extras.modules()
+    strided = [m for m in extras if isinstance(m, torch.nn.Conv2d) and m.stride[0] > 1]
+    assert strided and all(isinstance(m, TFSameConv2d) for m in strided)
+    plain = ssd("task.input_size=64", "backbone.alpha=0.25")
+    assert not any(isinstance(m, TFSameConv2d) for m in plain.modules())
+
+
+def test_check_tf_constants_names_what_differs():
+    model = sigmoid_head(interpolated_anchor="second", aspect_ratios="[1.0,2.0,0.5,3.0,0.3333]")
+    anchors = model.head.anchors()
+    good = {"anchors": anchors[:, [1, 0, 3, 2]].numpy()[None], "input_size": torch.tensor([64, 64]).numpy(),
+            "input_scale": torch.tensor(2 / 255).numpy(), "input_offset": torch.tensor(1.0).numpy()}
+    model.head.check_tf_constants(good, "file.json")
+    other_order = sigmoid_head(aspect_ratios="[1.0,2.0,0.5,3.0,0.3333]")  # interpolated anchor last
+    with pytest.raises(ValueError, match="interpolated_anchor"):
+        other_order.head.check_tf_constants(good, "file.json")
+    with pytest.raises(ValueError, match="exported for \\[512, 512\\]"):
+        model.head.check_tf_constants({**good, "input_size": torch.tensor([512, 512]).numpy()}, "file.json")
+    with pytest.raises(ValueError, match="image_mean"):
+        model.head.check_tf_constants({**good, "input_scale": torch.tensor(1 / 255).numpy()}, "file.json")
