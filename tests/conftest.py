@@ -83,6 +83,9 @@ DDP_SOURCE = ("trainer=ddp", "devices=2")
 MEASURED_SLOW = {
     "tests/tasks/test_detection.py::test_detector_learns_its_training_images",
     "tests/benchmarks/test_detection.py::test_detection_benchmark_rows_and_table",
+    # a real npm pack of the 12.7 MB face-api tarball (2 s or more: the network's time)
+    "tests/pretrained/test_fetch.py::test_real_npm_pack_into_an_empty_cache",
+    "tests/pretrained/test_fetch.py::test_corrupt_tarball_is_deleted_and_fetched_again",
 }
 
 
