@@ -138,7 +138,11 @@ def fetch_package(name_or_package: str | NpmPackage, cache: str | Path | None = 
     folder = root / _stem(package)
     if _is_complete(package, folder):
         return folder / "package"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FetchError(f"cannot create the cache folder {root} ({error}); set {CACHE_ENV} to a writable folder, "
+                         f"or pass cache=") from None
     with _fetch_lock(root / f"{_stem(package)}.lock", package):
         if _is_complete(package, folder):  # another process finished it while this one waited
             return folder / "package"

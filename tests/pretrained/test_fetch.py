@@ -326,3 +326,9 @@ def test_the_tool_fetches_and_prints_the_folder(placed_cache):
     assert f"unpacking {FACEAPI.tarball_name}" in result.stderr  # the progress lines, on stderr
     listing = run_tool("pretrained.py", f"cache={placed_cache}")
     assert f"| faceapi | {FACEAPI.pinned} | MIT | yes | {folder} |" in listing.stdout
+
+
+def test_a_cache_that_cannot_be_a_folder_is_named(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(FetchError, match=rf"cannot create the cache folder {tmp_path}/file/cache .*{CACHE_ENV}"):
+        fetch_package("faceapi", cache=tmp_path / "file" / "cache")
