@@ -3,6 +3,7 @@ that say which keys or shapes differ; the run config and the metadata our checkp
 (:func:`stored_run_config`, :func:`checkpoint_metadata`). Lightning-free: inference uses it."""
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,9 +17,15 @@ from mnet_vision.atomic import atomic_write
 from mnet_vision.backbones.convert import timm_mobilenetv1_to_mnet, torchvision_mobilenet_to_mnet
 from mnet_vision.config import compose
 from mnet_vision.stored_config import check_stored_config, upgrade_targets
+from mnet_vision.tfjs.ssd_mobilenet_v1 import ssd_mobilenet_v1_state_dict
+from mnet_vision.tfjs.weights import read_weights
+
+log = logging.getLogger(__name__)
 
 SCOPES = ("model", "backbone")
-FORMATS = ("mnet", "timm", "torchvision")
+FORMATS = ("mnet", "timm", "torchvision", "tfjs")
+#: BatchNorm epsilon of TF's MobileNet / SSD (slim's batch_norm default is 1e-3).
+TF_BN_EPS = 1e-3
 
 #: Checkpoint entry of the run config (:func:`stored_run_config`).
 CONFIG_KEY = "mnet_config"
@@ -99,7 +106,9 @@ def init_from(model: nn.Module, path: str, scope: str = "model", format: str = "
     Args:
         model: a ``BackboneHeadModel``.
         path: one of our checkpoints or state dicts (``mnet``), a timm ``mobilenetv1_100`` state
-            dict (``timm``), or a torchvision MobileNet V2/V3 state dict (``torchvision``).
+            dict (``timm``), a torchvision MobileNet V2/V3 state dict (``torchvision``), or the
+            ``*-weights_manifest.json`` of a TF.js ``ssd_mobilenet_v1`` export (``tfjs``; its shards
+            beside it: :func:`load_tfjs_ssd`).
         scope: ``model`` (every weight must fit) or ``backbone`` (the head stays freshly initialised,
             e.g. a new class count).
     """
@@ -107,6 +116,9 @@ def init_from(model: nn.Module, path: str, scope: str = "model", format: str = "
         raise ValueError(f"init_from.scope must be one of {SCOPES}, got {scope!r}")
     if format not in FORMATS:
         raise ValueError(f"init_from.format must be one of {FORMATS}, got {format!r}")
+    if format == "tfjs":
+        load_tfjs_ssd(model, path, scope)
+        return
     state = load_file(path)
     if format == "timm":
         state = timm_mobilenetv1_to_mnet(state)
@@ -120,6 +132,40 @@ def init_from(model: nn.Module, path: str, scope: str = "model", format: str = "
         load_matching(model.backbone, state, f"backbone weights in {path}")
     else:
         load_matching(model, state, str(path))
+
+
+def load_tfjs_ssd(model: nn.Module, manifest: str | os.PathLike, scope: str = "model") -> None:
+    """Load a TF.js ``ssd_mobilenet_v1`` export into a ``DetectorModel`` (MobileNetV1 + SSD300Head)
+    or, with ``scope="backbone"``, its MobileNet body into any model's MobileNetV1.
+
+    Every tensor is placed or named (:func:`mnet_vision.tfjs.ssd_mobilenet_v1.ssd_mobilenet_v1_state_dict`),
+    the weights must fit strictly (:func:`load_matching` names missing modules and shape
+    differences), and for the whole model the file's anchors, input size and input scaling must be
+    the head's (``check_tf_constants``). A backbone without TF's padding or BatchNorm epsilon is
+    loaded with a warning: fine-tuning adapts, but its outputs are not the TF model's.
+    """
+    source = str(manifest)
+    backbone = model.backbone
+    bns = [m for m in backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    eps = bns[0].eps if bns else TF_BN_EPS
+    if getattr(backbone, "padding", None) != "tf_same" or eps != TF_BN_EPS:
+        log.warning("%s: TF weights in a backbone with padding=%s and BatchNorm eps %g; TF's outputs need "
+                    "backbone.padding=tf_same and backbone.bn_eps=%g", source, getattr(backbone, "padding", None),
+                    eps, TF_BN_EPS)
+    num_classes = getattr(model.head, "num_classes", None) if scope == "model" else None
+    conversion = ssd_mobilenet_v1_state_dict(read_weights(manifest), num_classes, source, eps)
+    state = {k: torch.from_numpy(v) for k, v in conversion.state.items()}
+    if scope == "backbone":
+        prefix = "backbone."
+        load_matching(backbone, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                      f"backbone weights in {source}")
+        return
+    check = getattr(model.head, "check_tf_constants", None)
+    if check is None:
+        raise ValueError(f"{source} is a detector; scope=model needs an SSD300Head, not {type(model.head).__name__} "
+                         "(scope=backbone loads its MobileNet body into any head)")
+    load_matching(model, state, source)
+    check(conversion.constants, source)
 
 
 def stored_run_config(checkpoint: Mapping[str, Any], source: str, overrides: DictConfig | Mapping | None = None,

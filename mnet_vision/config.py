@@ -13,6 +13,7 @@ from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -23,8 +24,16 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
     if not CONF_DIR.is_dir():
         raise FileNotFoundError(f"config folder {CONF_DIR} not found: install mnet_vision from its source tree "
                                 f"(pip install -e .) so conf/ sits beside the package")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+    running = GlobalHydra.instance()
+    outer = running.hydra if running.is_initialized() else None
+    if outer is not None:  # called inside a running @hydra.main tool: compose beside it, then give it back
+        running.clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    finally:
+        if outer is not None:
+            GlobalHydra.instance().initialize(outer)
 
 
 class ConfigValueError(ValueError):

@@ -19,19 +19,21 @@ from mnet_vision.textfiles import write_json
 from mnet_vision.viz.detection import save_detections_picture
 
 
-def load_detector(ckpt: str | Path, fast: bool = True, device: str = "cpu") -> LoadedModel:
-    """:func:`~mnet_vision.inference.load.load_model` of a detection checkpoint; its ``meta`` holds
-    the class names and category ids (index = model label, 0 = background)."""
-    loaded = load_model(ckpt, fast, device)
+def load_detector(ckpt: str | Path | LoadedModel, fast: bool = True, device: str = "cpu") -> LoadedModel:
+    """:func:`~mnet_vision.inference.load.load_model` of a detection checkpoint (or a model already
+    loaded, e.g. :func:`mnet_vision.pretrained.models.load_pretrained`'s); its ``meta`` holds the
+    class names and category ids (index = model label, 0 = background)."""
+    loaded = ckpt if isinstance(ckpt, LoadedModel) else load_model(ckpt, fast, device)
     if not isinstance(loaded.model, DetectorModel):
-        raise ValueError(f"{ckpt} holds a {type(loaded.model.head).__name__} model, not a detector")
+        raise ValueError(f"{loaded.source or ckpt} holds a {type(loaded.model.head).__name__} model, not a detector")
     return loaded
 
 
-def detect_files(ckpt: str | Path, source: str | Path, out_dir: str | Path, score_thresh: float = 0.3,
+def detect_files(ckpt: str | Path | LoadedModel, source: str | Path, out_dir: str | Path, score_thresh: float = 0.3,
                  batch_size: int = 8, draw: bool = True, device: str = "cpu",
                  max_pixels: int | None = MAX_PIXELS, fast: bool = True) -> dict[str, Any]:
-    """Detect objects in an image file or a folder of images with a training checkpoint.
+    """Detect objects in an image file or a folder of images with a training checkpoint (or a
+    loaded model: ``fast`` and ``device`` are then its own).
 
     Writes ``out_dir/detections.json``: one entry per image, ``{"file", "width", "height",
     "detections": [{"label", "category_id", "score", "box_xyxy" (pixels), "bbox" (COCO xywh)}]}``,
