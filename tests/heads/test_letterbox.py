@@ -32,7 +32,7 @@ def test_legacy_resize_matches_a_float64_loop_on_random_sizes():
             im = image.double()
             top = im[:, y0, x0] + (im[:, y0, x1] - im[:, y0, x0]) * (x - x0)
             bottom = im[:, y1, x0] + (im[:, y1, x1] - im[:, y1, x0]) * (x - x0)
-            torch.testing.assert_close(out[:, r, c], (top + (bottom - top) * (y - y0)).float(), rtol=0, atol=0)
+            torch.testing.assert_close(out[:, r, c], (top + (bottom - top) * (y - y0)).float(), rtol=1e-6, atol=0)
 
 
 def test_letterbox_pads_black_at_the_bottom_right_and_maps_boxes_back():
@@ -60,3 +60,12 @@ def test_squash_bilinear_is_torchvisions_transform():
     torch.testing.assert_close(ours([image])[0].tensors, theirs([image])[0].tensors, rtol=0, atol=0)
     with pytest.raises(ValueError, match="resize 'crop'"):
         LetterboxTransform(16, [0.5] * 3, [0.5] * 3, resize="crop")
+
+
+def test_resizing_as_if_padded_equals_padding_first():
+    image = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(2))
+    padded = torch.nn.functional.pad(image, (0, 0, 0, 16))  # 53 x 53, zeros at the bottom
+    torch.testing.assert_close(tf_legacy_resize_bilinear(image, 16, 16, padded_to=(53, 53)),
+                               tf_legacy_resize_bilinear(padded, 16, 16), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="smaller than the image"):
+        tf_legacy_resize_bilinear(image, 16, 16, padded_to=(20, 53))
