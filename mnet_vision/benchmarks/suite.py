@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mnet_vision.benchmarks import attributes, classification, detection, embedding, geo, index
+from mnet_vision.benchmarks import attributes, classification, detection, embedding, face_detector, geo, index
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class Part:
 
 BENCHMARKS: dict[str, tuple[Part, ...]] = {
     "classification": (Part(classification.compare_with_timm, classification.report),),
-    "detection": (Part(detection.compare_detectors, detection.report),),
+    "detection": (Part(detection.compare_detectors, detection.report),
+                  Part(face_detector.compare_face_detectors, face_detector.report)),
+    "face_detector": (Part(face_detector.compare_face_detectors, face_detector.report),),
     "index": (Part(index.compare_indexes, index.report),),
     "embedding": (Part(embedding.compare_embedders, embedding.report),),
     "attributes": (Part(attributes.compare_attribute_models, attributes.report),),
