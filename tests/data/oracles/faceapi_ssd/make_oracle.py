@@ -15,8 +15,9 @@ backends) and writes, beside this script:
 - ``raw_<backend>_<photo>.f32``: float32 little-endian raw outputs over all 5118 anchors, the arrays
   and byte offsets of each file listed in ``detections.json["raw_files"]``.
 
-Needs ``node`` and ``npm`` on PATH and the package registry for the first install. Takes ~10 minutes
-(the pure-JS cpu backend runs ~10 s per forward pass).
+``--time`` instead prints face-api's own timing on the photos (JSON). Needs ``node`` and ``npm`` on
+PATH and the package registry for the first install. Takes ~10 minutes (the pure-JS cpu backend runs
+~10 s per forward pass).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from mnet_vision.atomic import atomic_write_bytes, atomic_write_text
 from mnet_vision.images import read_rgb
+from mnet_vision.markdown import markdown_table
 from mnet_vision.pretrained.fetch import cache_dir, fetch_package
 
 HERE = Path(__file__).resolve().parent
@@ -138,6 +140,38 @@ def compare_runs(result: dict, raw: Path, photo: str, left: tuple[str, str], rig
     return out
 
 
+def _tf_iou(boxes: np.ndarray, i: int, j: int) -> float:
+    """face-api's IOU of decoded boxes ``i`` and ``j`` ([ymin, xmin, ymax, xmax]; 0 when either is empty)."""
+    (y0, x0), (y1, x1) = np.minimum(boxes[i, :2], boxes[i, 2:]), np.maximum(boxes[i, :2], boxes[i, 2:])
+    (v0, u0), (v1, u1) = np.minimum(boxes[j, :2], boxes[j, 2:]), np.maximum(boxes[j, :2], boxes[j, 2:])
+    area_i, area_j = (y1 - y0) * (x1 - x0), (v1 - v0) * (u1 - u0)
+    if area_i <= 0 or area_j <= 0:
+        return 0.0
+    inter = max(min(y1, v1) - max(y0, v0), 0.0) * max(min(x1, u1) - max(x0, u0), 0.0)
+    return float(inter / (area_i + area_j - inter))
+
+
+def nms_survivor_scores(raw: dict[str, np.ndarray], floor: float = 0.01, keep: int = 8) -> list[float]:
+    """The face scores of the anchors face-api's NMS (IoU 0.5, greedy by score) keeps above ``floor``,
+    best first, the first ``keep``. Greedy NMS never lets a lower score suppress a higher one, so the
+    detections at any threshold t >= floor are exactly the survivors above t: the gap between t and the
+    nearest survivor says how robust the count at t is."""
+    boxes, scores = raw["boxes"].astype(np.float64), raw["scores"].astype(np.float64)
+    selected: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if scores[i] <= floor or len(selected) == keep:
+            break
+        if all(_tf_iou(boxes, int(i), j) <= 0.5 for j in selected):
+            selected.append(int(i))
+    return [float(scores[i]) for i in selected]
+
+
+def threshold_margins(survivors: list[float], thresholds: list[float]) -> dict:
+    """Per threshold: the lowest survivor above it and the highest at or below it."""
+    return {str(t): {"lowest_above": min((v for v in survivors if v > t), default=None),
+                     "highest_below": max((v for v in survivors if v <= t), default=None)} for t in thresholds}
+
+
 def column2_summary(raw: Path, photos: list[str]) -> dict:
     """What the logits' third column (face-api ignores it) looks like on the cpu backend, our RGB."""
     logits = np.concatenate([read_raw(raw / f"cpu_rgb_{p}.f32")["logits"] for p in photos])
@@ -148,6 +182,8 @@ def column2_summary(raw: Path, photos: list[str]) -> dict:
         "anchors_with_column2_above_column1": int((c2 > c1).sum()),
         "anchors_with_sigmoid_column2_above_0.1": int((c2 > np.log(0.1 / 0.9)).sum()),
         "max_sigmoid_column2": float(1 / (1 + np.exp(-c2.max()))),
+        "face_candidates_above_0.1": int((c1 > np.log(0.1 / 0.9)).sum()),
+        "face_candidates_above_0.1_with_column2_above_column1": int(((c1 > np.log(0.1 / 0.9)) & (c2 > c1)).sum()),
     }
 
 
@@ -157,16 +193,18 @@ def synthetic_rgb() -> np.ndarray:
     return ((x * 7 + y * 13 + c * 101 + (x * y) % 31) % 256).astype(np.uint8)
 
 
+def our_rgb(package: Path) -> dict[str, np.ndarray]:
+    """Each demo photo decoded by our reader: ``{photo: (H, W, 3) uint8}``."""
+    return {photo: read_rgb(package / "demo" / f"{photo}.jpg") for photo in PHOTOS}
+
+
 def run_oracle(package: Path, project: Path, work: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """Decode the photos with our reader, run oracle.js on them; its results.json and our RGB arrays."""
-    inputs, ours = [], {}
-    for photo in PHOTOS:
-        jpeg = package / "demo" / f"{photo}.jpg"
-        rgb = read_rgb(jpeg)
-        ours[photo] = rgb
+    inputs, ours = [], our_rgb(package)
+    for photo, rgb in ours.items():
         (work / f"{photo}.rgb").write_bytes(rgb.tobytes())
-        inputs.append({"name": photo, "jpeg": str(jpeg), "rgb": str(work / f"{photo}.rgb"),
-                       "width": rgb.shape[1], "height": rgb.shape[0]})
+        inputs.append({"name": photo, "jpeg": str(package / "demo" / f"{photo}.jpg"),
+                       "rgb": str(work / f"{photo}.rgb"), "width": rgb.shape[1], "height": rgb.shape[0]})
     (work / "inputs.json").write_text(json.dumps(inputs))
     subprocess.run(["node", str(HERE / "oracle.js"), "--project", str(project), "--model", str(package / "model"),
                     "--inputs", str(work / "inputs.json"), "--out", str(work / "out")], check=True,
@@ -178,6 +216,20 @@ def decoded_jpegjs(work: Path, photo: str, width: int, height: int) -> np.ndarra
     """jpeg-js's RGB of a photo, when oracle.js saved it (not saved: None)."""
     path = work / "out" / f"jpegjs_{photo}.rgb"
     return np.fromfile(path, dtype=np.uint8).reshape(height, width, 3) if path.is_file() else None
+
+
+def survivors(result: dict, raw: Path, photo: str, inputs: tuple[str, ...]) -> dict:
+    """Per input, the cpu backend's NMS survivor scores above 0.01 and their margins to the thresholds;
+    checked against face-api's own detections (the same count at each threshold)."""
+    out = {}
+    for src in inputs:
+        scores = nms_survivor_scores(read_raw(raw / f"cpu_{src}_{photo}.f32"))
+        for t, found in result["photos"][photo][src]["cpu"]["detections"].items():
+            if sum(v > float(t) for v in scores) != len(found) and len(scores) < 8:
+                raise RuntimeError(f"{photo}/{src}: NMS survivors {scores} disagree with face-api's {len(found)} "
+                                   f"detections at {t}")
+        out[src] = {"scores": scores, "margins": threshold_margins(scores, result["thresholds"])}
+    return out
 
 
 def build(result: dict, ours: dict[str, np.ndarray], package: Path, work: Path) -> tuple[dict, dict[str, bytes]]:
@@ -207,6 +259,7 @@ def build(result: dict, ours: dict[str, np.ndarray], package: Path, work: Path) 
             "noise_floor_cpu_vs_wasm": {src: compare_runs(result, raw, photo, ("cpu", src), ("wasm", src))
                                         for src in ("rgb", "jpegjs")},
             "decoder_effect_ours_vs_jpegjs_cpu": compare_runs(result, raw, photo, ("cpu", "rgb"), ("cpu", "jpegjs")),
+            "nms_survivors_cpu": survivors(result, raw, photo, ("rgb", "jpegjs")),
         }
     synth = result["photos"]["synthetic"]["rgb"]
     if hashlib.sha256(synthetic_rgb().tobytes()).hexdigest() != synth["rgb_sha256"]:
@@ -215,6 +268,7 @@ def build(result: dict, ours: dict[str, np.ndarray], package: Path, work: Path) 
         "formula": result["synthetic_formula"], "width": 512, "height": 512, "rgb_sha256": synth["rgb_sha256"],
         "detections": {b: synth[b]["detections"] for b in result["backends"]},
         "noise_floor_cpu_vs_wasm": compare_runs(result, raw, "synthetic", ("cpu", "rgb"), ("wasm", "rgb")),
+        "nms_survivors_cpu": survivors(result, raw, "synthetic", ("rgb",))["rgb"],
     }
     kept, raw_files = {}, {}
     for (backend, photo), names in KEEP.items():
@@ -230,6 +284,9 @@ def build(result: dict, ours: dict[str, np.ndarray], package: Path, work: Path) 
         "what": "face-api's SSD-MobileNetV1 face detector run in its own runtime (Node, @tensorflow/tfjs cpu "
                 "and wasm backends) on the six demo photos and a synthetic input: the oracle for mnet_vision's "
                 "PyTorch port (issue 15). See README.md.",
+        "nms_survivors": "face scores of the anchors face-api's NMS keeps above 0.01 (cpu backend, first 8; "
+                         "recomputed here from its decoded boxes): the detections at a threshold t are the "
+                         "survivors above t, so the nearest survivor to t says how robust the count at t is",
         "regenerate": ".venv/bin/python tests/data/oracles/faceapi_ssd/make_oracle.py",
         "versions": {**result["versions"], "backends": result["backends"]},
         "call": {"api": "faceapi.detectAllFaces(int32 tensor3d [h, w, 3], new faceapi.SsdMobilenetv1Options("
@@ -254,22 +311,77 @@ def build(result: dict, ours: dict[str, np.ndarray], package: Path, work: Path) 
     return doc, kept
 
 
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2g}"
+
+
+def summary_tables(doc: dict) -> str:
+    """The README's tables, as Markdown: per input the detection counts (cpu backend), the noise floor
+    (cpu vs wasm, our RGB) and the decoder effect (our RGB vs jpeg-js's, cpu backend)."""
+    thresholds = ("0.5", "0.1")
+    inputs = {photo: (p["detections"]["cpu"]["rgb"], p["detections"]["cpu"]["jpegjs"],
+                      p["noise_floor_cpu_vs_wasm"]["rgb"]) for photo, p in doc["photos"].items()}
+    synth = doc["synthetic"]
+    inputs["synthetic"] = (synth["detections"]["cpu"], None, synth["noise_floor_cpu_vs_wasm"])
+    counts, floor, decoder = [], [], []
+    for name, (ours, jpegjs, nf) in inputs.items():
+        counts.append((name, *(len(ours[t]) for t in thresholds),
+                       *(len(jpegjs[t]) if jpegjs else "-" for t in thresholds)))
+        d01 = nf["detections"]["0.1"]
+        floor.append((name, _g(nf["enc_max_abs"]), " / ".join(_g(v) for v in nf["logits_max_abs_per_column"]),
+                      _g(nf["boxes_max_abs"]), _g(nf["scores_max_abs"]), "/".join(map(str, d01["count"])),
+                      _g(None if d01["min_iou"] is None else 1 - d01["min_iou"]), _g(d01["max_score_diff"])))
+    for photo, p in doc["photos"].items():
+        c, px = p["decoder_effect_ours_vs_jpegjs_cpu"], p["ours_vs_jpegjs_pixels"]
+        d05, d01 = c["detections"]["0.5"], c["detections"]["0.1"]
+        decoder.append((photo, f"{px['mean_abs']:.3f}", px["max_abs"], f"{px['fraction_differing']:.3f}",
+                        _g(c["enc_max_abs"]), _g(c["scores_max_abs"]), "/".join(map(str, d05["count"])),
+                        "/".join(map(str, d01["count"])), "-" if d01["min_iou"] is None else f"{d01['min_iou']:.4f}",
+                        _g(d01["max_score_diff"])))
+    return "\n\n".join([
+        markdown_table(counts, ["input", "ours @0.5", "ours @0.1", "jpeg-js @0.5", "jpeg-js @0.1"]),
+        markdown_table(floor, ["input", "enc", "logits (col 0 / 1 / 2)", "decoded boxes", "face scores",
+                               "dets @0.1 cpu/wasm", "1 - min IoU @0.1", "max score diff @0.1"]),
+        markdown_table(decoder, ["photo", "pixel mean abs", "pixel max abs", "pixels differing", "enc", "face scores",
+                                 "dets @0.5 ours/jpeg-js", "dets @0.1", "min IoU @0.1", "max score diff @0.1"]),
+    ])
+
+
+def time_faceapi(package: Path, project: Path) -> dict:
+    """oracle.js's timing mode on the six demo photos: per backend, per photo, median ms of jpeg-js decode +
+    detectAllFaces at 0.5 and of detectAllFaces alone (5 runs after 1 warm-up)."""
+    jpegs = [str(package / "demo" / f"{photo}.jpg") for photo in PHOTOS]
+    done = subprocess.run(["node", str(HERE / "oracle.js"), "--time", "--project", str(project), "--model",
+                           str(package / "model"), *jpegs], check=True, capture_output=True, text=True,
+                          timeout=NODE_TIMEOUT_S)
+    return json.loads(done.stdout)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", type=Path, help="face-api's unpacked package/ folder (default: fetch_package)")
     parser.add_argument("--keep-work", type=Path, help="also keep oracle.js's full output (all raw files) here")
+    parser.add_argument("--from-work", type=Path, help="rebuild the outputs from a --keep-work folder, no Node run")
+    parser.add_argument("--time", action="store_true", help="only time face-api on the photos; JSON on stdout")
     args = parser.parse_args(argv)
     package = args.package or fetch_package("faceapi")
-    project = node_project()
-    with tempfile.TemporaryDirectory(prefix="faceapi_oracle-") as tmp:
-        work = Path(tmp)
-        result, ours = run_oracle(package, project, work)
-        if args.keep_work:
-            shutil.copytree(work, args.keep_work, dirs_exist_ok=True)
-        doc, kept = build(result, ours, package, work)
+    if args.time:
+        print(json.dumps(time_faceapi(package, node_project()), indent=1))
+        return
+    if args.from_work:
+        result = json.loads((args.from_work / "out" / "results.json").read_text())
+        doc, kept = build(result, our_rgb(package), package, args.from_work)
+    else:
+        with tempfile.TemporaryDirectory(prefix="faceapi_oracle-") as tmp:
+            work = Path(tmp)
+            result, ours = run_oracle(package, node_project(), work)
+            if args.keep_work:
+                shutil.copytree(work, args.keep_work, dirs_exist_ok=True)
+            doc, kept = build(result, ours, package, work)
     for name, data in kept.items():
         atomic_write_bytes(HERE / name, data)
     atomic_write_text(HERE / "detections.json", json.dumps(doc, indent=1) + "\n")
+    print(summary_tables(doc))
     print(f"make_oracle: wrote detections.json and {', '.join(kept)} in {HERE}", file=sys.stderr)
 
 

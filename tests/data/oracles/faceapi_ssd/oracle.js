@@ -10,9 +10,10 @@
 //       mnet_vision's reader decoded). Writes DIR/results.json and DIR/raw/<backend>_<input>_<name>.f32
 //       (float32 LE: box encodings [5118,4], logits [5118,3], decoded boxes [5118,4], face scores [5118]) and
 //       DIR/jpegjs_<name>.rgb (jpeg-js's RGB bytes).
-//   node oracle.js --time --project DIR --model DIR a.jpg b.jpg ...
+//   node oracle.js --time --project DIR --model DIR [--backends wasm,cpu] a.jpg b.jpg ...
 //       per backend, per photo: median ms over 5 runs (after 1 warm-up) of jpeg-js decode + detectAllFaces
 //       at 0.5, and of detectAllFaces alone; JSON on stdout.
+// --backends: a comma list of cpu, wasm (default both, in that order).
 // --project: the folder whose node_modules hold the pinned packages (default: this file's folder).
 'use strict';
 
@@ -34,7 +35,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--time') args.time = true;
-    else if (['--project', '--model', '--inputs', '--out'].includes(a)) {
+    else if (['--project', '--model', '--inputs', '--out', '--backends'].includes(a)) {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       args[a.slice(2)] = argv[++i];
     } else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
@@ -43,6 +44,9 @@ function parseArgs(argv) {
   if (!args.model) throw new Error('--model DIR (face-api\'s model/ folder) is required');
   if (!args.time && (!args.inputs || !args.out)) throw new Error('--inputs FILE and --out DIR are required');
   if (args.time && !args.files.length) throw new Error('--time needs JPEG files');
+  args.backends = args.backends ? args.backends.split(',') : BACKENDS;
+  const unknown = args.backends.filter((b) => !BACKENDS.includes(b));
+  if (unknown.length) throw new Error(`--backends: unknown ${unknown}, expected a comma list of ${BACKENDS}`);
   return args;
 }
 
@@ -191,7 +195,7 @@ async function runOracle() {
     }
   }
 
-  for (const backend of BACKENDS) {
+  for (const backend of args.backends) {
     const info = await setBackend(backend);
     wrapConcat(backend);
     result.backends[backend] = info;
@@ -218,7 +222,7 @@ async function runOracle() {
         }
         tensor.dispose();
         const file = path.join(args.out, 'raw', `${backend}_${src}_${p.name}.f32`);
-        const all = new Float32Array(N_ANCHORS * 15);
+        const all = new Float32Array(N_ANCHORS * 12);
         all.set(raw.enc, 0);
         all.set(raw.logits, N_ANCHORS * 4);
         all.set(raw.boxes, N_ANCHORS * 7);
@@ -244,7 +248,7 @@ async function timeIt(fn, runs = 5) {
 
 async function runTiming() {
   const out = { versions: { node: process.version, tfjs: tf.version_core, face_api: faceapi.version }, runs: 5, warmup: 1, min_confidence: 0.5, backends: {} };
-  for (const backend of BACKENDS) {
+  for (const backend of args.backends) {
     const info = await setBackend(backend);
     await faceapi.nets.ssdMobilenetv1.loadFromDisk(args.model);
     const photos = [];
@@ -256,7 +260,9 @@ async function runTiming() {
       };
       const tensor = toTensor(decodeJpeg(file));
       const detectOnly = async () => { await detect(tensor, 0.5); };
-      photos.push({ file: path.basename(file), decode_and_detect_ms: await timeIt(decodeAndDetect), detect_ms: await timeIt(detectOnly) });
+      const row = { file: path.basename(file), decode_and_detect_ms: await timeIt(decodeAndDetect), detect_ms: await timeIt(detectOnly) };
+      photos.push(row);
+      process.stderr.write(`oracle.js --time: ${backend} ${JSON.stringify(row)}\n`); // progress: a long run's partial figures
       tensor.dispose();
     }
     out.backends[backend] = { ...info, photos };
