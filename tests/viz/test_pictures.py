@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -56,3 +57,18 @@ def test_viz_imports_no_lightning():
     code = ("import sys, mnet_vision.viz.attributes, mnet_vision.viz.classification, mnet_vision.viz.detection, "
             "mnet_vision.viz.geo, mnet_vision.viz.verification; assert 'lightning' not in sys.modules, 'lightning'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_large_photos_get_lines_and_captions_scaled_to_their_size(tmp_path):
+    from mnet_vision.viz.detection import save_detections_picture
+
+    def drawn_width(side: int) -> int:
+        image = torch.zeros(3, side, side, dtype=torch.uint8)
+        box = torch.tensor([[side * 0.25, side * 0.25, side * 0.75, side * 0.75]])
+        path = save_detections_picture(image, box, torch.tensor([1]), torch.tensor([0.9]), ["bg", "face"],
+                                       tmp_path / f"{side}.png")
+        row = np.asarray(Image.open(path))[side // 2]  # through the box's middle: its two vertical lines
+        return int((row.sum(axis=1) > 0).sum()) // 2
+
+    assert drawn_width(400) == 2  # as before: the default 2 px
+    assert drawn_width(2000) == 5  # 2000 / 400
