@@ -29,10 +29,13 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
+
+# torchvision.datasets.folder.IMG_EXTENSIONS, kept here so that reading images needs no torchvision
+# (mnet_vision.deploy runs exported models without torch); tests/test_images.py keeps them equal.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class ImageReadError(OSError):

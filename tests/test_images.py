@@ -215,3 +215,11 @@ def test_bad_max_pixels_fails_when_the_data_is_built_not_at_the_first_image(tmp_
         ImageFolderDataModule(str(tmp_path), num_classes=2, max_pixels=bad)
     with pytest.raises(ValueError, match="max_pixels"):
         read_rgb(tmp_path / "x.png", max_pixels=bad)
+
+
+def test_image_extensions_are_torchvisions():
+    from torchvision.datasets.folder import IMG_EXTENSIONS as torchvision_extensions
+
+    from mnet_vision.images import IMG_EXTENSIONS
+
+    assert IMG_EXTENSIONS == torchvision_extensions
