@@ -13,10 +13,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mnet_vision"
 
 # room -> the rooms it may import. A room is a subpackage or a top-level module of mnet_vision.
 # Read bottom-up: the foundations import nothing of ours, the applications sit on top.
-FOUNDATION = {"atomic", "textfiles", "images", "config", "markdown"}
+FOUNDATION = {"atomic", "textfiles", "images", "config", "markdown", "locks"}
 RULE: dict[str, set[str]] = {
     "atomic": set(),
     "markdown": set(),
+    "locks": set(),
     "textfiles": {"atomic"},
     "images": set(),
     "config": set(),

@@ -19,13 +19,11 @@ both land.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import struct
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ import faiss
 import numpy as np
 
 from mnet_vision.atomic import atomic_write
+from mnet_vision.locks import exclusive_flock
 from mnet_vision.textfiles import read_json
 
 log = logging.getLogger(__name__)
@@ -150,24 +149,14 @@ def writer_lock(path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[P
             with _held_guard:
                 _held_locks[key] -= 1
         return
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline, waiting = time.monotonic() + timeout, False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                    raise IndexLockTimeout(
-                        f"could not lock the face index {path} for writing within {timeout:g} s: another writer "
-                        f"holds its lock {lock}" + (f" (pid {holder})" if holder else "")
-                        + "; nothing was written. Retry when it has finished (or wait longer: lock_timeout)") from None
-                if not waiting:
-                    log.info("waiting for another writer of %s (lock %s)", path, lock)
-                    waiting = True
-                time.sleep(0.02)
+    def held(fd: int) -> IndexLockTimeout:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return IndexLockTimeout(
+            f"could not lock the face index {path} for writing within {timeout:g} s: another writer holds its lock "
+            f"{lock}" + (f" (pid {holder})" if holder else "")
+            + "; nothing was written. Retry when it has finished (or wait longer: lock_timeout)")
+
+    with exclusive_flock(lock, timeout, held, f"waiting for another writer of {path}", poll=0.02) as fd:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the message of a writer that times out
         with _held_guard:
@@ -178,8 +167,6 @@ def writer_lock(path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[P
             with _held_guard:
                 del _held_locks[key]
             os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _bounded_reader(f: BinaryIO, size: int) -> faiss.PyCallbackIOReader:

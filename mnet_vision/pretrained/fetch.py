@@ -14,7 +14,6 @@ Nothing here runs at import time: the network is touched only by :func:`fetch_pa
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -24,11 +23,10 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnet_vision.locks import exclusive_flock
 from mnet_vision.markdown import markdown_table
 
 log = logging.getLogger(__name__)
@@ -344,25 +342,10 @@ def _remove_partials(root: Path, package: NpmPackage) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-@contextmanager
-def _fetch_lock(lock: Path, package: NpmPackage, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``lock`` (never removed: removing a flock file while
-    another process waits on it would let a third lock a new file). Waits up to ``timeout`` s."""
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline, waiting = time.monotonic() + timeout, False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise FetchError(f"another process has held {lock} for over {timeout:g} s while fetching "
-                                     f"{package.pinned}; retry when it has finished") from None
-                if not waiting:
-                    log.info("waiting for another fetch of %s (lock %s)", package.pinned, lock)
-                    waiting = True
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
+def _fetch_lock(lock: Path, package: NpmPackage, timeout: float = LOCK_TIMEOUT_S):
+    """The exclusive flock serialising fetches of ``package`` (never removed), waited for up to ``timeout`` s."""
+    def stuck(fd: int) -> FetchError:
+        return FetchError(f"another process has held {lock} for over {timeout:g} s while fetching {package.pinned}; "
+                          "retry when it has finished")
+
+    return exclusive_flock(lock, timeout, stuck, f"waiting for another fetch of {package.pinned}")
