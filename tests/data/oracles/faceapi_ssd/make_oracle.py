@@ -16,8 +16,8 @@ backends) and writes, beside this script:
   and byte offsets of each file listed in ``detections.json["raw_files"]``.
 
 ``--time`` instead prints face-api's own timing on the photos (JSON). Needs ``node`` and ``npm`` on
-PATH and the package registry for the first install. Takes ~10 minutes (the pure-JS cpu backend runs
-~10 s per forward pass).
+PATH and the package registry for the first install. Takes ~15 minutes on 2 cores (the pure-JS cpu
+backend needs ~20 s per forward pass, three per input).
 """
 from __future__ import annotations
 
