@@ -27,7 +27,8 @@ RESIZES = ("squash", "letterbox")
 METHODS = ("bilinear", "tf_legacy_bilinear")
 
 
-def _check_image(image: np.ndarray, index: int) -> np.ndarray:
+def check_image(image: np.ndarray, index: int) -> np.ndarray:
+    """``image`` if it is an ``(H, W, 3)`` uint8 array with pixels, else a ``ValueError`` naming image ``index``."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         got = (f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray)
                else type(image).__name__)
@@ -64,7 +65,7 @@ def classification_input(images: Sequence[np.ndarray], size: int, crop_fraction:
     table = normalisation_table(mean, std)
     out = np.empty((len(images), 3, size, size), dtype=np.float32)
     for n, image in enumerate(images):
-        resized = smallest_side_resize(_check_image(image, n), round(size / crop_fraction))
+        resized = smallest_side_resize(check_image(image, n), round(size / crop_fraction))
         h, w = resized.shape[:2]
         top, left = (h - size) // 2, (w - size) // 2
         crop = resized[top:top + size, left:left + size]
@@ -150,7 +151,7 @@ def detection_input(images: Sequence[np.ndarray], size: int, mean: Sequence[floa
     std32 = np.array(std, dtype=np.float32)[:, None, None]
     out = np.empty((len(images), 3, size, size), dtype=np.float32)
     for n, image in enumerate(images):
-        chw = np.ascontiguousarray(_check_image(image, n).transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
+        chw = np.ascontiguousarray(check_image(image, n).transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
         h, w = chw.shape[1:]
         if resize == "squash" and method == "bilinear":  # torchvision: normalise, then resize
             chw = (chw - mean32) / std32
