@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mnet_vision.benchmarks import attributes, classification, detection, embedding, face_detector, geo, index
+from mnet_vision.benchmarks import attributes, classification, deploy, detection, embedding, face_detector, geo, index
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[Part, ...]] = {
     "embedding": (Part(embedding.compare_embedders, embedding.report),),
     "attributes": (Part(attributes.compare_attribute_models, attributes.report),),
     "geo": (Part(geo.partition_build_rows, geo.partition_report), Part(geo.geolocation_rows, geo.geolocation_report)),
+    "deploy": (Part(deploy.compare_deployments, deploy.report),),
 }
 DEFAULT = "classification"
 
