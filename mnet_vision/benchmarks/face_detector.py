@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,11 @@ EAGER = "mnet_vision faceapi_ssd (as imported)"
 FOLDED = "mnet_vision faceapi_ssd (BN folded, channels_last)"
 
 
-def compare_face_detectors(repeats: int = 5, warmup: int = 1, faceapi: bool = True) -> list[dict]:
+def compare_face_detectors(repeats: int = 5, warmup: int = 1, faceapi: bool = True,
+                           faceapi_backends: Sequence[str] = ("wasm",)) -> list[dict]:
     """Rows ``{"model", "runtime", "ms_per_photo", "photos_per_s", "note"}``: the median over photos
-    and rounds of one photo's decode + detect, for our two paths and (``faceapi``) face-api's backends."""
+    and rounds of one photo's decode + detect, for our two paths and (``faceapi``) face-api's
+    ``faceapi_backends`` (``cpu``, TF.js's pure-JS backend, takes ~18 s a photo: ~20 min for its 12 runs)."""
     photos = sorted((fetch_package("faceapi") / "demo").glob("sample*.jpg"))
     models = {EAGER: load_pretrained("faceapi_ssd", fast=False), FOLDED: load_pretrained("faceapi_ssd", fast=True)}
 
@@ -59,18 +61,19 @@ def compare_face_detectors(repeats: int = 5, warmup: int = 1, faceapi: bool = Tr
     runtime = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
     rows = [_row(name, runtime, statistics.median(t) * 1000, "") for name, t in times.items()]
     if faceapi:
-        rows += faceapi_rows()
+        rows += faceapi_rows(faceapi_backends)
     return rows
 
 
-def faceapi_rows() -> list[dict]:
+def faceapi_rows(backends: Sequence[str] = ("wasm",)) -> list[dict]:
     """face-api's own time per photo (jpeg-js decode + detectAllFaces at 0.5), one row per tfjs
     backend, or one row saying why it could not be measured."""
     missing = [what for what, ok in (("the source tree's oracle script", ORACLE.is_file()),
                                      ("node", shutil.which("node")), ("npm", shutil.which("npm"))) if not ok]
     if missing:
         return [_row("face-api 1.7.15 (Node)", "–", math.nan, f"not measured: no {', '.join(missing)}")]
-    done = subprocess.run([sys.executable, str(ORACLE), "--time"], capture_output=True, text=True, timeout=3600)
+    done = subprocess.run([sys.executable, str(ORACLE), "--time", "--backends", ",".join(backends)],
+                          capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         return [_row("face-api 1.7.15 (Node)", "–", math.nan, f"not measured: {done.stderr.strip()[-300:]}")]
     timing = json.loads(done.stdout)

@@ -347,12 +347,12 @@ def summary_tables(doc: dict) -> str:
     ])
 
 
-def time_faceapi(package: Path, project: Path) -> dict:
-    """oracle.js's timing mode on the six demo photos: per backend, per photo, median ms of jpeg-js decode +
-    detectAllFaces at 0.5 and of detectAllFaces alone (5 runs after 1 warm-up)."""
+def time_faceapi(package: Path, project: Path, backends: str = "wasm,cpu") -> dict:
+    """oracle.js's timing mode on the six demo photos: per backend (comma-separated), per photo, median ms of
+    jpeg-js decode + detectAllFaces at 0.5 and of detectAllFaces alone (5 runs after 1 warm-up)."""
     jpegs = [str(package / "demo" / f"{photo}.jpg") for photo in PHOTOS]
-    done = subprocess.run(["node", str(HERE / "oracle.js"), "--time", "--project", str(project), "--model",
-                           str(package / "model"), *jpegs], check=True, capture_output=True, text=True,
+    done = subprocess.run(["node", str(HERE / "oracle.js"), "--time", "--backends", backends, "--project", str(project),
+                           "--model", str(package / "model"), *jpegs], check=True, capture_output=True, text=True,
                           timeout=NODE_TIMEOUT_S)
     return json.loads(done.stdout)
 
@@ -363,10 +363,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-work", type=Path, help="also keep oracle.js's full output (all raw files) here")
     parser.add_argument("--from-work", type=Path, help="rebuild the outputs from a --keep-work folder, no Node run")
     parser.add_argument("--time", action="store_true", help="only time face-api on the photos; JSON on stdout")
+    parser.add_argument("--backends", default="wasm,cpu",
+                        help="with --time: tfjs backends, comma-separated (the pure-JS cpu one takes ~18 s a photo)")
     args = parser.parse_args(argv)
     package = args.package or fetch_package("faceapi")
     if args.time:
-        print(json.dumps(time_faceapi(package, node_project()), indent=1))
+        print(json.dumps(time_faceapi(package, node_project(), args.backends), indent=1))
         return
     if args.from_work:
         result = json.loads((args.from_work / "out" / "results.json").read_text())
