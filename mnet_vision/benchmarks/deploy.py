@@ -1,5 +1,5 @@
 """CPU speed of the deployment paths side by side (issue 16 item 4): PyTorch eager, our folded path,
-ONNX Runtime fp32 and INT8 of our export, OpenVINO, and the peers' exports in ONNX Runtime.
+ONNX Runtime fp32 and INT8 of our export, OpenVINO on both files, and the peers' exports in ONNX Runtime.
 
 Three of our models (the MobileNet V1 1.0-224 classifier, 1000 classes; SSD300 on MobileNet V1 1.0
 with 91 class columns, as TF's COCO detector; the 0.25 MobileNet-128 face-embedding student of
@@ -112,16 +112,26 @@ def peer_model(name: str, input_size: int) -> tuple[nn.Module, int]:
 
 
 def export_graph(net: nn.Module, images: torch.Tensor, out: Path, output_names: Sequence[str],
-                 dynamo: bool = True, opset: int = 18) -> Path:
-    """``net`` exported to ``out`` with the ``torch.onnx.export`` call :func:`export_onnx` makes (one
+                 dynamo: bool = True, opset: int = 18) -> str:
+    """``net`` exported to ``out`` with the ``torch.onnx.export`` calls :func:`export_onnx` makes (one
     ``images`` input with a dynamic ``batch`` dimension, ``output_names``, opset ``opset``, weights
-    inside the file): for the peers, which have none of our metadata. Their BatchNorm is left to ONNX
-    Runtime's Conv+BN fusion (timm's BatchNormAct2d carries its activation, which folding would drop)."""
-    kwargs: dict[str, Any] = (dict(dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
-                              if dynamo else dict(dynamic_axes={"images": {0: "batch"}}))
-    torch.onnx.export(net, (images,), str(out), dynamo=dynamo, opset_version=opset, input_names=["images"],
-                      output_names=list(output_names), **kwargs)
-    return out
+    inside the file; dynamo first when ``dynamo``, TorchScript where it fails): for the peers, which
+    have none of our metadata. Returns the exporter used. Their BatchNorm is left to ONNX Runtime's
+    Conv+BN fusion (timm's BatchNormAct2d carries its activation, which folding would drop)."""
+    if dynamo:
+        try:
+            with torch.no_grad():
+                torch.onnx.export(net, (images,), str(out), dynamo=True, opset_version=opset, input_names=["images"],
+                                  output_names=list(output_names), external_data=False,
+                                  dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
+            return "dynamo"
+        except Exception as error:  # as export_onnx: any dynamo failure falls back to TorchScript, said in the row
+            print(f"export of a peer: the dynamo exporter failed ({type(error).__name__}: {str(error)[:200]}); "
+                  "TorchScript instead")
+    with torch.no_grad():
+        torch.onnx.export(net, (images,), str(out), dynamo=False, opset_version=opset, input_names=["images"],
+                          output_names=list(output_names), dynamic_axes={"images": {0: "batch"}})
+    return "torchscript"
 
 
 def synthetic_photos(folder: Path, count: int, size: int, seed: int = 0) -> list[Path]:
@@ -151,9 +161,10 @@ def state_dict_mb(model: nn.Module) -> float:
 
 
 def openvino_runner(path: Path, batch: int, size: int, threads: int) -> Callable[[np.ndarray], object] | str:
-    """One OpenVINO CPU inference of the fp32 file at ``path``, reshaped to a static ``batch`` (as
-    OpenVINO advises) with fp32 inference precision (it would pick bf16 on AMX CPUs), or a note
-    saying why it cannot run."""
+    """One OpenVINO CPU inference of the ONNX file at ``path`` (fp32, or INT8 QDQ: OpenVINO runs its
+    quantized ops in int8), reshaped to a static ``batch`` (as OpenVINO advises) with fp32 precision
+    for the float ops (it would pick bf16 on AMX CPUs), ``threads`` threads; or a note saying why it
+    cannot run."""
     try:
         import openvino  # lazy: an optional runtime, imported only when its rows are asked for
     except ImportError:
@@ -170,12 +181,13 @@ def openvino_runner(path: Path, batch: int, size: int, threads: int) -> Callable
 @dataclass
 class Runner:
     """One benchmarked (model, runtime): ``call(prepare(x))`` runs the graph on batch ``x``
-    (``(N, 3, S, S)`` float32); ``prepare`` (untimed) converts the input to what the runtime takes."""
+    (``(N, 3, S, S)`` float32); ``prepare`` (untimed) converts the input to what the runtime takes;
+    ``call`` None: not measured, ``note`` says why."""
 
     model: str
     runtime: str
     size: int
-    call: Callable[[Any], object]
+    call: Callable[[Any], object] | None
     prepare: Callable[[torch.Tensor], Any]
     file_mb: float
     note: str = ""
@@ -194,13 +206,6 @@ def _same(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _torch_call(net: nn.Module) -> Callable[[torch.Tensor], object]:
-    def call(x: torch.Tensor) -> object:
-        with torch.inference_mode():
-            return net(x)
-    return call
-
-
 def _ort_call(path: Path, threads: int, task: str | None = None) -> Callable[[np.ndarray], object]:
     """One ONNX Runtime inference of the file at ``path`` (:func:`load_onnx`; ``task`` for a peer's
     file, which has none of our metadata)."""
@@ -216,30 +221,32 @@ def family_runners(name: str, folder: Path, input_size: int | None, threads: int
     size = int(loaded.meta.input_size)
     label, outputs = LABELS[name], OURS[name][1]
     net = network(loaded.model)
-    fp32 = export_onnx(loaded, folder / name / "fp32.onnx", dynamo=dynamo).path
+    exported = export_onnx(loaded, folder / name / "fp32.onnx", dynamo=dynamo)
+    fp32, wanted = exported.path, "dynamo" if dynamo else "torchscript"
     photos = synthetic_photos(folder / name / "calibration", calibration_images, size)
     try:
         int8 = quantize_int8(fp32, folder / name / "int8.onnx", photos, threads=threads, speed_rounds=0)
         int8_runner = Runner(label, ORT_INT8, size, _ort_call(int8, threads), _numpy, file_mb(int8))
     except Exception as error:  # the quantizer failing on one model is a row saying why, the others still run
-        int8_runner = Runner(label, ORT_INT8, size, _same, _same, math.nan,
+        int8_runner = Runner(label, ORT_INT8, size, None, _same, math.nan,
                              f"not measured: quantize_int8 failed: {type(error).__name__}: {str(error)[:200]}")
     folded = prepare_for_inference(loaded.model, channels_last=True)
-    runners = [Runner(label, EAGER, size, _torch_call(net), _same, state_dict_mb(loaded.model)),
-               Runner(label, FOLDED, size, _torch_call(network(folded)), _channels_last, state_dict_mb(folded)),
-               Runner(label, ORT_FP32, size, _ort_call(fp32, threads), _numpy, file_mb(fp32)),
+    runners = [Runner(label, EAGER, size, net, _same, state_dict_mb(loaded.model)),
+               Runner(label, FOLDED, size, network(folded), _channels_last, state_dict_mb(folded)),
+               Runner(label, ORT_FP32, size, _ort_call(fp32, threads), _numpy, file_mb(fp32),
+                      "" if exported.exporter == wanted else f"exported by {exported.exporter}"),
                int8_runner]
-    exports = {OPENVINO: fp32, OPENVINO_INT8: None if int8_runner.note else int8}
+    exports = {OPENVINO: fp32, OPENVINO_INT8: None if int8_runner.call is None else int8}
     if name in PEERS:
         peer, peer_size = peer_model(name, size)
         peer_net = network(peer)
         peer_label = PEERS[name][0]
         path = folder / name / "peer.onnx"
-        export_graph(peer_net, torch.randn(2, 3, peer_size, peer_size), path, outputs, dynamo)
-        runners += [Runner(peer_label, EAGER, peer_size, _torch_call(peer_net), _same, state_dict_mb(peer),
-                           peer=True),
+        exporter = export_graph(peer_net, torch.randn(2, 3, peer_size, peer_size), path, outputs, dynamo)
+        note = "" if exporter == wanted else f"exported by {exporter}"
+        runners += [Runner(peer_label, EAGER, peer_size, peer_net, _same, state_dict_mb(peer), peer=True),
                     Runner(peer_label, ORT_FP32, peer_size, _ort_call(path, threads, loaded.meta.task), _numpy,
-                           file_mb(path), peer=True)]
+                           file_mb(path), note, peer=True)]
     return runners, exports
 
 
@@ -279,7 +286,7 @@ def _openvino(ours: Runner, runtime: str, path: Path | None, batch: int, threads
     """OpenVINO's runner of our file ``path`` at ``batch``, or an untimed one saying why there is none."""
     made = openvino_runner(path, batch, ours.size, threads) if path else "not measured: no INT8 file"
     if isinstance(made, str):
-        return Runner(ours.model, runtime, ours.size, _same, _same, math.nan, made)
+        return Runner(ours.model, runtime, ours.size, None, _same, math.nan, made)
     return Runner(ours.model, runtime, ours.size, made, _numpy, file_mb(path))
 
 
@@ -288,8 +295,9 @@ def _timed_rows(family: str, batch: int, runners: Sequence[Runner], warmup: int,
     generator = torch.Generator().manual_seed(batch)
     sizes = sorted({r.size for r in runners})
     inputs = {size: torch.randn(batch, 3, size, size, generator=generator) for size in sizes}
-    timed = {(r.model, r.runtime): (r.call, r.prepare(inputs[r.size])) for r in runners if not r.note}
-    medians = median_seconds(timed, warmup, repeats)
+    timed = {(r.model, r.runtime): (r.call, r.prepare(inputs[r.size])) for r in runners if r.call is not None}
+    with torch.inference_mode():  # the PyTorch runners' grad mode (ORT and OpenVINO do not see it)
+        medians = median_seconds(timed, warmup, repeats)
     eager = {r.model: medians[(r.model, r.runtime)] for r in runners if r.runtime == EAGER}
     peer = next((medians[(r.model, r.runtime)] for r in runners if r.peer and r.runtime == ORT_FP32), math.nan)
     rows = []
@@ -349,7 +357,7 @@ def verdict(rows: Sequence[dict], has_vnni: bool) -> list[str]:
         if not batches:
             continue
         if any(math.isnan(mine[(family, ORT_INT8, b)]["median_ms"]) for b in batches):
-            lines.append(f"{label}, ORT INT8: not measured ({mine[(family, ORT_INT8, batches[0])]['note']})")
+            lines.append(f"{label}, ORT INT8: {mine[(family, ORT_INT8, batches[0])]['note']}")
             continue
         speed = {b: mine[(family, ORT_FP32, b)]["median_ms"] / mine[(family, ORT_INT8, b)]["median_ms"]
                  for b in batches}
