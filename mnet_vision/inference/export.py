@@ -15,8 +15,8 @@ box coder and post-processing settings are metadata (``mnet_vision.detector``). 
 ``nms_in_graph`` an SSD graph also decodes the boxes and runs ONNX ``NonMaxSuppression``
 (:data:`NMS_GRAPH_OUTPUTS`).
 
-Faster-RCNN is refused (:class:`ExportUnsupportedError`): its network cannot be cut into a fixed
-graph the way SSD's can, see :func:`export_onnx`.
+Faster-RCNN is refused (:class:`ExportUnsupportedError`, the message says where each exporter
+stops; see :func:`export_onnx`).
 """
 from __future__ import annotations
 
@@ -178,8 +178,9 @@ def export_onnx(model: str | Path | LoadedModel, out: str | Path, images: torch.
     ``topk_candidates`` pre-selection and no cap per image across classes.
 
     Faster-RCNN raises :class:`ExportUnsupportedError`: its RPN's proposal selection (top-k per
-    level, NMS, then a data-dependent number of proposals per image) feeds RoIAlign and the box head,
-    so there is no graph of fixed outputs to cut out of it; export its backbone as a classifier's.
+    level, NMS, then a data-dependent number of proposals per image) feeds RoIAlign and the box head.
+    torch.export (dynamo) fails there; the TorchScript trace fixes the batch at 1 and its ONNX
+    Runtime detections did not equal PyTorch's (tried on torch 2.14 / torchvision 0.29).
     """
     if check_atol < 0 or not math.isfinite(check_atol):
         raise ValueError(f"check_atol must be a finite number >= 0, got {check_atol}")
@@ -190,10 +191,11 @@ def export_onnx(model: str | Path | LoadedModel, out: str | Path, images: torch.
     head = loaded.model.head
     if isinstance(head, FasterRCNNHead):
         raise ExportUnsupportedError(
-            f"{source}: Faster-RCNN cannot be exported to ONNX here: its region proposal network selects a "
-            "data-dependent number of proposals per image (top-k per level, NMS) that feed RoIAlign and the box "
-            "head, so the detector is not one graph of fixed outputs as SSD's network is; export the backbone "
-            "(a classification checkpoint) or use the PyTorch detector (tools/detect.py)")
+            f"{source}: Faster-RCNN is not exported: the dynamo exporter stops at torch.export on the region "
+            "proposal network (a data-dependent number of proposals per image feeds RoIAlign and the box head), "
+            "and the TorchScript exporter's trace fixes the batch at 1 (a loop over images) and did not match "
+            "PyTorch's detections under ONNX Runtime; export the backbone (a classification checkpoint) or run "
+            "the PyTorch detector (tools/detect.py)")
     if nms_in_graph and not isinstance(head, SSD300Head):
         raise ValueError(f"{source}: nms_in_graph applies to SSD detectors, this is a {loaded.meta.task} model")
     folded = prepare_for_inference(loaded.model, channels_last=False).cpu().requires_grad_(False)

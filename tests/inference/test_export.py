@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 from hydra.utils import instantiate
+from PIL import Image
 
 from mnet_vision.checkpoints import atomic_save
 from mnet_vision.config import compose
@@ -21,6 +22,7 @@ from mnet_vision.deploy.metadata import (
     read_exported,
 )
 from mnet_vision.geo.cells import GeoCellPartition
+from mnet_vision.images import read_rgb
 from mnet_vision.inference.export import (
     ExportCheckError,
     ExportUnsupportedError,
@@ -30,6 +32,7 @@ from mnet_vision.inference.export import (
 from mnet_vision.inference.fuse import prepare_for_inference
 from mnet_vision.inference.load import LoadedModel, ModelMeta, load_model
 from mnet_vision.model import build_model
+from mnet_vision.pretrained.models import load_pretrained
 from mnet_vision.training import build_task
 from tests.helpers.cli import run_tool
 from tests.helpers.configs import (
@@ -41,6 +44,7 @@ from tests.helpers.configs import (
     tiny_overrides,
 )
 from tests.helpers.models import randomise_batchnorm
+from tests.helpers.pretrained import faceapi_package
 
 ort = pytest.importorskip("onnxruntime", reason="the ONNX export is checked with onnxruntime (the deploy extra)")
 
@@ -197,7 +201,7 @@ def test_faster_rcnn_is_refused_saying_where(tmp_path):
     cfg = compose(["task=faster_rcnn_300", TINY, "task.input_size=96", "task.num_classes=2"])
     model = prepare_for_inference(build_model(cfg))
     loaded = LoadedModel(model, cfg, ModelMeta(task="DetectionTask", input_size=96), source="faster_rcnn")
-    with pytest.raises(ExportUnsupportedError, match="region proposal network"):
+    with pytest.raises(ExportUnsupportedError, match="stops at torch.export on the region proposal network"):
         export_onnx(loaded, tmp_path / "frcnn.onnx")
     assert not (tmp_path / "frcnn.onnx").exists()
 
@@ -228,3 +232,40 @@ def test_tool_exports_a_checkpoint(checkpoints, tmp_path):
     assert exported.detector["nms_in_graph"] and "anchors" in exported.detector
     props = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert json.loads(props[DETECTOR_KEY])["kind"] == "ssd"
+
+
+def test_pretrained_face_detector_with_nms_in_graph(tmp_path):
+    """faceapi_ssd (sigmoid scores, letterbox + TF's legacy bilinear resize) on two demo photos through
+    its own transform: the in-graph detections, mapped back to the photo, are PyTorch's faces."""
+    folder = faceapi_package()  # skips, with the reason, where the package cannot be fetched
+    loaded = load_pretrained("faceapi_ssd", fast=False)
+    # the photos at a third of their size: the same faces, a faster letterbox resize
+    photos = [np.asarray(Image.fromarray(read_rgb(folder / "demo" / name)).reduce(3))
+              for name in ("sample1.jpg", "sample2.jpg")]
+    tensors = [torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1))).float() / 255 for p in photos]
+    transform = loaded.model.head.detector.transform
+    with torch.no_grad():
+        images = transform(tensors)[0].tensors
+        want = loaded.model(tensors)
+    out = tmp_path / "faces.onnx"
+    result = export_onnx(loaded, out, images=images, nms_in_graph=True, dynamo=False)
+    exported = read_exported(out, task="DetectionTask")
+    assert exported.source["checkpoint"] == "pretrained:faceapi_ssd" and result.max_abs_diff <= 1e-4
+    assert exported.preprocess["resize"] == "letterbox" and exported.preprocess["method"] == "tf_legacy_bilinear"
+    assert exported.detector["score_converter"] == "sigmoid" and exported.input_size == 512
+    np.testing.assert_allclose(exported.anchors(), loaded.model.head.anchors().numpy() * 512, atol=1e-4)
+    got = dict(zip(result.outputs, _session(out).run(None, {INPUT_NAME: images.numpy()})))
+    start = 0
+    for photo, count, faces in zip(photos, got["num_detections"], want):
+        rows = slice(start, start + int(count))
+        start += int(count)
+        confident = got["detection_scores"][rows] >= 0.5
+        keep = faces["scores"].numpy() >= 0.5
+        assert confident.sum() == keep.sum() > 0
+        boxes = got["detection_boxes"][rows][confident] * (max(photo.shape[:2]) / 512)
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, photo.shape[1])
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, photo.shape[0])
+        order = np.argsort(-got["detection_scores"][rows][confident])
+        np.testing.assert_allclose(boxes[order], faces["boxes"].numpy()[keep], atol=1e-2)
+        np.testing.assert_allclose(got["detection_scores"][rows][confident][order], faces["scores"].numpy()[keep],
+                                   atol=1e-4)
