@@ -10,7 +10,8 @@ Keys and defaults: conf/build_index.yaml. gallery: a folder of identity folders
 appends to the index at out; two appends at once both land (writers take turns on out.lock, and a
 writer that waits too long fails naming the index). Also batch, device, max_pixels (larger images are
 skipped and counted; null: no limit), fast (BatchNorm folded, channels_last; false embeds with the
-model as trained, equal within 1e-4).
+model as trained, equal within 1e-4). ckpt may be an exported .onnx (tools/export.py), run by ONNX
+Runtime: embeddings within 1e-4 of the checkpoint's.
 """
 import hydra
 from omegaconf import DictConfig

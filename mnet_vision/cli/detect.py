@@ -7,7 +7,9 @@
 Keys and defaults: conf/detect.yaml (ckpt or pretrained: a name of mnet_vision.pretrained.models.PRETRAINED,
 fetched into the cache on first use; input: a file or folder, out, score, batch, draw, device,
 max_pixels, fast: BatchNorm folded and channels_last by default, false runs the model as trained,
-boxes equal within 1e-4). out must not be (or lie inside) the input folder.
+boxes equal within 1e-4). out must not be (or lie inside) the input folder. ckpt may be an exported
+.onnx (tools/export.py): run by ONNX Runtime without torch in the model's path, the same detections
+(boxes within 1e-3 px, scores within 1e-4); fast and device do not apply to it.
 """
 import hydra
 from omegaconf import DictConfig

@@ -9,7 +9,9 @@ photos are then scored; out, top_k, draw: a map PNG per photo, batch, device, im
 root, cells: the partition files, coarsest first, to check against the checkpoint's, which holds its
 cells; crops: 1, or 5 for TIB's test protocol; max_pixels; fast: BatchNorm folded and channels_last by
 default, probabilities equal within 1e-4 of the model as trained). out must not be (or lie inside) a
-folder of the photos; maps are named after the whole file name (photo.jpg -> photo.jpg.png).
+folder of the photos; maps are named after the whole file name (photo.jpg -> photo.jpg.png). ckpt may
+be an exported .onnx (tools/export.py), run by ONNX Runtime: the same top-k cells, probabilities
+within 1e-4 (its cells are in its metadata; cells= are checked against them).
 """
 import hydra
 from omegaconf import DictConfig, OmegaConf

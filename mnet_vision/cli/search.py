@@ -6,7 +6,8 @@
 Prints each query's best identity and cosine score ("unknown" below threshold) and its top k;
 output= writes them all as JSON, picture= a PNG of each query beside its matches (up to 8 queries).
 Keys and defaults: conf/search.yaml (fast: BatchNorm folded, channels_last; false embeds with the
-model as trained, equal within 1e-4).
+model as trained, equal within 1e-4). ckpt may be an exported .onnx (tools/export.py), run by ONNX
+Runtime: embeddings within 1e-4 of the checkpoint's.
 """
 from pathlib import Path
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mnet_vision.data.transforms import apply_seeded
+from mnet_vision.deploy.runtime import is_onnx_path, load_onnx
 from mnet_vision.images import MAX_PIXELS, readable_chunks
 from mnet_vision.inference.load import load_model
 
@@ -31,12 +32,24 @@ class Embedder:
     it was trained on (resize, centre crop, the same pixel normalisation).
 
     Args:
-        ckpt: one of our training checkpoints whose task outputs an ``embedding``.
+        ckpt: one of our training checkpoints whose task outputs an ``embedding``, or its ``.onnx``
+            export, run by ONNX Runtime with its own preprocessing (:mod:`mnet_vision.deploy`;
+            embeddings equal the checkpoint's within 1e-4; ``device`` and ``fast`` do not apply).
         device: ``cpu`` or ``cuda``.
         fast: the BN-folded channels_last model (embeddings equal the plain model's within 1e-4).
+        threads: ONNX Runtime intra-op threads for an ``.onnx`` (None: its default).
     """
 
-    def __init__(self, ckpt: str | Path, device: str = "cpu", fast: bool = True):
+    def __init__(self, ckpt: str | Path, device: str = "cpu", fast: bool = True, threads: int | None = None):
+        self.onnx = load_onnx(ckpt, threads, task="EmbeddingTask") if is_onnx_path(ckpt) else None
+        self.device = device
+        self.source = str(ckpt)
+        if self.onnx is not None:
+            dim = self.onnx.meta.meta.get("embedding_dim") or self.onnx.session.get_outputs()[0].shape[-1]
+            if not isinstance(dim, int):
+                raise ValueError(f"{ckpt}: its embedding dimension is neither in its metadata nor static in the graph")
+            self.dim = int(dim)
+            return
         self.loaded = load_model(ckpt, fast, device)
         meta = self.loaded.meta
         if meta.outputs != "embedding":
@@ -44,9 +57,7 @@ class Embedder:
                              f"(task=facenet_triplet or facenet_distill)")
         self.model = self.loaded.model
         self.transform = meta.eval_transform()
-        self.device = device
         self.dim = int(meta.embedding_dim)
-        self.source = str(ckpt)
 
     def embed_files(self, files: Sequence[Path], batch_size: int = 64, progress: bool = True,
                     max_pixels: int | None = MAX_PIXELS) -> Embedded:
@@ -56,7 +67,10 @@ class Embedder:
         rows, kept, skipped = [], [], []
         for chunk in readable_chunks(list(files), batch_size, skipped, "embedding" if progress else None,
                                      max_pixels):
-            if chunk:
+            if chunk and self.onnx is not None:
+                rows.append(self.onnx.embed([array for _, array in chunk]))
+                kept += [path for path, _ in chunk]
+            elif chunk:
                 batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for _, array in chunk])
                 with torch.inference_mode():
                     rows.append(self.model(self.loaded.inputs(batch)).float().cpu().numpy())

@@ -15,9 +15,10 @@ import torch
 
 from mnet_vision.data.geotagged import read_geotagged_csv
 from mnet_vision.data.transforms import apply_seeded
+from mnet_vision.deploy.runtime import OnnxModel, is_onnx_path, load_onnx
 from mnet_vision.geo.cells import GeoCellPartition
 from mnet_vision.geo.distances import great_circle_km
-from mnet_vision.geo.s2 import ids_to_tokens
+from mnet_vision.geo.s2 import cell_centers, ids_to_tokens
 from mnet_vision.heads.geocells import located_logits
 from mnet_vision.images import MAX_PIXELS, image_files, readable_chunks
 from mnet_vision.inference.load import load_model
@@ -32,7 +33,9 @@ class Geolocator:
     transform of the data it was trained on.
 
     Args:
-        ckpt: one of our training checkpoints of a :class:`mnet_vision.tasks.GeolocationTask`.
+        ckpt: one of our training checkpoints of a :class:`mnet_vision.tasks.GeolocationTask`, or
+            its ``.onnx`` export, run by ONNX Runtime (:mod:`mnet_vision.deploy.runtime`: the same
+            top-k cells, probabilities within 1e-4; ``device`` and ``fast`` do not apply).
         device: ``cpu`` or ``cuda``.
         partitions: optional cell files (coarsest first); they must be the ones the checkpoint was
             trained with (same cells in the same order), else an error names the file. The
@@ -43,7 +46,11 @@ class Geolocator:
     """
 
     def __init__(self, ckpt: str | Path, device: str = "cpu", partitions: Sequence[str] | None = None,
-                 crops: int = 1, fast: bool = True):
+                 crops: int = 1, fast: bool = True, threads: int | None = None):
+        self.onnx: OnnxModel | None = None
+        if is_onnx_path(ckpt):
+            self._init_onnx(ckpt, partitions, crops, threads)
+            return
         self.loaded = load_model(ckpt, fast, device)
         meta = self.loaded.meta
         if meta.task != "GeolocationTask":
@@ -59,6 +66,38 @@ class Geolocator:
         self.partition = self.head.partition(-1, str(ckpt))
         self.tokens = ids_to_tokens(self.partition.cell_ids)
 
+    def _init_onnx(self, path: str | Path, partitions: Sequence[str] | None, crops: int,
+                   threads: int | None) -> None:
+        self.onnx = load_onnx(path, threads, task="GeolocationTask")
+        geo = self.onnx.meta.geo
+        if not geo or not geo.get("partitions"):
+            raise ValueError(f"{path} has no 'mnet_vision.geo' metadata entry: its cells are unknown (a foreign "
+                             "model, or not exported by mnet_vision: tools/export.py)")
+        if crops not in (1, 5):
+            raise ValueError(f"crops must be 1 (central crop) or 5 (FiveCrop), got {crops}")
+        self.crops = crops
+        held = [self._onnx_partition(p, f"{path} partition {i}") for i, p in enumerate(geo["partitions"])]
+        if partitions:
+            given = [GeoCellPartition.read_csv(p) for p in partitions]
+            if len(given) != len(held):
+                raise ValueError(f"{path} has {len(held)} partition(s) but {len(given)} partition file(s) were given: "
+                                 f"{list(partitions)}")
+            for mine, theirs in zip(held, given):
+                if not np.array_equal(mine.cell_ids, theirs.cell_ids):
+                    raise ValueError(f"{theirs.source} is not the partition {path} was exported with "
+                                     f"({len(theirs)} cells there, {len(mine)} in the model, or other cells)")
+        self.partition = held[-1]
+        self.tokens = ids_to_tokens(self.partition.cell_ids)
+
+    @staticmethod
+    def _onnx_partition(entry: dict[str, Any], source: str) -> GeoCellPartition:
+        """A partition of the export's ``mnet_vision.geo`` metadata, as the head holds it."""
+        ids = np.array([int(i) for i in entry["cell_ids"]], dtype=np.uint64)
+        points = np.asarray(entry["cell_points"], dtype=np.float64).reshape(-1, 2)
+        lat_center, lon_center = cell_centers(ids)
+        return GeoCellPartition(ids, np.asarray(entry["cell_counts"], dtype=np.int64), points[:, 0], points[:, 1],
+                                lat_center, lon_center, source)
+
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C)`` probabilities of the finest cells (hierarchical product when several partitions)."""
@@ -70,8 +109,11 @@ class Geolocator:
     def locate(self, arrays: Sequence[np.ndarray], top_k: int = 5) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
         """Probabilities ``(N, C)`` of RGB uint8 images, and each image's top-k cells (best first):
         ``{"class", "token", "probability", "lat", "lon"}`` with the cell's mean photo location."""
-        batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for array in arrays])
-        probs = self.probabilities(batch)
+        if self.onnx is not None:
+            probs = torch.from_numpy(self.onnx.geo_probabilities(list(arrays), self.crops))
+        else:
+            batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for array in arrays])
+            probs = self.probabilities(batch)
         top_p, top_c = probs.topk(min(top_k, probs.shape[1]), dim=1)
         cells = [[{"class": int(c), "token": self.tokens[c], "probability": float(p),
                    "lat": float(self.partition.lat_mean[c]), "lon": float(self.partition.lon_mean[c])}

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from mnet_vision.images import MAX_PIXELS, image_files
+from mnet_vision.images import IMG_EXTENSIONS, MAX_PIXELS, image_files
 from mnet_vision.index.face_index import FaceIndex, writer_lock
 from mnet_vision.inference.embed import Embedder
 from mnet_vision.outputs import refuse_overwrite
@@ -55,7 +54,8 @@ def gallery_entries(source: str | Path) -> list[tuple[Path, str]]:
 def build_index(ckpt: str | Path, gallery: str | Path, out: str | Path, factory: str = "auto", add: bool = False,
                 batch_size: int = 64, device: str = "cpu", max_pixels: int | None = MAX_PIXELS,
                 fast: bool = True) -> dict[str, Any]:
-    """Embed the ``gallery`` with the embedding checkpoint ``ckpt`` and write a :class:`FaceIndex` to
+    """Embed the ``gallery`` with the embedding checkpoint ``ckpt`` (or its ``.onnx`` export, run
+    by ONNX Runtime: :class:`~mnet_vision.inference.embed.Embedder`) and write a :class:`FaceIndex` to
     ``out`` (one file: the faiss index and its metadata), or with ``add`` append to the index
     already there.
 
@@ -100,7 +100,7 @@ def search_index(index_path: str | Path, query: str | Path, ckpt: str | Path | N
                  threshold: float = -1.0, device: str = "cpu", max_pixels: int | None = MAX_PIXELS,
                  fast: bool = True) -> list[dict[str, Any]]:
     """Query an index with an image, a folder of images (embedded with ``ckpt``) or a ``.npy`` file
-    of ``(Q, D)`` embeddings.
+    of ``(Q, D)`` embeddings (``ckpt``: a checkpoint or its ``.onnx`` export, as :func:`build_index`).
 
     Returns one entry per query: ``{"query", "identity", "score", "matches": [{"identity", "score",
     "source", "id", "unknown"}]}``, best match first; ``identity`` is the best match's, or

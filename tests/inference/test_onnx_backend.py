@@ -1,0 +1,142 @@
+"""The tools' ONNX Runtime backend: a trained checkpoint's .onnx export (export_onnx) gives what the
+checkpoint gives through detect_files, build_index / search_index and geolocate_files, and the
+pretrained face detector's export finds the same faces on a demo photo."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mnet_vision.deploy.runtime import load_onnx
+from mnet_vision.images import read_rgb
+from mnet_vision.inference.detect import detect_files, load_detector
+from mnet_vision.inference.embed import Embedder
+from mnet_vision.inference.export import export_onnx
+from mnet_vision.inference.geolocate import geolocate_files
+from mnet_vision.inference.load import load_model
+from mnet_vision.inference.search import build_index, search_index
+from mnet_vision.pretrained.models import load_pretrained
+from tests.helpers.pretrained import faceapi_package
+
+pytest.importorskip("onnxruntime", reason="the deploy path runs on onnxruntime (pip install mnet_vision[deploy])")
+
+
+def _export(loaded, out: Path) -> Path:
+    """``loaded``'s export by the TorchScript exporter (seconds, where dynamo takes tens of them on
+    2 cores; tests/inference/test_export.py tests dynamo's), checked by export_onnx against PyTorch."""
+    loaded.model.requires_grad_(False)
+    return export_onnx(loaded, out, dynamo=False).path
+
+
+def _export_checkpoint(ckpt, out: Path) -> Path:
+    return _export(load_model(ckpt, fast=False), out)
+
+
+def test_detect_files_from_the_onnx_equals_the_checkpoint(detection_run, tmp_path):
+    ckpt = detection_run["best_checkpoint"]
+    images = Path(detection_run["run_dir"]).parent / "data" / "val2017"
+    onnx_path = _export_checkpoint(ckpt, tmp_path / "ssd.onnx")
+    theirs = detect_files(ckpt, images, tmp_path / "ckpt", score_thresh=0.0, draw=False, fast=False)
+    ours = detect_files(onnx_path, images, tmp_path / "onnx", score_thresh=0.0, draw=False)
+    assert ours["images"] == theirs["images"] > 0 and ours["detections"] == theirs["detections"] > 0
+    a = json.loads(Path(ours["json"]).read_text())
+    b = json.loads(Path(theirs["json"]).read_text())
+    for x, y in zip(a, b):
+        assert (x["file"], x["width"], x["height"]) == (y["file"], y["width"], y["height"])
+        assert [d["label"] for d in x["detections"]] == [d["label"] for d in y["detections"]]
+        # the JSON rounds boxes to 0.01 px and scores to 1e-4: one rounding step apart at most
+        np.testing.assert_allclose([d["box_xyxy"] for d in x["detections"]], [d["box_xyxy"] for d in y["detections"]],
+                                   rtol=0, atol=0.01 + 1e-3)
+        np.testing.assert_allclose([d["score"] for d in x["detections"]], [d["score"] for d in y["detections"]],
+                                   rtol=0, atol=1e-4 + 1e-6)
+    # unrounded: boxes within 1e-3 px, scores within 1e-4
+    model, plain = load_onnx(onnx_path, threads=1), load_detector(ckpt, fast=False).model
+    arrays = [read_rgb(p) for p in sorted(images.glob("*.png"))[:4]]
+    with torch.no_grad():
+        expected = plain([torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float() / 255 for a in arrays])
+    for got, want in zip(model.detect(arrays), expected):
+        assert len(got["scores"]) == len(want["scores"])
+        np.testing.assert_array_equal(got["labels"], want["labels"].numpy())
+        np.testing.assert_allclose(got["boxes"], want["boxes"].numpy(), rtol=0, atol=1e-3)
+        np.testing.assert_allclose(got["scores"], want["scores"].numpy(), rtol=0, atol=1e-4)
+
+
+def test_detect_files_refuses_an_onnx_of_another_task(embedding_run, tmp_path):
+    onnx_path = _export_checkpoint(embedding_run["best_checkpoint"], tmp_path / "faces.onnx")
+    image = next((Path(embedding_run["run_dir"]).parent / "data" / "test").rglob("*.png"))
+    with pytest.raises(ValueError, match="is a EmbeddingTask model, expected a DetectionTask model"):
+        detect_files(onnx_path, image, tmp_path / "out")
+
+
+def test_index_and_search_from_the_onnx_equal_the_checkpoint(embedding_run, tmp_path):
+    ckpt = embedding_run["best_checkpoint"]
+    gallery = Path(embedding_run["run_dir"]).parent / "data" / "test"
+    onnx_path = _export_checkpoint(ckpt, tmp_path / "faces.onnx")
+    files = sorted(gallery.rglob("*.png"))
+    ours = Embedder(onnx_path).embed_files(files, progress=False)
+    theirs = Embedder(ckpt, fast=False).embed_files(files, progress=False)
+    assert ours.paths == theirs.paths and ours.embeddings.shape == theirs.embeddings.shape
+    np.testing.assert_allclose(ours.embeddings, theirs.embeddings, rtol=0, atol=1e-4)
+    for model, name in ((onnx_path, "onnx"), (ckpt, "ckpt")):
+        summary = build_index(model, gallery, tmp_path / f"{name}.faiss", fast=False)
+        assert summary["added"] == len(files)
+    query = files[0].parent
+    found = {name: search_index(tmp_path / f"{name}.faiss", query, model, k=3, fast=False)
+             for model, name in ((onnx_path, "onnx"), (ckpt, "ckpt"))}
+    # the tiny model's embeddings are nearly collinear (cosines of 0.9999 and above), so matches tie within
+    # 1e-4 and either index may list them in another order: ours must be a top k under the checkpoint's
+    # own embeddings, within 1e-4, with the same scores
+    gallery_rows = {str(p): i for i, p in enumerate(theirs.paths)}
+    for a, b in zip(found["onnx"], found["ckpt"]):
+        np.testing.assert_allclose([m["score"] for m in a["matches"]], [m["score"] for m in b["matches"]],
+                                   rtol=0, atol=1e-4 + 1e-6)
+        cosines = theirs.embeddings @ theirs.embeddings[gallery_rows[a["query"]]]
+        kth = np.sort(cosines)[::-1][len(b["matches"]) - 1]
+        assert all(cosines[gallery_rows[m["source"]]] >= kth - 1e-4 for m in a["matches"])
+        assert a["matches"][0]["source"] == b["matches"][0]["source"] == a["query"]  # itself first
+
+
+@pytest.mark.parametrize("crops", [1, 5])
+def test_geolocate_files_from_the_onnx_equals_the_checkpoint(geo_run, tmp_path, crops):
+    ckpt = geo_run["best_checkpoint"]
+    csv = Path(geo_run["run_dir"]).parent / "data" / "test.csv"
+    onnx_path = _export_checkpoint(ckpt, tmp_path / "planet.onnx")
+    ours = geolocate_files(onnx_path, csv, tmp_path / "onnx", top_k=3, crops=crops)
+    theirs = geolocate_files(ckpt, csv, tmp_path / "ckpt", top_k=3, crops=crops, fast=False)
+    assert ours["photos"] == theirs["photos"] > 0 and ours["accuracy"] == theirs["accuracy"]
+    a = json.loads(Path(ours["json"]).read_text())
+    b = json.loads(Path(theirs["json"]).read_text())
+    for x, y in zip(a, b):
+        assert [(c["class"], c["token"], c["lat"], c["lon"]) for c in x["cells"]] == \
+               [(c["class"], c["token"], c["lat"], c["lon"]) for c in y["cells"]]
+        np.testing.assert_allclose([c["probability"] for c in x["cells"]], [c["probability"] for c in y["cells"]],
+                                   rtol=0, atol=1e-4)
+
+
+def test_geolocate_checks_partition_files_against_the_onnx(geo_run, tmp_path):
+    data = Path(geo_run["run_dir"]).parent / "data"
+    onnx_path = _export_checkpoint(geo_run["best_checkpoint"], tmp_path / "planet.onnx")
+    coarse, fine = str(data / "cells" / "cells_3_80.csv"), str(data / "cells" / "cells_3_25.csv")
+    image = data / "test" / "000000.png"
+    assert geolocate_files(onnx_path, image, tmp_path / "ok", partitions=[coarse, fine])["photos"] == 1
+    with pytest.raises(ValueError, match=r"has 2 partition\(s\) but 1 partition file\(s\) were given"):
+        geolocate_files(onnx_path, image, tmp_path / "one", partitions=[coarse])
+    with pytest.raises(ValueError, match=f"{fine} is not the partition .*planet.onnx was exported with"):
+        geolocate_files(onnx_path, image, tmp_path / "swapped", partitions=[fine, coarse])
+
+
+def test_the_pretrained_face_detector_through_onnx_finds_the_pytorch_faces(tmp_path):
+    photo = faceapi_package() / "demo" / "sample1.jpg"
+    loaded = load_pretrained("faceapi_ssd", fast=False)
+    onnx_path = _export(loaded, tmp_path / "faceapi_ssd.onnx")
+    image = read_rgb(photo)
+    with torch.no_grad():
+        (want,) = loaded.model([torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255])
+    (got,) = load_onnx(onnx_path).detect([image])
+    confident = want["scores"].numpy() >= 0.5
+    assert confident.sum() > 0
+    assert len(got["scores"]) == len(want["scores"])
+    np.testing.assert_array_equal(got["labels"], want["labels"].numpy())
+    np.testing.assert_allclose(got["boxes"], want["boxes"].numpy(), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(got["scores"], want["scores"].numpy(), rtol=0, atol=1e-4)
