@@ -376,6 +376,8 @@ def _run_exporter(network: nn.Module, images: torch.Tensor, names: Sequence[str]
                                         output_names=list(names), opset_version=opset, verbose=False,
                                         dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
             proto = program.model_proto
+            for node in proto.graph.node:  # the exporter's per-node source notes: ~10 % of a small file
+                del node.metadata_props[:]
         else:
             buffer = io.BytesIO()
             torch.onnx.export(network, (images,), buffer, dynamo=False, input_names=[md.INPUT_NAME],
