@@ -15,7 +15,8 @@ What it does, and why:
   AVX-512 ``vpmaddubsw`` path sums pairs of u8 x s8 products into int16 and can saturate); with VNNI
   (``vpdpbusd`` accumulates into int32) ``reduce_range=False``. The alternative it names for a
   saturation problem, U8U8, is ``weight_type="QUInt8"``. :func:`cpu_has_vnni` reads the flags.
-- **Shape inference first** (``quant_pre_process``): a tensor of unknown shape cannot be quantized.
+- **Shape inference first** (``quant_pre_process``, ONNX's shape inference and ORT's optimisation):
+  a tensor of unknown shape cannot be quantized.
 - **Detectors: the network only.** An SSD export's graph ends at ``bbox_regression`` and
   ``cls_logits``; anchor decoding and NMS run in numpy in fp32 (:mod:`mnet_vision.deploy.postprocess`).
   With ``nms_in_graph``, every node the raw outputs do not depend on (the decoding and
@@ -221,7 +222,9 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: Sequence[
     batches, skipped = calibration_batches(exported, calibration, batch_size, min_images)
     with tempfile.TemporaryDirectory(prefix="mnet_quantize_") as scratch:
         prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))
+        # ONNX's shape inference and ORT's graph optimisation; the symbolic one (made for transformers)
+        # fails on an embedding's L2 normalisation (Expand of an unknown shape) and adds nothing to a CNN
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
         excluded = []
         if exported.task == "DetectionTask":
