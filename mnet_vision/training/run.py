@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,8 @@ def task_from_checkpoint(ckpt: str | Path, overrides: DictConfig | dict | None =
 
 
 def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict | None = None,
-             out_dir: str | Path | None = None, data: str | None = None) -> dict[str, Any]:
+             out_dir: str | Path | None = None, data: str | None = None,
+             wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on the ``val`` or ``test`` split of its data (or of ``overrides.data``).
 
     The model is rebuilt from the config stored in the checkpoint and loaded strictly (with
@@ -177,6 +179,8 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict
     Pictures the task draws (e.g. ``confusion_test.png``) go to ``out_dir``, by default
     ``<run dir>/eval_<split>`` beside the checkpoint's ``checkpoints/`` folder. ``data`` names a
     ``conf/data`` config to evaluate on instead of the checkpoint's (e.g. ``identities`` for real LFW).
+    ``wrap_model``: replaces the task's model by ``wrap_model(model)`` before scoring (an exported
+    ``.onnx`` run by ONNX Runtime: :func:`mnet_vision.inference.onnx_backend.onnx_evaluation`).
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
@@ -184,6 +188,8 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: DictConfig | dict
     run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir
     out_dir = check_writable(Path(out_dir) if out_dir is not None else run_dir / f"eval_{split}")
     cfg, task, _ = task_from_checkpoint(ckpt, overrides, data)
+    if wrap_model is not None:
+        task.model = wrap_model(task.model)
     trainer = instantiate(cfg.trainer, logger=False, devices=1, num_nodes=1, strategy="auto",
                           enable_checkpointing=False, default_root_dir=str(out_dir),
                           callbacks=[SkippedSamplesReport()])

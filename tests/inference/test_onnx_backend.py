@@ -5,9 +5,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from hydra.utils import instantiate
 
+from mnet_vision.deploy.metadata import SOURCE_KEY, read_exported, set_metadata
 from mnet_vision.deploy.runtime import load_onnx
 from mnet_vision.images import read_rgb
 from mnet_vision.inference.detect import detect_files, load_detector
@@ -15,8 +18,12 @@ from mnet_vision.inference.embed import Embedder
 from mnet_vision.inference.export import export_onnx
 from mnet_vision.inference.geolocate import geolocate_files
 from mnet_vision.inference.load import load_model
+from mnet_vision.inference.onnx_backend import onnx_evaluation
 from mnet_vision.inference.search import build_index, search_index
 from mnet_vision.pretrained.models import load_pretrained
+from mnet_vision.training import evaluate
+from mnet_vision.training.run import task_from_checkpoint
+from tests.helpers.cli import run_tool
 from tests.helpers.pretrained import faceapi_package
 
 pytest.importorskip("onnxruntime", reason="the deploy path runs on onnxruntime (pip install mnet_vision[deploy])")
@@ -60,6 +67,9 @@ def test_detect_files_from_the_onnx_equals_the_checkpoint(detection_run, tmp_pat
         np.testing.assert_array_equal(got["labels"], want["labels"].numpy())
         np.testing.assert_allclose(got["boxes"], want["boxes"].numpy(), rtol=0, atol=1e-3)
         np.testing.assert_allclose(got["scores"], want["scores"].numpy(), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="was exported from pretrained:faceapi_ssd: scoring an export needs the "
+                                         "training checkpoint"):
+        onnx_evaluation(onnx_path)
 
 
 def test_detect_files_refuses_an_onnx_of_another_task(embedding_run, tmp_path):
@@ -140,3 +150,59 @@ def test_the_pretrained_face_detector_through_onnx_finds_the_pytorch_faces(tmp_p
     np.testing.assert_array_equal(got["labels"], want["labels"].numpy())
     np.testing.assert_allclose(got["boxes"], want["boxes"].numpy(), rtol=0, atol=1e-3)
     np.testing.assert_allclose(got["scores"], want["scores"].numpy(), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="was exported from pretrained:faceapi_ssd: scoring an export needs the "
+                                         "training checkpoint"):
+        onnx_evaluation(onnx_path)
+
+
+@pytest.mark.parametrize("run", ["detection_run", "geo_run"])
+def test_evaluating_the_onnx_gives_the_checkpoints_metrics(run, request, tmp_path):
+    ckpt = request.getfixturevalue(run)["best_checkpoint"]
+    onnx_path = _export_checkpoint(ckpt, tmp_path / "model.onnx")
+    source, wrap = onnx_evaluation(onnx_path)
+    assert source == str(ckpt)
+    ours = evaluate(source, "test", out_dir=tmp_path / "onnx", wrap_model=wrap)
+    theirs = evaluate(ckpt, "test", out_dir=tmp_path / "ckpt")
+    metrics = {k: v for k, v in theirs.items() if k != "out_dir"}
+    assert metrics and set(metrics) == {k for k in ours if k != "out_dir"}
+    for key, value in metrics.items():
+        assert ours[key] == pytest.approx(value, abs=1e-4), key
+
+
+@pytest.mark.parametrize("run", ["embedding_run", "attribute_run"])
+def test_evaluating_the_onnx_feeds_the_metrics_the_checkpoints_outputs(run, request, tmp_path):
+    # The tiny attribute and triplet runs' outputs barely differ between images (logits spread by 3e-7 to
+    # 1e-6, embeddings' cosines all within 4e-6 of 1): their ranking metrics (mean AP, AUC) are float noise,
+    # which moves by 1e-3 even between the PyTorch model and its own BN-folded copy. So these check what
+    # the metrics are computed from, batch by batch, and that the evaluation runs through with its metrics.
+    ckpt = request.getfixturevalue(run)["best_checkpoint"]
+    source, wrap = onnx_evaluation(_export_checkpoint(ckpt, tmp_path / "model.onnx"))
+    cfg, task, _ = task_from_checkpoint(source)
+    data = instantiate(cfg.data)
+    data.prepare_data()
+    data.setup("test")
+    network = wrap(task.model.eval())
+    for batch in data.test_dataloader():
+        with torch.no_grad():
+            torch.testing.assert_close(network(batch["image"]), task.model(batch["image"]), rtol=0, atol=1e-4)
+    ours = evaluate(source, "test", out_dir=tmp_path / "onnx", wrap_model=wrap)
+    theirs = evaluate(ckpt, "test", out_dir=tmp_path / "ckpt")
+    assert set(ours) == set(theirs) and all(np.isfinite(v) for k, v in ours.items() if k.endswith(("auc", "mean_ap")))
+
+
+def test_eval_tool_takes_an_onnx(detection_run, tmp_path):
+    onnx_path = _export_checkpoint(detection_run["best_checkpoint"], tmp_path / "ssd.onnx")
+    out = run_tool("eval.py", f"ckpt={onnx_path}", f"out_dir={tmp_path / 'eval'}", f"output={tmp_path / 'm.json'}")
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["test/AP"] == pytest.approx(detection_run["test/AP"], abs=1e-4)
+    assert "AP" in out.stdout and (tmp_path / "eval" / "detections_test.json").is_file()
+
+
+def test_evaluating_an_onnx_without_its_checkpoint_is_named(attribute_run, tmp_path):
+    onnx_path = _export_checkpoint(attribute_run["best_checkpoint"], tmp_path / "attributes.onnx")
+    moved = tmp_path / "elsewhere.onnx"
+    proto = onnx.load(str(onnx_path))
+    source = read_exported(onnx_path).source
+    onnx.save(set_metadata(proto, {SOURCE_KEY: {**source, "checkpoint": str(tmp_path / "gone.ckpt")}}), moved)
+    with pytest.raises(FileNotFoundError, match="exported from the checkpoint .*gone.ckpt .*which is not found here"):
+        onnx_evaluation(moved)
