@@ -33,7 +33,7 @@ import numpy as np
 from mnet_vision.deploy.metadata import read_exported
 from mnet_vision.deploy.quantize import quantize_int8
 from mnet_vision.deploy.runtime import OnnxModel, load_onnx
-from mnet_vision.images import ImageReadError, read_rgb
+from mnet_vision.images import IMG_EXTENSIONS, ImageReadError, read_rgb
 from mnet_vision.metrics.coco import detections_to_results, evaluate_coco
 from mnet_vision.metrics.verification import all_pairs, kfold_accuracy
 
@@ -169,6 +169,32 @@ EVALUATORS: dict[str, Callable[..., tuple[list[float], int, int]]] = {
     "ClassificationTask": classification_top1, "DetectionTask": detection_ap, "EmbeddingTask": verification_accuracy}
 
 
+def calibration_files(source: str | Path, data: Any = None, limit: int | None = 256) -> list[Path]:
+    """Calibration image files: the images under folder ``source`` (recursively, sorted), or with
+    ``source`` a split name (``train``, ``val``, ``test``) the images of that split of DataModule
+    ``data``; at most ``limit`` of them, evenly spaced (so a class-sorted list keeps every class)."""
+    if str(source) in ("train", "val", "test") and not Path(source).is_dir():
+        if data is None:
+            raise ValueError(f"calib={source} names a split, but there is no data config to read it from "
+                             "(a pretrained model): give a folder of images")
+        data.prepare_data()
+        data.setup("fit")
+        dataset = {"train": data.train_set, "val": data.val_set, "test": data.test_set}[str(source)]
+        if hasattr(dataset, "samples"):
+            files = [Path(path) for path, _ in dataset.samples]
+        else:
+            files = [dataset.image_dir / info["file_name"] for info in dataset.index.images]
+    else:
+        folder = Path(source)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"calibration folder {folder} does not exist (give a folder of images or a "
+                                    "split name: train, val, test)")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
+    if limit is not None and len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    return files
+
+
 def gate(fp32_onnx: str | Path, int8_onnx: str | Path, data: Any, split: str = "test",
          tolerance: float = DEFAULT_TOLERANCE, threads: int = 2) -> GateReport:
     """The task's metric (:data:`METRICS`) of both exported models on ``split`` of DataModule
@@ -208,3 +234,26 @@ def quantize_with_gate(fp32_onnx: str | Path, out: str | Path, calibration: Sequ
     read_exported(fp32_onnx)  # a bad file fails before calibration reads any image
     path = quantize_int8(fp32_onnx, out, calibration, threads=threads, gate=check, **quantize)
     return path, reports[-1]
+
+
+def quantization_summary(path: str | Path) -> str:
+    """One line per fact of INT8 file ``path``'s ``mnet_vision.quantization``: settings, calibration,
+    the gate's table (when gated) and the rough speed comparison."""
+    info = read_exported(path).quantization or {}
+    lines = [f"{path}: INT8 {info.get('format', 'QDQ')}, activations {info.get('activation_type')}, weights "
+             f"{info.get('weight_type')} {'per channel' if info.get('per_channel') else 'per tensor'}, reduce_range "
+             f"{info.get('reduce_range')} ({'VNNI' if info.get('vnni') else 'no VNNI'}), calibrated on "
+             f"{info.get('calibration_images')} images ({info.get('calibration_skipped', 0)} unreadable skipped), "
+             f"{Path(path).stat().st_size / max(1, info.get('fp32_bytes', 1)):.0%} of the fp32 file"]
+    if "gate" in info:
+        g = info["gate"]
+        lines.append(f"gate: {g['metric']} on the {g['split']} split ({g['images']} images): fp32 {g['fp32']:.2f}, "
+                     f"INT8 {g['int8']:.2f}, loss {g['loss']:.2f} <= tolerance {g['tolerance']:.2f}")
+    else:
+        lines.append("gate: none (gate=false): the INT8 model's accuracy was not measured")
+    if "speed" in info:
+        sp = info["speed"]
+        lines.append(f"speed (rough, batch {sp['batch']}, {sp['threads']} threads): fp32 {sp['fp32_ms']:.1f} ms, "
+                     f"INT8 {sp['int8_ms']:.1f} ms: INT8 is {'faster' if sp['int8_faster'] else 'NOT clearly faster'} "
+                     f"on this CPU (x{sp['speedup']:.2f})")
+    return "\n".join(lines)

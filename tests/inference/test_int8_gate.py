@@ -1,5 +1,8 @@
 """The INT8 accuracy gate (inference/int8_gate.py): fp32 and INT8 exports scored on a held-out split
 with the task's own metric; a model that loses more than the tolerance is refused and not written."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from mnet_vision.inference.export import export_onnx  # noqa: E402
 from mnet_vision.inference.int8_gate import GateReport, Int8GateError, gate, quantize_with_gate  # noqa: E402
 from mnet_vision.inference.load import load_model  # noqa: E402
 from mnet_vision.training import train  # noqa: E402
+from tests.helpers.cli import REPO, run_tool  # noqa: E402
 
 
 class HugeRangeHead(nn.Module):
@@ -150,3 +154,19 @@ def test_embedding_gate_scores_verification_accuracy_of_both_models(embedding_ru
     report = gate(fp32, int8, datamodule(loaded), split="test", tolerance=100.0)
     assert report.metric == "verification accuracy (%)" and report.passed
     assert report.images == 18 and 0 <= report.int8 <= 100 and 0 <= report.fp32 <= 100
+
+
+def test_export_tool_writes_a_gated_int8_file(classifier_run, tmp_path):
+    ckpt = classifier_run["metrics"]["best_checkpoint"]
+    result = run_tool("export.py", f"ckpt={ckpt}", f"out={tmp_path / 'colours.onnx'}", "dynamo=false", "quantize=int8",
+                      "calib=train", "tolerance=50", "reduce_range=false")
+    int8 = tmp_path / "colours.int8.onnx"
+    info = read_exported(int8).quantization
+    assert info["gate"]["metric"] == "top-1 (%)" and info["gate"]["images"] == 32
+    assert info["calibration_images"] == 64 and info["reduce_range"] is False
+    assert "gate: top-1 (%) on the test split (32 images): fp32 " in result.stdout and "speed (rough" in result.stdout
+    too_few = subprocess.run([sys.executable, "tools/export.py", f"ckpt={ckpt}", f"out={tmp_path / 'b.onnx'}",
+                              "dynamo=false", "quantize=int8", "calib=val", "calib_min=32"], cwd=REPO,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert too_few.returncode != 0 and not (tmp_path / "b.int8.onnx").exists()
+    assert "needs at least 32 readable images; got 24 readable of 24 given" in too_few.stderr
