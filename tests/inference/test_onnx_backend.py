@@ -206,3 +206,16 @@ def test_evaluating_an_onnx_without_its_checkpoint_is_named(attribute_run, tmp_p
     onnx.save(set_metadata(proto, {SOURCE_KEY: {**source, "checkpoint": str(tmp_path / "gone.ckpt")}}), moved)
     with pytest.raises(FileNotFoundError, match="exported from the checkpoint .*gone.ckpt .*which is not found here"):
         onnx_evaluation(moved)
+
+
+def test_detect_tool_takes_an_onnx(detection_run, tmp_path):
+    ckpt = detection_run["best_checkpoint"]
+    images = Path(detection_run["run_dir"]).parent / "data" / "val2017"
+    onnx_path = _export_checkpoint(ckpt, tmp_path / "ssd.onnx")
+    out = run_tool("detect.py", f"ckpt={onnx_path}", f"input={images}", f"out={tmp_path / 'onnx'}", "score=0.0",
+                   "draw=false")
+    theirs = detect_files(ckpt, images, tmp_path / "ckpt", score_thresh=0.0, draw=False, fast=False)
+    assert f"{theirs['detections']} detections in {theirs['images']} images" in out.stdout
+    a = json.loads((tmp_path / "onnx" / "detections.json").read_text())
+    b = json.loads(Path(theirs["json"]).read_text())
+    assert [[d["label"] for d in e["detections"]] for e in a] == [[d["label"] for d in e["detections"]] for e in b]
