@@ -35,4 +35,5 @@ def test_an_empty_cache_without_download_names_the_tool(tmp_path):
         load_pretrained("faceapi_ssd", cache=tmp_path, download=False)
     with pytest.raises(ValueError, match="faceapi_ssd"):
         load_pretrained("yolo")
-    assert set(PRETRAINED) == {"faceapi_ssd"}
+    assert set(PRETRAINED) == {"faceapi_ssd", "faceapi_landmarks68", "faceapi_expression", "faceapi_age_gender",
+                               "faceapi_descriptor"}
