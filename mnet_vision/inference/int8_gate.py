@@ -13,7 +13,11 @@ Every metric is on a 0-100 scale, so one ``tolerance`` (default 1.0) means one p
   :func:`mnet_vision.metrics.coco.evaluate_coco` (pycocotools), 1 point = 0.01 AP;
 - embedding (``EmbeddingTask``): verification accuracy in % (10-fold, LFW protocol,
   :func:`mnet_vision.metrics.verification.kfold_accuracy`) over every pair of the split's identity
-  folders (:func:`~mnet_vision.metrics.verification.all_pairs`), cosine similarity of the embeddings.
+  folders (:func:`~mnet_vision.metrics.verification.all_pairs`), cosine similarity of the embeddings;
+- attributes (``AttributeTask``): mean AP over the attributes x 100
+  (:func:`mnet_vision.metrics.attributes.attribute_report`, unknown labels left out).
+
+Geolocation (km accuracy) is not gated yet: :func:`gate` says so.
 
 Both models run through :func:`mnet_vision.deploy.runtime.load_onnx`'s task helpers on the same
 decoded images (the deployed path: numpy preprocessing, numpy post-processing); an unreadable image
@@ -29,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mnet_vision.deploy.metadata import read_exported
 from mnet_vision.deploy.quantize import quantize_int8
 from mnet_vision.deploy.runtime import OnnxModel, load_onnx
 from mnet_vision.images import IMG_EXTENSIONS, ImageReadError, read_rgb
+from mnet_vision.metrics.attributes import attribute_report
 from mnet_vision.metrics.coco import detections_to_results, evaluate_coco
 from mnet_vision.metrics.verification import all_pairs, kfold_accuracy
 
@@ -41,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: Each task's gate metric (0-100 scale).
 METRICS = {"ClassificationTask": "top-1 (%)", "DetectionTask": "COCO AP (x100)",
-           "EmbeddingTask": "verification accuracy (%)"}
+           "EmbeddingTask": "verification accuracy (%)", "AttributeTask": "mean AP (x100)"}
 DEFAULT_TOLERANCE = 1.0
 
 
@@ -165,8 +171,36 @@ def verification_accuracy(models: Sequence[OnnxModel], data: Any, split: str, ba
     return scores, len(images), skipped
 
 
+def attribute_mean_ap(models: Sequence[OnnxModel], data: Any, split: str, batch_size: int = 32
+                      ) -> tuple[list[float], int, int]:
+    """Mean AP x 100 over the attributes (unknown labels left out, as the task's test step scores it,
+    :func:`mnet_vision.metrics.attributes.attribute_report`) of each model over ``split``'s images."""
+    dataset = _split_dataset(data, split)
+    table = dataset.table
+    images, kept, skipped = _readable(dataset_files(dataset))
+    labels = torch.from_numpy(np.asarray(table.labels)[kept].astype(np.int64))
+    scores = []
+    for model in models:
+        logits = np.concatenate([model.classify(chunk) for chunk in _chunks(images, batch_size)])
+        scores.append(100.0 * attribute_report(torch.from_numpy(logits), labels).mean_ap)
+    return scores, len(images), skipped
+
+
 EVALUATORS: dict[str, Callable[..., tuple[list[float], int, int]]] = {
-    "ClassificationTask": classification_top1, "DetectionTask": detection_ap, "EmbeddingTask": verification_accuracy}
+    "ClassificationTask": classification_top1, "DetectionTask": detection_ap, "EmbeddingTask": verification_accuracy,
+    "AttributeTask": attribute_mean_ap}
+
+
+def dataset_files(dataset: Any) -> list[Path]:
+    """The image files of one split's dataset, in its order: an ImageFolder's (classification,
+    identities), a COCO index's, an attribute table's."""
+    if hasattr(dataset, "samples"):
+        return [Path(path) for path, _ in dataset.samples]
+    if hasattr(dataset, "index"):
+        return [dataset.image_dir / info["file_name"] for info in dataset.index.images]
+    if hasattr(dataset, "table"):
+        return [dataset.folder / name for name in dataset.table.files]
+    raise ValueError(f"cannot list the image files of a {type(dataset).__name__}: give calib=<folder of images>")
 
 
 def calibration_files(source: str | Path, data: Any = None, limit: int | None = 256) -> list[Path]:
@@ -180,10 +214,7 @@ def calibration_files(source: str | Path, data: Any = None, limit: int | None = 
         data.prepare_data()
         data.setup("fit")
         dataset = {"train": data.train_set, "val": data.val_set, "test": data.test_set}[str(source)]
-        if hasattr(dataset, "samples"):
-            files = [Path(path) for path, _ in dataset.samples]
-        else:
-            files = [dataset.image_dir / info["file_name"] for info in dataset.index.images]
+        files = dataset_files(dataset)
     else:
         folder = Path(source)
         if not folder.is_dir():

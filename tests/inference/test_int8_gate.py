@@ -19,7 +19,13 @@ from mnet_vision.deploy.metadata import read_exported  # noqa: E402
 from mnet_vision.deploy.quantize import quantize_int8  # noqa: E402
 from mnet_vision.heads.classifier import ClassifierHead  # noqa: E402
 from mnet_vision.inference.export import export_onnx  # noqa: E402
-from mnet_vision.inference.int8_gate import GateReport, Int8GateError, gate, quantize_with_gate  # noqa: E402
+from mnet_vision.inference.int8_gate import (  # noqa: E402
+    GateReport,
+    Int8GateError,
+    calibration_files,
+    gate,
+    quantize_with_gate,
+)
 from mnet_vision.inference.load import load_model  # noqa: E402
 from mnet_vision.training import train  # noqa: E402
 from tests.helpers.cli import REPO, run_tool  # noqa: E402
@@ -170,3 +176,28 @@ def test_export_tool_writes_a_gated_int8_file(classifier_run, tmp_path):
                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert too_few.returncode != 0 and not (tmp_path / "b.int8.onnx").exists()
     assert "needs at least 32 readable images; got 24 readable of 24 given" in too_few.stderr
+
+
+def test_attribute_gate_scores_mean_ap_of_both_models(attribute_run, tmp_path):
+    loaded = load_model(attribute_run["best_checkpoint"], fast=False)
+    fp32 = export_onnx(loaded, tmp_path / "attributes.onnx", dynamo=False).path
+    files = calibration_files("train", datamodule(loaded))
+    int8 = quantize_int8(fp32, tmp_path / "int8.onnx", files, vnni=True, speed_rounds=0)
+    report = gate(fp32, int8, datamodule(loaded), split="test", tolerance=100.0)
+    assert report.metric == "mean AP (x100)" and report.passed and report.images == 24
+    # near the checkpoint's own test mean AP: the tiny model's logits tie across images (equal to 2e-7
+    # between ONNX and PyTorch), and AP ranks tied scores in whatever order they arrive
+    assert report.fp32 == pytest.approx(100 * attribute_run["test/mean_ap"], abs=2.0)
+
+
+def test_calibration_files_from_a_folder_or_a_split(classifier_run, tmp_path):
+    data = datamodule(classifier_run["loaded"])
+    train = calibration_files("train", data)
+    assert train == classifier_run["calibration"] and len(train) == 64
+    some = calibration_files("train", data, limit=8)
+    assert len(some) == 8 and {p.parent.name for p in some} == set(COLOURS)  # evenly spaced: every class
+    assert calibration_files(train[0].parents[1], limit=None) == train
+    with pytest.raises(FileNotFoundError, match="calibration folder .*missing does not exist"):
+        calibration_files(tmp_path / "missing")
+    with pytest.raises(ValueError, match="calib=val names a split, but there is no data config"):
+        calibration_files("val")
