@@ -115,7 +115,9 @@ class OnnxModel:
         """Detections of RGB uint8 images, as our PyTorch detectors return them: per image
         ``{"boxes": (K, 4) float32 xyxy in that image's pixels, "scores": (K,) float32, "labels": (K,)
         int64 model labels (1..C; 0 the background)}``, best first, every detection above the
-        model's ``score_thresh`` (callers filter by their own threshold)."""
+        model's ``score_thresh`` (callers filter by their own threshold). A file exported with
+        ``nms_in_graph`` is post-processed the same way, from its raw outputs (its in-graph
+        ``detection_*`` outputs, which have no top-k pre-selection, are in :meth:`run`'s dict)."""
         settings = self._settings(DETECTOR_KEY, self.meta.detector)
         preprocess = self._settings(PREPROCESS_KEY, self.meta.preprocess)
         if not images:

@@ -31,14 +31,14 @@ CLASSIFIER = ["experiment=shapes", "task.input_size=32", "backbone.alpha=0.25"]
 SHAPES = [(50, 70), (64, 64), (90, 40), (30, 33), (120, 100)]
 
 
-def _exported(tmp_path_factory, overrides, name):
+def _exported(tmp_path_factory, overrides, name, **export):
     """An untrained tiny model (random BatchNorm statistics) and its export. The TorchScript
     exporter: 2 s where dynamo takes 20-30 s, and the same graph outputs within export_onnx's check
     (tests/inference/test_export.py tests the dynamo exporter)."""
     cfg = compose(overrides)
     model = randomise_batchnorm(build_model(cfg)).eval().requires_grad_(False)
     loaded = LoadedModel(model, cfg, read_metadata({}, cfg, name, model), source=name)
-    path = export_onnx(loaded, tmp_path_factory.mktemp(name) / f"{name}.onnx", dynamo=False).path
+    path = export_onnx(loaded, tmp_path_factory.mktemp(name) / f"{name}.onnx", dynamo=False, **export).path
     return loaded, path
 
 
@@ -50,6 +50,11 @@ def ssd(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tf_ssd(tmp_path_factory):
     return _exported(tmp_path_factory, TF_SSD, "tf_ssd")
+
+
+@pytest.fixture(scope="module")
+def nms_ssd(tmp_path_factory):
+    return _exported(tmp_path_factory, SSD, "nms_ssd", nms_in_graph=True)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +83,7 @@ def _assert_same_detections(ours, theirs):
         np.testing.assert_allclose(o["scores"], t["scores"], rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["ssd", "tf_ssd"])
+@pytest.mark.parametrize("name", ["ssd", "tf_ssd", "nms_ssd"])
 def test_detect_gives_the_pytorch_detections(name, request):
     loaded, path = request.getfixturevalue(name)
     model = load_onnx(path, threads=1)
