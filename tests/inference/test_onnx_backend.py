@@ -126,7 +126,8 @@ def test_geolocate_checks_partition_files_against_the_onnx(geo_run, tmp_path):
     onnx_path = _export_checkpoint(geo_run["best_checkpoint"], tmp_path / "planet.onnx")
     coarse, fine = str(data / "cells" / "cells_3_80.csv"), str(data / "cells" / "cells_3_25.csv")
     image = data / "test" / "000000.png"
-    assert geolocate_files(onnx_path, image, tmp_path / "ok", partitions=[coarse, fine])["photos"] == 1
+    assert geolocate_files(onnx_path, image, tmp_path / "ok", partitions=[coarse, fine], draw=True)["photos"] == 1
+    assert (tmp_path / "ok" / "000000.png.png").stat().st_size > 10_000  # the map of the export's own cells
     with pytest.raises(ValueError, match=r"has 2 partition\(s\) but 1 partition file\(s\) were given"):
         geolocate_files(onnx_path, image, tmp_path / "one", partitions=[coarse])
     with pytest.raises(ValueError, match=f"{fine} is not the partition .*planet.onnx was exported with"):
