@@ -33,6 +33,9 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit("export: give ckpt=<checkpoint> or pretrained=<name> (e.g. pretrained=faceapi_ssd), not both")
     if cfg.format != "onnx":
         raise SystemExit(f"export: format={cfg.format} is not supported; the one format is onnx")
+    if cfg.quantize is not None and cfg.gate and cfg.pretrained is not None:  # before minutes of export
+        raise SystemExit("export: the INT8 gate measures the checkpoint's held-out split and a pretrained model has "
+                         "no data config: give gate=false to write it unmeasured")
     model = cfg.ckpt if cfg.pretrained is None else load_pretrained(str(cfg.pretrained), fast=False)
     try:
         result = export_onnx(model, cfg.out, nms_in_graph=bool(cfg.nms_in_graph), opset=int(cfg.opset),
@@ -58,9 +61,6 @@ def quantize(cfg: DictConfig, fp32: Path) -> None:
             with open_dict(data_cfg):
                 data_cfg.root = str(cfg.data_root)
         data = instantiate(data_cfg)
-    if cfg.gate and data is None:
-        raise SystemExit("export: the INT8 gate measures the checkpoint's held-out split and a pretrained model has "
-                         "no data config: give gate=false to write it unmeasured")
     out = Path(cfg.int8_out) if cfg.int8_out is not None else fp32.with_suffix(".int8.onnx")
     options = {"per_channel": bool(cfg.per_channel), "reduce_range": cfg.reduce_range,
                "min_images": int(cfg.calib_min)}
