@@ -1,2 +1,2 @@
-"""Running exported models with ONNX Runtime, numpy and Pillow alone: no torch is imported here
-(``pip install mnet_vision[deploy]``). The export itself is :mod:`mnet_vision.inference.export`."""
+"""Running exported models with ONNX Runtime, numpy, OpenCV and Pillow alone: nothing here imports torch
+(tested in a process where importing torch fails). The export itself is :mod:`mnet_vision.inference.export`."""
