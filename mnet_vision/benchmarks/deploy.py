@@ -123,7 +123,7 @@ def export_graph(net: nn.Module, images: torch.Tensor, out: Path, output_names: 
             with torch.no_grad():
                 torch.onnx.export(net, (images,), str(out), dynamo=True, opset_version=opset, input_names=["images"],
                                   output_names=list(output_names), external_data=False,
-                                  dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))  # by position: timm's is x
             return "dynamo"
         except Exception as error:  # as export_onnx: any dynamo failure falls back to TorchScript, said in the row
             print(f"export of a peer: the dynamo exporter failed ({type(error).__name__}: {str(error)[:200]}); "
