@@ -19,6 +19,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const { createRequire } = require('module');
+const { setBackend: startBackend } = require('../tfjs_backend.js');
 
 const BACKENDS = ['cpu', 'wasm'];
 const NETS = ['landmarks68', 'expression', 'age_gender', 'descriptor'];
@@ -45,18 +46,7 @@ const wasmBackend = projectRequire('@tensorflow/tfjs-backend-wasm');
 const { tf } = faceapi;
 
 async function setBackend(name) {
-  if (name === 'wasm') {
-    const dist = path.join(path.dirname(projectRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-    wasmBackend.setWasmPaths(dist + path.sep);
-  }
-  if (!(await tf.setBackend(name))) throw new Error(`tfjs backend ${name} failed to start`);
-  await tf.ready();
-  const info = { name, tfjs_backend: tf.getBackend() };
-  if (name === 'wasm') {
-    info.simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-    info.multithread = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
-  }
-  return info;
+  return startBackend(tf, wasmBackend, projectRequire, name); // ../tfjs_backend.js
 }
 
 async function runNets(tensor, nets) {

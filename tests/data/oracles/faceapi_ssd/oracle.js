@@ -21,6 +21,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const { createRequire } = require('module');
+const { setBackend: startBackend } = require('../tfjs_backend.js');
 
 const N_ANCHORS = 5118;
 const INPUT_SIZE = 512;
@@ -119,23 +120,7 @@ function wrapConcat(backendName) {
 }
 
 async function setBackend(name) {
-  if (name === 'wasm') {
-    const dist = path.join(path.dirname(projectRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-    wasmBackend.setWasmPaths(dist + path.sep);
-  }
-  if (!(await tf.setBackend(name))) throw new Error(`tfjs backend ${name} failed to start`);
-  await tf.ready();
-  const info = { name, tfjs_backend: tf.getBackend() };
-  if (name === 'wasm') {
-    info.simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-    info.multithread = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
-    info.threads = wasmBackend.getThreadsCount();
-    info.binary = info.multithread && info.simd ? 'tfjs-backend-wasm-threaded-simd.wasm'
-      : info.simd ? 'tfjs-backend-wasm-simd.wasm' : 'tfjs-backend-wasm.wasm';
-  } else {
-    info.threads = 1; // the pure-JS backend runs on the main thread
-  }
-  return info;
+  return startBackend(tf, wasmBackend, projectRequire, name); // ../tfjs_backend.js
 }
 
 function detectionRecord(d) {
