@@ -276,6 +276,11 @@ def test_table12_rows_the_paper_prints_otherwise():
 TASKS = sorted([f"task={p.stem}" for p in (CONF_DIR / "task").glob("*.yaml")]
                + [f"experiment={p.stem}" for p in (CONF_DIR / "experiment").glob("*.yaml")])
 BACKBONES = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
+# Configs of imported weights: their backbone settings (TF SAME padding, TF's BatchNorm epsilon) are
+# MobileNet V1's, as the weights are; another backbone under them is meaningless.
+V1_ONLY = {"experiment=faceapi_ssd"}
+PAIRS = [(task, backbone) for task in TASKS for backbone in BACKBONES
+         if task not in V1_ONLY or backbone == "mobilenet_v1"]
 
 
 def test_task_list_is_complete():
@@ -285,8 +290,7 @@ def test_task_list_is_complete():
     assert set(BACKBONES) == {p.stem for p in (Path(CONF_DIR) / "backbone").glob("*.yaml")}
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize(("task", "backbone"), PAIRS)
 def test_every_task_and_backbone_counts(task, backbone):
     cfg = compose([task, f"backbone={backbone}", "backbone.alpha=0.25"])
     model = build_model(cfg)
