@@ -1,6 +1,25 @@
 // Starting a tfjs backend the same way in every face-api oracle: wasm from the project's own
 // node_modules (never a CDN: nothing is fetched at run time), and a record of what it picked.
 const path = require('path');
+const { createRequire } = require('module');
+
+const BACKENDS = ['cpu', 'wasm'];
+
+// --backends a,b (default: all), each checked.
+function parseBackends(value) {
+  const backends = value ? value.split(',') : BACKENDS;
+  const unknown = backends.filter((b) => !BACKENDS.includes(b));
+  if (unknown.length) throw new Error(`--backends: unknown ${unknown}, expected a comma list of ${BACKENDS}`);
+  return backends;
+}
+
+// face-api and the wasm backend from the pinned Node project in folder `project`.
+function loadFaceapi(project) {
+  const projectRequire = createRequire(path.join(path.resolve(project), 'package.json'));
+  const faceapi = projectRequire('@vladmandic/face-api/dist/face-api.node-wasm.js');
+  const wasmBackend = projectRequire('@tensorflow/tfjs-backend-wasm');
+  return { projectRequire, faceapi, wasmBackend, tf: faceapi.tf };
+}
 
 async function setBackend(tf, wasmBackend, projectRequire, name) {
   if (name === 'wasm') {
@@ -22,4 +41,4 @@ async function setBackend(tf, wasmBackend, projectRequire, name) {
   return info;
 }
 
-module.exports = { setBackend };
+module.exports = { BACKENDS, parseBackends, loadFaceapi, setBackend };

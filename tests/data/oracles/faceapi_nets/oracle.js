@@ -18,10 +18,8 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const { createRequire } = require('module');
-const { setBackend: startBackend } = require('../tfjs_backend.js');
+const { parseBackends, loadFaceapi, setBackend: startBackend } = require('../tfjs_backend.js');
 
-const BACKENDS = ['cpu', 'wasm'];
 const NETS = ['landmarks68', 'expression', 'age_gender', 'descriptor'];
 
 function parseArgs(argv) {
@@ -33,16 +31,12 @@ function parseArgs(argv) {
     args[a.slice(2)] = argv[++i];
   }
   for (const k of ['project', 'model', 'inputs', 'out']) if (!args[k]) throw new Error(`--${k} is required`);
-  args.backends = args.backends ? args.backends.split(',') : BACKENDS;
-  const unknown = args.backends.filter((b) => !BACKENDS.includes(b));
-  if (unknown.length) throw new Error(`--backends: unknown ${unknown}, expected a comma list of ${BACKENDS}`);
+  args.backends = parseBackends(args.backends);
   return args;
 }
 
 const args = parseArgs(process.argv.slice(2));
-const projectRequire = createRequire(path.join(path.resolve(args.project), 'package.json'));
-const faceapi = projectRequire('@vladmandic/face-api/dist/face-api.node-wasm.js');
-const wasmBackend = projectRequire('@tensorflow/tfjs-backend-wasm');
+const { projectRequire, faceapi, wasmBackend } = loadFaceapi(args.project);
 const { tf } = faceapi;
 
 async function setBackend(name) {

@@ -20,14 +20,12 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const { createRequire } = require('module');
-const { setBackend: startBackend } = require('../tfjs_backend.js');
+const { parseBackends, loadFaceapi, setBackend: startBackend } = require('../tfjs_backend.js');
 
 const N_ANCHORS = 5118;
 const INPUT_SIZE = 512;
 const THRESHOLDS = [0.5, 0.1];
 const MAX_RESULTS = 100;
-const BACKENDS = ['cpu', 'wasm'];
 // The synthetic input: 512x512 (no pad, no resize), easy to rebuild in Python.
 const SYNTHETIC_FORMULA = 'v[y][x][c] = (x*7 + y*13 + c*101 + ((x*y) % 31)) % 256, x, y in 0..511, c in 0..2';
 
@@ -45,16 +43,12 @@ function parseArgs(argv) {
   if (!args.model) throw new Error('--model DIR (face-api\'s model/ folder) is required');
   if (!args.time && (!args.inputs || !args.out)) throw new Error('--inputs FILE and --out DIR are required');
   if (args.time && !args.files.length) throw new Error('--time needs JPEG files');
-  args.backends = args.backends ? args.backends.split(',') : BACKENDS;
-  const unknown = args.backends.filter((b) => !BACKENDS.includes(b));
-  if (unknown.length) throw new Error(`--backends: unknown ${unknown}, expected a comma list of ${BACKENDS}`);
+  args.backends = parseBackends(args.backends);
   return args;
 }
 
 const args = parseArgs(process.argv.slice(2));
-const projectRequire = createRequire(path.join(path.resolve(args.project), 'package.json'));
-const faceapi = projectRequire('@vladmandic/face-api/dist/face-api.node-wasm.js');
-const wasmBackend = projectRequire('@tensorflow/tfjs-backend-wasm');
+const { projectRequire, faceapi, wasmBackend } = loadFaceapi(args.project);
 const jpeg = projectRequire('jpeg-js');
 const { tf } = faceapi;
 
