@@ -1,8 +1,21 @@
 """A faiss index of face embeddings with external ids and their metadata, in one file.
 
-Every vector is float32, C-contiguous and L2-normalised before faiss sees it, and every index uses
-the inner-product metric, so scores are cosine similarities (faiss' own defaults are L2, and
-``normalize_L2`` works in place on float32 only: the classic ways to get silently wrong rankings).
+Two metrics, recorded in the file, never mixed:
+
+- ``cosine`` (the default, our embedders): every vector is float32, C-contiguous and L2-normalised
+  before faiss sees it, and the faiss index uses the inner-product metric, so a match's ``score`` is
+  a cosine similarity, higher is closer (faiss' own defaults are L2, and ``normalize_L2`` works in
+  place on float32 only: the classic ways to get silently wrong rankings).
+- ``euclidean`` (face-api's / dlib's descriptor, whose users compare raw descriptors by Euclidean
+  distance, 0.6 the same-person threshold): vectors are stored as given, the faiss index uses the L2
+  metric (``IDMap2,Flat`` is faiss' exact ``IndexFlatL2``), and a match's ``score`` is the Euclidean
+  distance (the square root of what faiss returns), lower is closer. Those descriptors are not unit
+  length (norms 1.30-1.47 on the demo photos' faces), so cosine on normalised vectors would rank
+  and threshold them differently from every face-api user.
+
+An entry records, beside its identity and source, any JSON-able metadata (a photo, a box, landmarks),
+and an index may record the ``embedding_model`` that made its vectors (``{"name", "sha256", "dim",
+...}``): adding or searching with vectors of another model is refused, naming both.
 
 On disk (issue 13, "nothing lost"): the file at the path the user names is a plain faiss index
 (``faiss.read_index`` opens it and stops at its end) followed by a metadata trailer, the JSON map of
@@ -27,7 +40,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,15 +64,22 @@ FORMAT = 1
 LOCK_TIMEOUT_S = 300.0
 
 
+METRICS = {"cosine": faiss.METRIC_INNER_PRODUCT, "euclidean": faiss.METRIC_L2}
+
+
 @dataclass(frozen=True)
 class Match:
-    """One search hit: cosine ``score``; ``unknown`` when below the query's threshold."""
+    """One search hit. ``score``: the index's ``metric``, a cosine similarity (higher is closer,
+    ``unknown`` below the query's threshold) or a Euclidean distance (lower is closer, ``unknown``
+    above it). ``entry``: the hit's whole metadata (identity, source, photo, box ...)."""
 
     id: int
     score: float
     identity: str
     source: str
     unknown: bool
+    metric: str = "cosine"
+    entry: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 # The "auto" rule, measured by `python tools/benchmark.py name=index` on face-like 128-D vectors
@@ -93,6 +113,16 @@ def auto_factory(expected_size: int) -> str:
 
 def normalised(vectors: Any, dim: int | None, what: str) -> np.ndarray:
     """``(N, D)`` float32, C-contiguous, unit-norm rows; errors name ``what`` and the problem."""
+    x = checked_vectors(vectors, dim, what)
+    norms = np.linalg.norm(x, axis=1)
+    if (norms == 0).any():
+        raise ValueError(f"{what}: {int((norms == 0).sum())} vector(s) are all zero")
+    faiss.normalize_L2(x)
+    return x
+
+
+def checked_vectors(vectors: Any, dim: int | None, what: str) -> np.ndarray:
+    """``(N, D)`` float32, C-contiguous, finite rows (a copy, as given otherwise); errors name ``what``."""
     x = np.array(vectors, dtype=np.float32, copy=True, order="C")
     if x.ndim == 1:
         x = x[None, :]
@@ -104,11 +134,25 @@ def normalised(vectors: Any, dim: int | None, what: str) -> np.ndarray:
     if bad.any():
         raise ValueError(f"{what}: {int(bad.sum())} vector(s) hold NaN or infinite values "
                          f"(rows {np.flatnonzero(bad)[:5].tolist()})")
-    norms = np.linalg.norm(x, axis=1)
-    if (norms == 0).any():
-        raise ValueError(f"{what}: {int((norms == 0).sum())} vector(s) are all zero")
-    faiss.normalize_L2(x)
     return x
+
+
+def describe_model(model: dict[str, Any] | None) -> str:
+    """One line naming an embedding model record: ``name (sha256 1a2b3c4d5e6f..., 128-D, align faceapi)``."""
+    if model is None:
+        return "no recorded embedding model"
+    sha = str(model.get("sha256") or "?")
+    extras = [f"{model.get('dim', '?')}-D"] + [f"{k} {model[k]}" for k in ("align", "metric") if model.get(k)]
+    return f"{model.get('name', '?')} (sha256 {sha[:12]}{'...' if len(sha) > 12 else ''}, {', '.join(extras)})"
+
+
+# The fields of an embedding model record that must agree for two sets of vectors to be comparable.
+MODEL_FIELDS = ("name", "sha256", "dim", "align", "metric")
+
+
+def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two embedding model records describe the same vectors (:data:`MODEL_FIELDS` equal)."""
+    return all(a.get(k) == b.get(k) for k in MODEL_FIELDS)
 
 
 class IndexLockTimeout(TimeoutError):
@@ -212,20 +256,25 @@ def current_generation(path: str | Path) -> str | None:
 
 
 class FaceIndex:
-    """Embeddings searchable by cosine similarity, each with an id, an identity and a source.
+    """Embeddings searchable by cosine similarity or Euclidean distance (``metric``), each with an id,
+    an identity, a source and any JSON-able metadata; ``embedding_model`` records what made them.
 
     Build with :meth:`create` (a faiss factory string, or ``"auto"`` by expected size), fill with
     :meth:`add`, query with :meth:`search`, persist with :meth:`save` / :meth:`load`, or append to
     the file in one locked step with :meth:`append_to`.
     """
 
-    def __init__(self, index: faiss.Index, factory: str, entries: dict[int, dict[str, str]] | None = None,
-                 next_id: int = 0):
-        if index.metric_type != faiss.METRIC_INNER_PRODUCT:
-            raise ValueError("FaceIndex needs an inner-product faiss index (cosine on normalised vectors)")
-        self.index, self.factory = index, factory
+    def __init__(self, index: faiss.Index, factory: str, entries: dict[int, dict[str, Any]] | None = None,
+                 next_id: int = 0, metric: str = "cosine", embedding_model: dict[str, Any] | None = None):
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
+        if index.metric_type != METRICS[metric]:
+            raise ValueError(f"a {metric} FaceIndex needs a faiss index of metric "
+                             f"{'inner product (cosine on normalised vectors)' if metric == 'cosine' else 'L2'}")
+        self.index, self.factory, self.metric = index, factory, metric
         self.entries = entries or {}
         self.next_id = next_id
+        self.embedding_model = dict(embedding_model) if embedding_model is not None else None
         # Where this index was last loaded from or saved to, as (resolved path, generation id), and
         # the changes since (("add", vectors, identities, sources) / ("params", dict)): what a save
         # replays onto the file when another writer saved there in between.
@@ -234,21 +283,29 @@ class FaceIndex:
 
     @classmethod
     def create(cls, dim: int, factory: str = "auto", expected_size: int = 0,
-               search_params: dict[str, int] | None = None) -> FaceIndex:
+               search_params: dict[str, int] | None = None, metric: str = "cosine",
+               embedding_model: dict[str, Any] | None = None) -> FaceIndex:
         """An empty index of ``dim``-D vectors; ``factory`` is a faiss factory string (e.g.
         ``IDMap2,Flat``, ``IVF1024,Flat``, ``IDMap2,HNSW32,Flat``) or ``auto`` (:func:`auto_index`:
         the index and its search parameters for ``expected_size`` vectors). ``search_params``
-        (see :meth:`set_search_params`) override the auto ones or faiss' defaults."""
+        (see :meth:`set_search_params`) override the auto ones or faiss' defaults. ``metric``:
+        ``cosine`` or ``euclidean`` (see the module doc); ``embedding_model``: the record of the model
+        whose vectors it will hold (its ``dim`` must be ``dim``)."""
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
+        if embedding_model is not None and embedding_model.get("dim", dim) != dim:
+            raise ValueError(f"the embedding model {describe_model(embedding_model)} makes "
+                             f"{embedding_model['dim']}-D vectors, not {dim}-D")
         params: dict[str, int] = {}
         if factory == "auto":
             factory, params = auto_index(expected_size)
         try:
-            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.index_factory(dim, factory, METRICS[metric])
         except RuntimeError as err:
             raise ValueError(f"faiss cannot build index {factory!r}: {str(err).splitlines()[-1]}") from err
-        face_index = cls(index, factory)
+        face_index = cls(index, factory, metric=metric, embedding_model=embedding_model)
         face_index.set_search_params(**(params | (search_params or {})))
         return face_index
 
@@ -288,14 +345,53 @@ class FaceIndex:
     def __len__(self) -> int:
         return self.index.ntotal
 
-    def add(self, embeddings: Any, identities: Sequence[str], sources: Sequence[str] | None = None) -> list[int]:
-        """Add ``(N, D)`` embeddings (normalised here) with their identities and sources (file paths);
-        returns their new ids. An index that needs training (IVF) is trained on the first batch,
-        which must hold at least as many vectors as it has lists."""
-        x = normalised(embeddings, self.dim, "embeddings to add")
+    def check_embedding_model(self, model: dict[str, Any] | None, what: str) -> None:
+        """Refuse vectors made by ``model`` (a record, or None: unknown, accepted) when this index
+        records another one, or records none but already holds vectors: the error names both."""
+        if model is None:
+            return
+        if self.embedding_model is None:
+            if len(self) == 0:
+                return
+            raise ValueError(f"{what} come from {describe_model(model)}, but this index of {len(self)} vectors "
+                             f"records no embedding model (built by another tool): their distances would mean "
+                             f"nothing; build a new index with this model")
+        if not same_model(self.embedding_model, model):
+            raise ValueError(f"{what} come from {describe_model(model)}, but this index was built with "
+                             f"{describe_model(self.embedding_model)}: vectors of two models are not comparable; "
+                             f"use the index's model, or build a new index")
+
+    def _vectors(self, vectors: Any, what: str) -> np.ndarray:
+        return normalised(vectors, self.dim, what) if self.metric == "cosine" else checked_vectors(vectors, self.dim,
+                                                                                                    what)
+
+    def add(self, embeddings: Any, identities: Sequence[str], sources: Sequence[str] | None = None,
+            metadata: Sequence[dict[str, Any]] | None = None,
+            embedding_model: dict[str, Any] | None = None) -> list[int]:
+        """Add ``(N, D)`` embeddings (normalised here for a cosine index, as given for a euclidean one)
+        with their identities, sources (file paths) and per-entry ``metadata`` (JSON-able dicts, e.g.
+        ``{"photo", "box", "landmarks"}``; the keys ``identity`` and ``source`` are taken);
+        returns their new ids. ``embedding_model``: the record of the model that made them, refused
+        when the index records another (:meth:`check_embedding_model`) and recorded when the index has
+        none yet. An index that needs training (IVF) is trained on the first batch, which must hold at
+        least as many vectors as it has lists."""
+        x = self._vectors(embeddings, "embeddings to add")
+        self.check_embedding_model(embedding_model, "the embeddings to add")
         sources = list(sources) if sources is not None else [""] * len(x)
-        if not (len(identities) == len(sources) == len(x)):
-            raise ValueError(f"{len(x)} embeddings but {len(identities)} identities and {len(sources)} sources")
+        metadata = [dict(m) for m in metadata] if metadata is not None else [{} for _ in range(len(x))]
+        if not (len(identities) == len(sources) == len(metadata) == len(x)):
+            raise ValueError(f"{len(x)} embeddings but {len(identities)} identities, {len(sources)} sources and "
+                             f"{len(metadata)} metadata records")
+        for row, meta in enumerate(metadata):
+            taken = {"identity", "source"} & meta.keys()
+            if taken:
+                raise ValueError(f"metadata of embedding {row}: the keys {sorted(taken)} are the entry's own "
+                                 f"(give them as identities / sources)")
+            try:
+                json.dumps(meta)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"metadata of embedding {row} is not JSON-able ({err}): give lists, numbers "
+                                 f"and strings (e.g. array.tolist())") from err
         if not self.index.is_trained:
             try:
                 self.index.train(x)
@@ -306,27 +402,48 @@ class FaceIndex:
                                  f"{39 * lists} or more for good lists)") from err
         ids = np.arange(self.next_id, self.next_id + len(x), dtype=np.int64)
         self.index.add_with_ids(x, ids)
-        for i, identity, source in zip(ids.tolist(), identities, sources):
-            self.entries[i] = {"identity": str(identity), "source": str(source)}
+        for i, identity, source, meta in zip(ids.tolist(), identities, sources, metadata):
+            self.entries[i] = {"identity": str(identity), "source": str(source), **meta}
         self.next_id += len(x)
+        if self.embedding_model is None and embedding_model is not None:
+            self.embedding_model = dict(embedding_model)
         if self._origin is not None:  # only an index tied to a file can be merged onto it
-            self._pending.append(("add", x, list(identities), sources))
+            self._pending.append(("add", x, list(identities), sources, metadata, embedding_model))
         return ids.tolist()
 
-    def search(self, queries: Any, k: int = 5, threshold: float = -1.0) -> list[list[Match]]:
-        """The ``k`` best matches of each query (``(Q, D)`` or ``(D,)``), best first; a match scoring
-        below ``threshold`` is flagged ``unknown`` (a face of nobody in the gallery)."""
+    def search(self, queries: Any, k: int = 5, threshold: float | None = None,
+               embedding_model: dict[str, Any] | None = None) -> list[list[Match]]:
+        """The ``k`` best matches of each query (``(Q, D)`` or ``(D,)``), best first; a match beyond
+        ``threshold`` is flagged ``unknown`` (a face of nobody in the gallery): a cosine score below
+        it, or a Euclidean distance above it (thresholds inclusive: at it is a match); None flags
+        none. ``embedding_model``: the queries' model, refused when it is not the index's."""
         if len(self) == 0:
             raise ValueError("the index is empty: add embeddings before searching")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        scores, ids = self.index.search(normalised(queries, self.dim, "queries"), min(k, len(self)))
+        x = self._vectors(queries, "queries")
+        self.check_embedding_model(embedding_model, "the queries")
+        scores, ids = self.index.search(x, min(k, len(self)))
+        if self.metric == "euclidean":  # faiss' L2 metric returns squared distances
+            scores = np.sqrt(np.maximum(scores, 0.0))
         out = []
         for row_scores, row_ids in zip(scores, ids):
-            out.append([Match(int(i), float(s), self.entries[int(i)]["identity"], self.entries[int(i)]["source"],
-                              float(s) < threshold)
-                        for s, i in zip(row_scores, row_ids) if i >= 0])
+            row = []
+            for s, i in zip(row_scores.tolist(), row_ids.tolist()):
+                if i < 0:
+                    continue
+                entry = self.entries[i]
+                unknown = threshold is not None and (s < threshold if self.metric == "cosine" else s > threshold)
+                row.append(Match(i, s, entry["identity"], entry["source"], unknown, self.metric, entry))
+            out.append(row)
         return out
+
+    def vectors(self) -> tuple[list[int], np.ndarray]:
+        """Every entry's id (ascending) and its stored ``(N, D)`` vector (unit length in a cosine index)."""
+        ids = sorted(self.entries)
+        if not ids:
+            return [], np.zeros((0, self.dim), np.float32)
+        return ids, np.stack([self.index.reconstruct(i) for i in ids])
 
     def save(self, path: str | Path, lock_timeout: float = LOCK_TIMEOUT_S) -> Path:
         """Write the index and its metadata to ``path`` as one file, atomically (a temporary file
@@ -347,6 +464,7 @@ class FaceIndex:
                     self._merge_onto(FaceIndex.load(path), path)
             generation = uuid.uuid4()
             meta = {"format": FORMAT, "factory": self.factory, "dim": self.dim, "next_id": self.next_id,
+                    "metric": self.metric, "embedding_model": self.embedding_model,
                     "generation": generation.hex, "entries": {str(k): v for k, v in self.entries.items()}}
 
             def write(tmp: Path) -> None:
@@ -367,9 +485,12 @@ class FaceIndex:
         """Replay this index's changes since its load onto ``current`` (the index another writer
         saved at ``path`` since) and become the result."""
         try:
+            if current.metric != self.metric:
+                raise ValueError(f"it compares by {current.metric}, this one by {self.metric}")
             for change in self._pending:
                 if change[0] == "add":
-                    current.add(*change[1:])
+                    vectors, identities, sources, metadata, model = change[1:]
+                    current.add(vectors, identities, sources, metadata, model or self.embedding_model)
                 else:
                     current.set_search_params(**change[1])
         except ValueError as err:
@@ -379,23 +500,34 @@ class FaceIndex:
                  path, len(self._pending), len(current) - sum(len(c[1]) for c in self._pending if c[0] == "add"))
         self.index, self.factory, self.entries, self.next_id = (current.index, current.factory, current.entries,
                                                                  current.next_id)
+        self.embedding_model = current.embedding_model
         self._origin, self._pending = current._origin, []
 
     @classmethod
     def append_to(cls, path: str | Path, embeddings: Any, identities: Sequence[str],
                   sources: Sequence[str] | None = None, factory: str = "auto", expected_size: int = 0,
-                  lock_timeout: float = LOCK_TIMEOUT_S) -> FaceIndex:
-        """Add embeddings to the index at ``path`` in one locked load-add-save, creating it (with
-        ``factory`` / ``expected_size``, see :meth:`create`) when there is none; returns the saved
-        index. Concurrent callers are serialised, so every caller's vectors land."""
+                  lock_timeout: float = LOCK_TIMEOUT_S, metadata: Sequence[dict[str, Any]] | None = None,
+                  metric: str = "cosine", embedding_model: dict[str, Any] | None = None) -> FaceIndex:
+        """Add embeddings (with their ``metadata``, see :meth:`add`) to the index at ``path`` in one
+        locked load-add-save, creating it (with ``factory`` / ``expected_size`` / ``metric`` /
+        ``embedding_model``, see :meth:`create`) when there is none; returns the saved index.
+        Concurrent callers are serialised, so every caller's vectors land. An existing index of
+        another metric or embedding model is refused, naming both."""
         path = Path(path)
         with writer_lock(path, lock_timeout):
             if path.exists():
                 index = cls.load(path)
+                if index.metric != metric:
+                    raise ValueError(f"{path} compares vectors by {index.metric} distance, not {metric}: "
+                                     f"build a new index for these vectors")
             else:
                 dim = int(np.shape(embeddings)[-1]) if np.ndim(embeddings) else 0
-                index = cls.create(dim, factory, expected_size=expected_size or len(identities))
-            index.add(embeddings, identities, sources)
+                index = cls.create(dim, factory, expected_size=expected_size or len(identities), metric=metric,
+                                   embedding_model=embedding_model)
+            try:
+                index.add(embeddings, identities, sources, metadata, embedding_model)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from err
             index.save(path, lock_timeout)
         return index
 
@@ -444,7 +576,11 @@ class FaceIndex:
         if meta.get("dim") != index.d or len(entries) != index.ntotal:
             raise ValueError(f"{where} describes {len(entries)} vectors of dimension {meta.get('dim')}, "
                              f"but {path} holds {index.ntotal} of dimension {index.d}")
-        loaded = cls(index, meta["factory"], entries, int(meta["next_id"]))
+        metric = meta.get("metric", "cosine")  # indexes saved before the metric was recorded are cosine
+        if metric not in METRICS or index.metric_type != METRICS[metric]:
+            raise ValueError(f"{where} records metric {metric!r}, which does not match the faiss index in {path} "
+                             f"(corrupt file)")
+        loaded = cls(index, meta["factory"], entries, int(meta["next_id"]), metric, meta.get("embedding_model"))
         loaded._origin = (str(path.resolve()), generation)
         return loaded
 

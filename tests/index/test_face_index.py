@@ -169,3 +169,76 @@ def test_a_failed_save_writes_nothing_and_keeps_the_previous_files(tmp_path, mon
             index.save(path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old index, no temporary files
     assert len(FaceIndex.load(path)) == 30
+
+
+DESCRIPTOR = {"name": "faceapi_descriptor", "sha256": "ab" * 32, "dim": 16, "align": "faceapi", "metric": "euclidean"}
+
+
+def test_euclidean_index_reports_exact_distances_on_the_raw_vectors():
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(3)
+    gallery = rng.normal(scale=0.4, size=(50, 16))  # arbitrary norms: nothing may normalise them
+    queries = rng.normal(scale=0.4, size=(7, 16))
+    index = FaceIndex.create(16, metric="euclidean")
+    index.add(gallery, [f"p{i}" for i in range(50)])
+    hits = index.search(queries, k=5)
+    reference = NearestNeighbors(n_neighbors=5).fit(gallery.astype(np.float32))
+    distances, ids = reference.kneighbors(queries.astype(np.float32))
+    for row, d, i in zip(hits, distances, ids):
+        assert [m.id for m in row] == i.tolist()
+        np.testing.assert_allclose([m.score for m in row], d, atol=1e-5)
+        assert all(m.metric == "euclidean" for m in row)
+    # known by construction: a 3-4-5 triangle
+    known = FaceIndex.create(2, metric="euclidean")
+    known.add([[0.0, 0.0], [3.0, 4.0]], ["origin", "far"])
+    (row,) = known.search([[0.0, 0.0]], k=2, threshold=5.0)
+    assert [(m.identity, m.score, m.unknown) for m in row] == [("origin", 0.0, False), ("far", 5.0, False)]
+    (row,) = known.search([[0.0, 0.0]], k=2, threshold=4.999)  # beyond the threshold: unknown
+    assert [m.unknown for m in row] == [False, True]
+    with pytest.raises(ValueError, match="metric must be one of"):
+        FaceIndex.create(16, metric="manhattan")
+
+
+def test_entries_keep_their_metadata_and_the_index_its_model_and_metric(tmp_path):
+    index = FaceIndex.create(16, metric="euclidean", embedding_model=DESCRIPTOR)
+    x = np.random.default_rng(0).normal(size=(2, 16))
+    meta = [{"photo": "a.jpg", "box": [1.0, 2.0, 30.0, 40.0], "landmarks": [[1.5, 2.5]] * 68, "face": 0},
+            {"photo": "b.jpg", "box": [5.0, 6.0, 7.0, 8.0], "landmarks": [[0.0, 0.0]] * 68, "face": 3}]
+    index.add(x, ["", "bob"], ["a.jpg", "b.jpg"], meta, DESCRIPTOR)
+    loaded = FaceIndex.load(index.save(tmp_path / "faces.faiss"))
+    assert loaded.metric == "euclidean" and loaded.embedding_model == DESCRIPTOR
+    assert loaded.entries[1] == {"identity": "bob", "source": "b.jpg", **meta[1]}
+    (row,) = loaded.search(x[1], k=1, embedding_model=DESCRIPTOR)
+    assert row[0].entry["photo"] == "b.jpg" and row[0].score == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match=r"metadata of embedding 0 is not JSON-able"):
+        loaded.add(x[:1], ["c"], metadata=[{"box": np.zeros(4)}])
+    with pytest.raises(ValueError, match=r"metadata of embedding 0: the keys \['identity'\] are the entry's own"):
+        loaded.add(x[:1], ["c"], metadata=[{"identity": "c"}])
+    assert len(loaded) == 2
+
+
+def test_vectors_of_another_embedding_model_are_refused_naming_both(tmp_path):
+    index = FaceIndex.create(16, metric="euclidean", embedding_model=DESCRIPTOR)
+    x = np.random.default_rng(0).normal(size=(3, 16))
+    index.add(x, ["a", "b", "c"], embedding_model=DESCRIPTOR)
+    other = DESCRIPTOR | {"name": "mobilenet_student", "sha256": "cd" * 32, "align": "similarity"}
+    both = r"mobilenet_student \(sha256 cdcdcdcdcdcd\.\.\., 16-D, align similarity.*faceapi_descriptor \(sha256 abab"
+    with pytest.raises(ValueError, match="the queries come from " + both):
+        index.search(x[0], embedding_model=other)
+    with pytest.raises(ValueError, match="the embeddings to add come from " + both):
+        index.add(x, ["a", "b", "c"], embedding_model=other)
+    path = index.save(tmp_path / "faces.faiss")
+    with pytest.raises(ValueError, match="faces.faiss: the embeddings to add come from " + both):
+        FaceIndex.append_to(path, x, ["a", "b", "c"], metric="euclidean", embedding_model=other)
+    with pytest.raises(ValueError, match="compares vectors by euclidean distance, not cosine"):
+        FaceIndex.append_to(path, x, ["a", "b", "c"], embedding_model=DESCRIPTOR)
+    assert len(FaceIndex.load(path)) == 3  # nothing appended
+    # an index of unknown provenance (built by build_index, no record) takes no recorded model's vectors
+    plain = FaceIndex.create(16)
+    plain.add(x, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="records no embedding model"):
+        plain.search(x[0], embedding_model=DESCRIPTOR)
+    assert plain.search(x[0])[0][0].identity == "a"  # and queries that name no model are its old use
+    with pytest.raises(ValueError, match="makes 16-D vectors, not 8-D"):
+        FaceIndex.create(8, embedding_model=DESCRIPTOR)
