@@ -10,11 +10,17 @@ cast, which would make confident logits (above ~17, where a float32 sigmoid is 1
 change the AP (torchmetrics' ``binary_average_precision`` also applies a sigmoid by itself to
 scores outside [0, 1]). An attribute with no known positive has no AP (NaN) and is left out of the
 mean, and counted, rather than read as 0.
+
+Beside the binary attributes a task may have other outputs, scored here too: a regression output
+(age in years: :func:`regression_report`, the mean absolute error over the known targets, NaN
+unknown) and multi-class outputs (gender, expression: :func:`categorical_report`, top-1 accuracy
+and each class's accuracy over the known labels, -1 unknown). Their epoch metrics are
+:class:`RegressionErrors` and :class:`CategoricalScores`.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,9 +157,39 @@ def attribute_report(scores: torch.Tensor, labels: torch.Tensor, threshold: floa
     return AttributeReport(ap, accuracy, balanced, n_pos, n_neg, (labels == UNKNOWN).sum(0))
 
 
-class AttributeScores(Metric):
-    """Collects ``(N, K)`` logits and labels over an epoch (gathered across processes, each photo
-    once: see :mod:`~mnet_vision.metrics.photo_ids`) and computes :func:`attribute_report` on them.
+class PhotoScores(Metric):
+    """Collects per-photo ``scores`` and ``labels`` over an epoch (gathered across processes, each photo
+    once: see :mod:`~mnet_vision.metrics.photo_ids`); subclasses say how the labels are stored
+    (:meth:`stored_labels`) and what ``compute`` makes of :meth:`collected`."""
+
+    full_state_update = False
+
+    def __init__(self):
+        super().__init__()
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("labels", default=[], dist_reduce_fx="cat")
+        self.add_state("photo_ids", default=[], dist_reduce_fx="cat")
+
+    def stored_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels
+
+    def update(self, scores: torch.Tensor, labels: torch.Tensor, photo_ids: torch.Tensor) -> None:
+        check_photo_ids(photo_ids, len(labels))
+        scores = scores.detach()
+        self.scores.append(scores.to(torch.promote_types(scores.dtype, torch.float32)))  # raw, at least float32
+        self.labels.append(self.stored_labels(labels.detach()))
+        self.photo_ids.append(photo_ids.long())
+
+    def collected(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scores, labels)`` of every photo scored this epoch, once each, in photo id order; the
+        scores in float64 (exact from float32)."""
+        keep = torch.from_numpy(once_each(dim_zero_cat(self.photo_ids)))
+        return dim_zero_cat(self.scores).cpu()[keep].double(), dim_zero_cat(self.labels).cpu()[keep]
+
+
+class AttributeScores(PhotoScores):
+    """Collects ``(N, K)`` logits and labels over an epoch (each photo once, :class:`PhotoScores`)
+    and computes :func:`attribute_report` on them.
 
     The state holds the raw logits (float32, or float64 when given so), not sigmoid probabilities:
     a float32 sigmoid is exactly 1.0 above a logit of ~17, which would tie a model's confident
@@ -161,24 +197,127 @@ class AttributeScores(Metric):
     same AP as exact probabilities); accuracy counts ``sigmoid(logit) >= threshold`` as
     ``logit >= logit(threshold)``, compared in float64."""
 
-    full_state_update = False
-
     def __init__(self, threshold: float = 0.5):
         super().__init__()
         self.threshold = threshold
-        self.add_state("scores", default=[], dist_reduce_fx="cat")
-        self.add_state("labels", default=[], dist_reduce_fx="cat")
-        self.add_state("photo_ids", default=[], dist_reduce_fx="cat")
 
-    def update(self, logits: torch.Tensor, labels: torch.Tensor, photo_ids: torch.Tensor) -> None:
-        check_photo_ids(photo_ids, len(labels))
-        logits = logits.detach()
-        self.scores.append(logits.to(torch.promote_types(logits.dtype, torch.float32)))  # raw, at least float32
-        self.labels.append(labels.to(torch.int8))
-        self.photo_ids.append(photo_ids.long())
+    def stored_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.to(torch.int8)
 
     def compute(self) -> AttributeReport:
-        keep = torch.from_numpy(once_each(dim_zero_cat(self.photo_ids)))
-        # float64 (exact from float32) so the logit threshold is not rounded to float32
-        logits = dim_zero_cat(self.scores).cpu()[keep].double()
-        return attribute_report(logits, dim_zero_cat(self.labels).cpu()[keep], logit(self.threshold))
+        # float64 logits, so the logit threshold is not rounded to float32
+        logits, labels = self.collected()
+        return attribute_report(logits, labels, logit(self.threshold))
+
+
+@dataclass
+class RegressionReport:
+    """One regression output's error over the known targets: ``mae`` (mean absolute error, in the
+    output's unit: years for age; NaN when no target is known), ``known`` and ``unknown`` counts."""
+
+    mae: float
+    known: int
+    unknown: int
+
+
+def mean_absolute_error(predicted, target) -> float:
+    """``mean |predicted - target|`` over the entries whose target is known (finite; NaN is unknown),
+    in float64: scikit-learn's ``mean_absolute_error`` on those entries. NaN when none is known."""
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    t = np.asarray(target, dtype=np.float64).reshape(-1)
+    if p.shape != t.shape:
+        raise ValueError(f"predictions ({p.shape[0]}) and targets ({t.shape[0]}) differ in length")
+    known = ~np.isnan(t)
+    return float(np.abs(p[known] - t[known]).mean()) if known.any() else math.nan
+
+
+def regression_report(predicted: torch.Tensor, target: torch.Tensor) -> RegressionReport:
+    """:class:`RegressionReport` of ``(N,)`` predictions against ``(N,)`` targets (NaN: unknown);
+    an infinite target is refused (a unit or parsing error, not an unknown)."""
+    if predicted.shape != target.shape or predicted.ndim != 1:
+        raise ValueError(f"predictions {tuple(predicted.shape)} and targets {tuple(target.shape)} must both be (N,)")
+    target = target.detach().cpu().double()
+    if torch.isinf(target).any():
+        raise ValueError(f"regression targets must be finite or NaN (unknown); {int(torch.isinf(target).sum())} "
+                         f"are infinite")
+    unknown = int(target.isnan().sum())
+    return RegressionReport(mean_absolute_error(predicted.detach().cpu().double().numpy(), target.numpy()),
+                            len(target) - unknown, unknown)
+
+
+@dataclass
+class CategoricalReport:
+    """One multi-class output over its known labels: ``accuracy`` (top-1; NaN when none is known),
+    ``per_class`` ``(C,)`` each class's accuracy (the share of its known samples predicted as it,
+    i.e. its recall; NaN for a class with no known sample), ``counts`` ``(C,)`` known samples per
+    class, and ``unknown``."""
+
+    accuracy: float
+    per_class: torch.Tensor
+    counts: torch.Tensor
+    unknown: int
+
+    def __setattr__(self, name: str, value) -> None:
+        # torchmetrics squeezes one-element tensors that compute() returns: keep (C,) for C = 1
+        super().__setattr__(name, value.reshape(-1) if isinstance(value, torch.Tensor) else value)
+
+
+def categorical_report(scores: torch.Tensor, labels: torch.Tensor) -> CategoricalReport:
+    """:class:`CategoricalReport` of ``(N, C)`` scores (logits or probabilities: the top-1 class is
+    the argmax, the first of tied maxima) against ``(N,)`` labels in ``0..C-1`` or -1 (unknown)."""
+    if scores.ndim != 2 or labels.shape != scores.shape[:1]:
+        raise ValueError(f"scores {tuple(scores.shape)} must be (N, C) and labels {tuple(labels.shape)} (N,)")
+    classes = scores.shape[1]
+    labels = labels.detach().cpu().long()
+    bad = (labels < UNKNOWN) | (labels >= classes)
+    if bad.any():
+        raise ValueError(f"labels must be class indices 0..{classes - 1} or {UNKNOWN} (unknown); found "
+                         f"{labels[bad].unique().tolist()}")
+    known = labels != UNKNOWN
+    predicted = scores.detach().cpu().argmax(1)[known]
+    truth = labels[known]
+    correct = predicted == truth
+    counts = torch.bincount(truth, minlength=classes)
+    hits = torch.bincount(truth[correct], minlength=classes)
+    nan = torch.tensor(math.nan, dtype=torch.float64)
+    per_class = torch.where(counts > 0, hits.double() / counts.clamp(min=1), nan)
+    accuracy = float(correct.double().mean()) if len(truth) else math.nan
+    return CategoricalReport(accuracy, per_class, counts, int((~known).sum()))
+
+
+class RegressionErrors(PhotoScores):
+    """Collects ``(N,)`` predictions and targets (NaN unknown) over an epoch, each photo once;
+    ``compute() -> RegressionReport``."""
+
+    def stored_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.to(torch.promote_types(labels.dtype, torch.float32))
+
+    def compute(self) -> RegressionReport:
+        return regression_report(*self.collected())
+
+
+class CategoricalScores(PhotoScores):
+    """Collects ``(N, C)`` scores and ``(N,)`` labels (-1 unknown) over an epoch, each photo once;
+    ``compute() -> CategoricalReport``."""
+
+    def stored_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.long()
+
+    def compute(self) -> CategoricalReport:
+        return categorical_report(*self.collected())
+
+
+def outputs_table(regression: Mapping[str, RegressionReport], categorical: Mapping[str, CategoricalReport],
+                  class_names: Mapping[str, Sequence[str]]) -> str:
+    """A Markdown table of the non-binary outputs: one row per regression output (its MAE), one per
+    multi-class output (its accuracy) followed by a row per class (that class's accuracy); "–"
+    where nothing is known."""
+    def cell(value: float, digits: int) -> str:
+        return "–" if math.isnan(value) else f"{value:.{digits}f}"
+
+    rows = [(name, "MAE", report.known, report.unknown, cell(report.mae, 3)) for name, report in regression.items()]
+    for name, report in categorical.items():
+        rows.append((name, "accuracy", int(report.counts.sum()), report.unknown, cell(report.accuracy, 4)))
+        rows += [(f"{name}: {cls}", "accuracy", int(report.counts[c]), "", cell(float(report.per_class[c]), 4))
+                 for c, cls in enumerate(class_names[name])]
+    return markdown_table(rows, ["output", "metric", "known", "unknown", "value"])

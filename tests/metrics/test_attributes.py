@@ -4,8 +4,18 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mnet_vision.metrics.attributes import AttributeScores, attribute_report
+from mnet_vision.metrics.attributes import (
+    AttributeScores,
+    CategoricalScores,
+    RegressionErrors,
+    attribute_report,
+    categorical_report,
+    mean_absolute_error,
+    outputs_table,
+    regression_report,
+)
 
 
 def test_ap_by_hand_and_unknown_labels_left_out():
@@ -175,3 +185,89 @@ def test_ap_of_infinite_and_nan_scores():
     # float16 logits overflow to inf: two infs are one tie (1 positive, 1 negative), then a positive
     assert average_precision([math.inf, math.inf, 1.0], [1, 0, 1]) == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
     assert math.isnan(average_precision([math.nan, 1.0], [1, 0]))  # a diverged model has no AP
+
+
+# The non-binary outputs: age (regression, NaN unknown), gender/expression (multi-class, -1 unknown).
+
+def test_regression_error_by_hand_with_unknown_targets():
+    predicted = torch.tensor([30.0, 20.0, 51.5, 8.0])
+    target = torch.tensor([32.0, math.nan, 50.0, 10.0])  # |errors| 2, -, 1.5, 2 over the 3 known
+    report = regression_report(predicted, target)
+    assert report.mae == pytest.approx((2 + 1.5 + 2) / 3) and (report.known, report.unknown) == (3, 1)
+    assert math.isnan(regression_report(predicted, torch.full((4,), math.nan)).mae)
+    with pytest.raises(ValueError, match="infinite"):
+        regression_report(predicted, torch.tensor([1.0, math.inf, 2.0, 3.0]))
+    with pytest.raises(ValueError, match=r"must both be \(N,\)"):
+        regression_report(predicted, target[:3])
+
+
+def test_categorical_accuracy_by_hand_with_unknown_labels_and_an_unseen_class():
+    # predicted classes 0, 1, 1, 2, 0 (the first of the tied maxima in the last row)
+    scores = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.2, 0.7], [0.4, 0.4, 0.2],
+                           [0.3, 0.3, 0.4]])
+    labels = torch.tensor([0, 1, 0, -1, 0, -1])
+    report = categorical_report(scores, labels)
+    assert report.accuracy == pytest.approx(1.0)
+    scores[2] = torch.tensor([0.1, 0.8, 0.1])  # now one class-0 sample is called class 1
+    report = categorical_report(scores, labels)
+    assert report.accuracy == pytest.approx(3 / 4) and report.unknown == 2
+    assert report.counts.tolist() == [3, 1, 0]
+    assert report.per_class[:2].tolist() == pytest.approx([2 / 3, 1.0]) and math.isnan(report.per_class[2])
+    assert math.isnan(categorical_report(scores, torch.full((6,), -1)).accuracy)
+    with pytest.raises(ValueError, match=r"found \[3\]"):
+        categorical_report(scores, torch.tensor([0, 1, 3, -1, 0, 0]))
+    with pytest.raises(ValueError, match=r"must be \(N, C\)"):
+        categorical_report(scores, labels[:2])
+
+
+def _random_outputs(seed, n):
+    """Seeded predictions with unknown targets/labels: ages, 2- and 7-way scores."""
+    gen = torch.Generator().manual_seed(seed)
+    age = torch.rand(n, generator=gen, dtype=torch.float64) * 80
+    predicted_age = age + torch.randn(n, generator=gen, dtype=torch.float64) * 7
+    age[torch.rand(n, generator=gen) < 0.2] = math.nan
+    out = [(predicted_age, age)]
+    for classes in (2, 7):
+        labels = torch.randint(0, classes, (n,), generator=gen)
+        scores = torch.randn(n, classes, generator=gen) + 1.5 * F.one_hot(labels, classes)
+        labels[torch.rand(n, generator=gen) < 0.2] = -1
+        out.append((scores, labels))
+    return out
+
+
+def test_output_metrics_equal_scikit_learn_on_random_inputs_in_the_report_and_the_epoch_metric():
+    from sklearn.metrics import accuracy_score, recall_score  # the reference
+    from sklearn.metrics import mean_absolute_error as sk_mae
+
+    for seed, n in ((0, 5), (1, 60), (2, 500)):
+        (predicted, age), *categorical = _random_outputs(seed, n)
+        known = ~age.isnan()
+        expected = sk_mae(age[known].numpy(), predicted[known].numpy())
+        assert mean_absolute_error(predicted.numpy(), age.numpy()) == pytest.approx(expected, abs=1e-12)
+        errors = RegressionErrors()
+        errors.update(predicted[n // 2:].float(), age[n // 2:], torch.arange(n // 2, n))
+        errors.update(predicted[:n // 2].float(), age[:n // 2], torch.arange(n // 2))
+        assert errors.compute().mae == pytest.approx(sk_mae(age[known].numpy(), predicted[known].float().numpy()),
+                                                     abs=1e-9)
+        for scores, labels in categorical:
+            keep = labels != -1
+            truth, guess = labels[keep].numpy(), scores.argmax(1)[keep].numpy()
+            report = categorical_report(scores, labels)
+            assert report.accuracy == pytest.approx(accuracy_score(truth, guess), abs=1e-12)
+            present = np.unique(truth)
+            per_class = recall_score(truth, guess, labels=present, average=None, zero_division=0)
+            assert report.per_class[present].tolist() == pytest.approx(per_class.tolist(), abs=1e-12)
+            metric = CategoricalScores()
+            metric.update(scores[:n // 3], labels[:n // 3], torch.arange(n // 3))
+            metric.update(scores[n // 3:], labels[n // 3:], torch.arange(n // 3, n))
+            metric.update(scores[:1], labels[:1], torch.tensor([0]))  # a padded sampler's repeat: counted once
+            assert metric.compute().accuracy == pytest.approx(accuracy_score(truth, guess), abs=1e-12)
+
+
+def test_outputs_table_lists_each_output_and_class():
+    table = outputs_table({"age": regression_report(torch.tensor([1.0, 2.0]), torch.tensor([2.0, math.nan]))},
+                          {"gender": categorical_report(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 0]))},
+                          {"gender": ["male", "female"]})
+    assert "| age | MAE | 1 | 1 | 1.000 |" in table
+    assert "| gender | accuracy | 2 | 0 | 0.5000 |" in table and "| gender: male | accuracy | 2 |" in table
+    assert "| gender: female | accuracy | 0 | | – |" in table
