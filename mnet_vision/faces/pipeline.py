@@ -1,0 +1,313 @@
+"""Photos in, faces out: detect, find 68 landmarks, align, describe (and optionally age, gender, expression).
+
+    >>> from mnet_vision.faces.pipeline import FacePipeline
+    >>> pipeline = FacePipeline()                      # face-api's detector, landmarks and descriptor
+    >>> photos, unreadable = pipeline.run_files(["group.jpg"])
+    >>> photos[0].faces[0].embedding.shape             # (128,): Euclidean, < 0.6 the same person
+    (128,)
+
+With ``align="faceapi"`` (the default) every step is face-api's own (``detectAllFaces(img)
+.withFaceLandmarks().withFaceDescriptors()``, :mod:`mnet_vision.faces.align` for the crops), so a descriptor
+equals face-api's for the same RGB bytes (tests/faces/test_pipeline.py, the oracle in
+tests/data/oracles/faceapi_faces/). ``align="similarity"`` warps each face onto insightface's 5-point
+template instead, the input our own MobileNet embedders (an embedding checkpoint as ``describer``) expect.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnet_vision.faces.align import (
+    align_similarity,
+    faceapi_aligned_box,
+    faceapi_clip_box,
+    faceapi_detection_box,
+    faceapi_face_crop,
+    five_points,
+)
+from mnet_vision.heads.faceapi import EXPRESSIONS, GENDERS
+from mnet_vision.images import MAX_PIXELS, readable_chunks
+from mnet_vision.inference.load import LoadedModel, load_model
+from mnet_vision.model import DetectorModel
+from mnet_vision.pretrained.faceapi_input import faceapi_net_input, landmarks_in_crop
+from mnet_vision.pretrained.models import PRETRAINED, load_pretrained
+
+log = logging.getLogger(__name__)
+
+ALIGNS = ("faceapi", "similarity")
+
+#: The smallest face (shorter side of the detection box, pixels) the pipeline describes. Measured on
+#: demo/sample1.jpg's three faces (~180-200 px) downscaled with the whole photo (PIL bilinear), face-api's
+#: descriptor against its full-size one: see :data:`MIN_FACE_MEASURED` and tests/faces/test_pipeline.py.
+MIN_FACE = 32
+#: Descriptor distance of a face to its own full-size descriptor, by face size (shorter detection-box side,
+#: px; the mean over sample1's faces), face-api pipeline: the measurement behind :data:`MIN_FACE`.
+MIN_FACE_MEASURED: dict[int, float] = {}
+
+
+@dataclass
+class Face:
+    """One described face. ``box``: ``(x1, y1, x2, y2)`` float pixels of the (EXIF-upright) photo, the
+    detector's; ``score``: the detector's; ``landmarks``: ``(68, 2)`` float pixels; ``embedding``: ``(D,)``
+    float32 (None when no describer ran); ``aligned``: the ``(h, w, 3)`` uint8 crop the describer was fed
+    (None when not kept); ``age`` ``{"years"}``, ``gender`` ``{"male", "female"}`` probabilities and
+    ``expression`` ``{name: probability}`` when the attribute nets ran."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+    embedding: np.ndarray | None = None
+    aligned: np.ndarray | None = None
+    age: dict[str, float] | None = None
+    gender: dict[str, float] | None = None
+    expression: dict[str, float] | None = None
+
+
+@dataclass
+class PhotoFaces:
+    """The faces of one photo: ``width`` x ``height`` after EXIF orientation; ``skipped``: the detections
+    not described, each ``{"box" (xyxy px), "score", "reason"}``."""
+
+    photo: str
+    width: int
+    height: int
+    faces: list[Face] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _loaded(model: str | Path | LoadedModel, what: str, fast: bool, device: str) -> LoadedModel:
+    """A pretrained name (:data:`mnet_vision.pretrained.models.PRETRAINED`), a loaded model or a checkpoint path."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, str) and model in PRETRAINED:
+        return load_pretrained(model, fast=fast, device=device)
+    if not Path(model).is_file():
+        raise ValueError(f"{what}={model!r} is neither a pretrained model ({', '.join(sorted(PRETRAINED))}) nor a "
+                         f"checkpoint file")
+    return load_model(model, fast, device)
+
+
+def _checked(loaded: LoadedModel, what: str, outputs: str) -> LoadedModel:
+    if loaded.meta.outputs != outputs:
+        raise ValueError(f"{what}: {loaded.source or loaded.meta.task} is a {loaded.meta.task} model whose output is "
+                         f"{loaded.meta.outputs!r}; the face pipeline's {what} must output {outputs!r}")
+    return loaded
+
+
+def weights_sha256(loaded: LoadedModel) -> str | None:
+    """sha256 of a model's weights: the shards of a pretrained TF.js manifest (in its order), or the
+    checkpoint file; None when the model came from neither (built in memory)."""
+    pretrained = loaded.cfg.get("pretrained") if loaded.cfg is not None else None
+    digest = hashlib.sha256()
+    if pretrained is not None and pretrained.get("weights"):
+        manifest = Path(str(pretrained.weights))
+        for group in json.loads(manifest.read_text()):
+            for shard in group["paths"]:
+                digest.update((manifest.parent / shard).read_bytes())
+        return digest.hexdigest()
+    if loaded.source and Path(loaded.source).is_file():
+        digest.update(Path(loaded.source).read_bytes())
+        return digest.hexdigest()
+    return None
+
+
+def _model_name(spec: Any, loaded: LoadedModel) -> str:
+    pretrained = loaded.cfg.get("pretrained") if loaded.cfg is not None else None
+    if pretrained is not None and pretrained.get("name"):
+        return str(pretrained.name)
+    return str(spec) if isinstance(spec, (str, Path)) else (loaded.source or loaded.meta.task)
+
+
+class FacePipeline:
+    """Detect, landmark, align and describe every face of a photo.
+
+    Args:
+        detector, landmarks, describer: each a pretrained name, a :class:`LoadedModel` or a checkpoint path:
+            a face detector, face-api's 68-point landmark net, a face descriptor (``faceapi_descriptor``, or
+            one of our embedding checkpoints, with ``align="similarity"``); ``describer=None`` stops after the
+            landmarks (no embeddings).
+        align: ``"faceapi"`` (face-api's crops, so its descriptor equals face-api's end to end) or
+            ``"similarity"`` (5 points onto insightface's ArcFace template, ``align_size`` pixels square,
+            default the describer's input size).
+        score_thresh: detections scoring above it (strictly, as face-api's ``minConfidence``) are faces.
+        min_face: detections whose shorter box side is below it (pixels) are skipped, with the reason
+            (:data:`MIN_FACE`: where the descriptor stops being the same face).
+        attributes: also run face-api's age/gender and expression nets (on face-api's own crop for them).
+        keep_aligned: keep each describer input crop in :attr:`Face.aligned`.
+        device, fast: where and how (BN folded, channels_last) the models given by name or path run.
+    """
+
+    def __init__(self, detector: str | Path | LoadedModel = "faceapi_ssd",
+                 landmarks: str | Path | LoadedModel = "faceapi_landmarks68",
+                 describer: str | Path | LoadedModel | None = "faceapi_descriptor", align: str = "faceapi",
+                 align_size: int | None = None, score_thresh: float = 0.5, min_face: float = MIN_FACE,
+                 attributes: bool = False, keep_aligned: bool = True, device: str = "cpu", fast: bool = True):
+        if align not in ALIGNS:
+            raise ValueError(f"align={align!r}: expected one of {ALIGNS}")
+        if align == "faceapi" and align_size is not None:
+            raise ValueError("align_size applies to align='similarity'; face-api's crops have the size its "
+                             "landmarks give them (the describer resizes them)")
+        if not 0 <= float(score_thresh) <= 1:
+            raise ValueError(f"score_thresh={score_thresh!r}: expected a score in [0, 1]")
+        if float(min_face) < 1:
+            raise ValueError(f"min_face={min_face!r}: expected a face size of at least 1 pixel")
+        self.align, self.score_thresh, self.min_face = align, float(score_thresh), float(min_face)
+        self.keep_aligned = keep_aligned
+        self.detector = _loaded(detector, "detector", fast, device)
+        if not isinstance(self.detector.model, DetectorModel):
+            raise ValueError(f"detector: {self.detector.source} is a {self.detector.meta.task} model, not a detector")
+        self.landmarks = _checked(_loaded(landmarks, "landmarks", fast, device), "landmarks", "landmarks")
+        self.describer = None
+        self._describer_spec = describer
+        if describer is not None:
+            self.describer = _checked(_loaded(describer, "describer", fast, device), "describer", "embedding")
+        self.align_size = int(align_size or (self.describer.meta.input_size if self.describer else None) or 112)
+        self.attribute_models = None
+        if attributes:
+            self.attribute_models = {name: load_pretrained(f"faceapi_{name}", fast=fast, device=device)
+                                     for name in ("age_gender", "expression")}
+
+    @property
+    def metric(self) -> str:
+        """How embeddings compare: ``"euclidean"`` for face-api's descriptor (0.6 the same person),
+        ``"cosine"`` for our embedding checkpoints (unit vectors)."""
+        faceapi = self.describer is not None and self.describer.meta.transform.get("kind") == "faceapi"
+        return "euclidean" if faceapi else "cosine"
+
+    @property
+    def embedding_model(self) -> dict[str, Any]:
+        """What an index records of the describer: ``{"name", "sha256", "dim", "align", "metric"}``."""
+        if self.describer is None:
+            raise ValueError("this FacePipeline has no describer (describer=None): it makes no embeddings")
+        align = self.align if self.align == "faceapi" else f"similarity{self.align_size}"
+        return {"name": _model_name(self._describer_spec, self.describer), "sha256": weights_sha256(self.describer),
+                "dim": int(self.describer.meta.embedding_dim), "align": align, "metric": self.metric}
+
+    # -- the steps -------------------------------------------------------------------------------------------
+
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, 4)`` xyxy pixel boxes and ``(N,)`` scores of the faces scoring above ``score_thresh``."""
+        image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div(255)
+        with torch.inference_mode():
+            found = self.detector.model([image.to(self.detector.device)])[0]
+        keep = found["scores"] > self.score_thresh
+        return found["boxes"][keep].double().cpu().numpy(), found["scores"][keep].double().cpu().numpy()
+
+    def _net(self, loaded: LoadedModel, crops: Sequence[np.ndarray]) -> Any:
+        """One face-api net on face crops: its own pad + resize (``faceapi_net_input``), one batch."""
+        batch = torch.stack([faceapi_net_input(crop, int(loaded.meta.input_size)) for crop in crops])
+        with torch.inference_mode():
+            return loaded.model(loaded.inputs(batch))
+
+    def _landmark_box(self, box: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+        """The float ``(x, y, w, h)`` box the landmark crop is cut from, and its landmarks shifted by: face-api's
+        rounded rescaling of it under ``align="faceapi"`` (:func:`faceapi_detection_box`)."""
+        if self.align == "faceapi":
+            return faceapi_detection_box(box, width, height, int(self.detector.meta.input_size or 512))
+        x1, y1, x2, y2 = (float(v) for v in box)
+        return x1, y1, x2 - x1, y2 - y1
+
+    def describe_photo(self, rgb: np.ndarray, photo: str = "") -> PhotoFaces:
+        """Every face of one ``(H, W, 3)`` uint8 RGB photo (upright: :func:`mnet_vision.images.read_rgb`
+        applies EXIF orientation), best score first; a photo with no face gives no faces, not an error."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"describe_photo expects an (H, W, 3) uint8 RGB photo, got {rgb.dtype} of shape "
+                             f"{rgb.shape} ({photo or 'an array'})")
+        height, width = rgb.shape[:2]
+        result = PhotoFaces(str(photo), width, height)
+        boxes, scores = self.detect(rgb)
+        kept = []  # (box, score, landmark box (float), landmark crop box (int))
+        for box, score in zip(boxes, scores, strict=True):
+            side = min(box[2] - box[0], box[3] - box[1])
+            landmark_box = self._landmark_box(box, width, height)
+            crop_box = faceapi_clip_box(landmark_box, width, height)
+            if side < self.min_face:
+                reason = f"face {side:.0f} px < min_face {self.min_face:g} px"
+            elif crop_box[2] <= 0 or crop_box[3] <= 0:
+                reason = "the detection box has no pixels inside the photo"
+            else:
+                kept.append((box, float(score), landmark_box, crop_box))
+                continue
+            result.skipped.append({"box": [float(v) for v in box], "score": float(score), "reason": reason})
+        if not kept:
+            return result
+        relative = self._net(self.landmarks, [faceapi_face_crop(rgb, crop_box) for *_, crop_box in kept])
+        faces, crops = [], []
+        for (box, score, landmark_box, crop_box), points in zip(kept, relative.double().cpu(), strict=True):
+            in_crop = landmarks_in_crop(points, crop_box[2], crop_box[3], int(self.landmarks.meta.input_size)).numpy()
+            # face-api shifts by its unclipped, unfloored detection box (extendWithFaceLandmarks), not by where
+            # the crop began: kept under align="faceapi" so the crops stay face-api's
+            origin = landmark_box[:2] if self.align == "faceapi" else crop_box[:2]
+            landmarks = in_crop + np.asarray(origin, np.float64)
+            crop = self._describer_crop(rgb, landmarks, crop_box)
+            if crop is None:
+                result.skipped.append({"box": [float(v) for v in box], "score": score,
+                                       "reason": "face-api's aligned box has no pixels inside the photo"})
+                continue
+            faces.append(Face(tuple(float(v) for v in box), score, landmarks.astype(np.float32)))
+            crops.append(crop)
+        if self.describer is not None and faces:
+            for face, embedding in zip(faces, self._describe(crops), strict=True):
+                face.embedding = embedding
+        if self.keep_aligned:
+            for face, crop in zip(faces, crops, strict=True):
+                face.aligned = np.ascontiguousarray(crop)
+        if self.attribute_models is not None and faces:
+            self._attributes(rgb, faces)
+        result.faces = faces
+        return result
+
+    def _describer_crop(self, rgb: np.ndarray, landmarks: np.ndarray, crop_box: tuple[int, int, int, int]
+                        ) -> np.ndarray | None:
+        if self.align == "similarity":
+            return align_similarity(rgb, five_points(landmarks), self.align_size)
+        box = faceapi_aligned_box(landmarks, rgb.shape[1], rgb.shape[0], "dlib", landmark_crop=crop_box[2:])
+        return faceapi_face_crop(rgb, box) if box[2] > 0 and box[3] > 0 else None
+
+    def _describe(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``(D,)`` float32 embeddings of the describer's input crops."""
+        if self.describer.meta.transform.get("kind") == "faceapi":
+            out = self._net(self.describer, crops)
+        else:  # one of our embedding checkpoints: its own evaluation transform (resize, normalise)
+            transform = self.describer.meta.eval_transform()
+            batch = torch.stack([transform(image=np.ascontiguousarray(crop))["image"] for crop in crops])
+            with torch.inference_mode():
+                out = self.describer.model(self.describer.inputs(batch))
+        return list(out.float().cpu().numpy())
+
+    def _attributes(self, rgb: np.ndarray, faces: list[Face]) -> None:
+        """face-api's age/gender and expressions, on its ``alignedRect`` crop (min bbox of the landmarks, padded)."""
+        height, width = rgb.shape[:2]
+        boxes = [faceapi_aligned_box(face.landmarks, width, height, "min_bbox") for face in faces]
+        usable = [i for i, box in enumerate(boxes) if box[2] > 0 and box[3] > 0]
+        if not usable:
+            return
+        crops = [faceapi_face_crop(rgb, boxes[i]) for i in usable]
+        age_gender = self._net(self.attribute_models["age_gender"], crops)
+        expression = self._net(self.attribute_models["expression"], crops).float().cpu().numpy()
+        for row, i in enumerate(usable):
+            faces[i].age = {"years": float(age_gender["age"][row])}
+            faces[i].gender = {name: float(p) for name, p in zip(GENDERS, age_gender["gender"][row], strict=True)}
+            faces[i].expression = {name: float(p) for name, p in zip(EXPRESSIONS, expression[row], strict=True)}
+
+    def run_files(self, paths: Sequence[str | Path], progress: bool = True, max_pixels: int | None = MAX_PIXELS
+                  ) -> tuple[list[PhotoFaces], list[str]]:
+        """:meth:`describe_photo` for each image file, in order, with a progress bar; unreadable files (and
+        those over ``max_pixels``) are logged, counted and listed in the second value, never raised."""
+        photos, unreadable = [], []
+        for chunk in readable_chunks([Path(p) for p in paths], 1, unreadable, "faces" if progress else None,
+                                     max_pixels):
+            photos += [self.describe_photo(rgb, str(path)) for path, rgb in chunk]
+        skipped = sum(len(p.skipped) for p in photos)
+        if skipped:
+            log.info("faces: %d detection(s) not described: %s", skipped,
+                     sorted({s["reason"].split(" <")[0] for p in photos for s in p.skipped}))
+        return photos, unreadable
