@@ -12,6 +12,8 @@ checkpoint stores it.
 - :class:`StoredTeacher`: outputs computed once by
   :func:`mnet_vision.inference.dump_teacher.dump_teacher_outputs` (``tools/dump_teacher.py``),
   looked up by sample id, so training never runs the big teacher.
+- :class:`PretrainedTeacher` (:func:`pretrained_teacher`): face-api's face nets
+  (:mod:`mnet_vision.pretrained.models`) with face-api's own input pipeline beside the student's.
 """
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnet_vision.checkpoints import load_file, load_matching, model_state_dict
+from mnet_vision.heads.letterbox import tf_legacy_resize_bilinear
 from mnet_vision.inference.dump_teacher import STORED_FORMAT
-from mnet_vision.inference.load import load_model
+from mnet_vision.inference.load import LoadedModel, load_model
+from mnet_vision.pretrained.models import PRETRAINED, load_pretrained
 
 
 class ModelTeacher:
@@ -120,3 +124,109 @@ class StoredTeacher:
     def output_shapes(self, images: torch.Tensor) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v.shape[1:]) for k, v in self.values.items()}
 
+
+
+#: The face-api nets a :class:`PretrainedTeacher` can hold and the outputs each names: the descriptor's
+#: 128-D ``embedding`` (Euclidean, 0.6 same person), ``age`` in years ``(N,)``, ``gender`` ``(N, 2)`` over
+#: (male, female), ``expression`` ``(N, 7)`` over :data:`mnet_vision.heads.faceapi.EXPRESSIONS`.
+TEACHER_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "faceapi_descriptor": ("embedding",),
+    "faceapi_age_gender": ("age", "gender"),
+    "faceapi_expression": ("expression",),
+}
+
+
+class PretrainedTeacher:
+    """face-api's face nets as one frozen teacher, each fed what face-api would feed it.
+
+    The student's batch holds ``image``: ``(N, 3, S, S)`` crops normalised ``(x - mean) / std`` with x in
+    [0, 1]. The teacher undoes that normalisation (it knows the student's ``mean``/``std``: the data
+    config's) and resizes the [0, 1] RGB square to each net's side (150 for the descriptor, 112 for the
+    others) with face-api's own resize (TF's legacy bilinear; a square crop needs no padToSquare), so it
+    sees the very pixels the student sees, as face-api would prepare them. Un-normalising needs nothing
+    from the data module, so every data module of the project can feed it. With ``view`` set, the
+    batch must carry that key instead: ``(N, 3, V, V)`` RGB in [0, 1], the same crop at a resolution of
+    its own (e.g. 150 px while a 128 px student sees it smaller), which spares the teacher an upsampled
+    input.
+
+    Args:
+        nets: ``name -> LoadedModel`` of face-api nets (keys of :data:`TEACHER_OUTPUTS`).
+        mean, std: the student's per-channel pixel normalisation (3 values each, of [0, 1] pixels).
+        view: the batch key of a separate teacher view, or None to un-normalise ``image``.
+        probabilities: gender and expression as the nets' softmax probabilities (True) or as their
+            logarithm (False): logits up to a per-sample constant, which softmax-based terms
+            (:class:`~mnet_vision.tasks.distillation.HintonKD`) read exactly as the logits.
+    """
+
+    def __init__(self, nets: dict[str, LoadedModel], mean: Sequence[float], std: Sequence[float],
+                 view: str | None = None, probabilities: bool = True):
+        unknown = sorted(set(nets) - set(TEACHER_OUTPUTS))
+        if unknown or not nets:
+            raise ValueError(f"PretrainedTeacher: unknown face-api teacher net(s) {unknown or 'none given'}; "
+                             f"expected one or more of {sorted(TEACHER_OUTPUTS)}")
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"PretrainedTeacher: mean and std must be 3 per-channel values (std > 0) of the "
+                             f"student's normalisation (data.mean, data.std), got mean={list(mean)} std={list(std)}")
+        self.nets, self.view, self.probabilities = nets, view, probabilities
+        self.mean = torch.tensor([float(m) for m in mean]).view(1, 3, 1, 1)
+        self.std = torch.tensor([float(s) for s in std]).view(1, 3, 1, 1)
+
+    def pixels(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The teacher's ``(N, 3, V, V)`` RGB view in [0, 1] of the batch (see the class docstring)."""
+        if self.view is None:
+            images = batch["image"].float()
+            return (images * self.std.to(images.device) + self.mean.to(images.device)).clamp(0.0, 1.0)
+        if self.view not in batch:
+            raise ValueError(f"PretrainedTeacher reads the teacher view {self.view!r} but the batch has only "
+                             f"{sorted(batch)}; use a data module that writes it, or view=null to un-normalise "
+                             f"the student's image")
+        return batch[self.view].float()
+
+    @torch.no_grad()
+    def _run(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        if pixels.dim() != 4 or pixels.shape[1] != 3 or pixels.shape[2] != pixels.shape[3]:
+            raise ValueError(f"PretrainedTeacher takes square RGB crops (N, 3, S, S), got {tuple(pixels.shape)}")
+        found: dict[str, torch.Tensor] = {}
+        for name, loaded in self.nets.items():
+            size = loaded.meta.input_size
+            inputs = pixels if pixels.shape[-1] == size else torch.stack(
+                [tf_legacy_resize_bilinear(image, size, size) for image in pixels])
+            model = loaded.model.to(pixels.device).eval()  # whatever a caller did, targets from the eval-mode net
+            out = model(inputs.contiguous(memory_format=torch.channels_last) if loaded.fast else inputs)
+            if name == "faceapi_descriptor":
+                found["embedding"] = out
+            elif name == "faceapi_age_gender":
+                found["age"], found["gender"] = out["age"], self._scores(out["gender"])
+            else:
+                found["expression"] = self._scores(out)
+        return {k: v.float() for k, v in found.items()}
+
+    def _scores(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return probabilities if self.probabilities else probabilities.clamp_min(1e-12).log()
+
+    def outputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self._run(self.pixels(batch))
+
+    def output_shapes(self, images: torch.Tensor) -> dict[str, tuple[int, ...]]:
+        # shapes do not depend on the pixels: the probe goes in as the [0, 1] view, whatever ``view`` is
+        return {k: tuple(v.shape[1:]) for k, v in self._run(images.clamp(0.0, 1.0)).items()}
+
+    def check_ids(self, ids: Sequence[str], source: str) -> None:
+        """A live teacher answers for any sample."""
+
+
+def pretrained_teacher(names: Sequence[str], mean: Sequence[float], std: Sequence[float], view: str | None = None,
+                       probabilities: bool = True, fast: bool = True, cache: str | None = None) -> PretrainedTeacher:
+    """A :class:`PretrainedTeacher` of the face-api nets ``names`` (``["faceapi_descriptor"]``, or
+    ``["faceapi_age_gender", "faceapi_expression"]`` ...), loaded by
+    :func:`~mnet_vision.pretrained.models.load_pretrained` (fetched on first use; ``fast``: BN folded);
+    the other arguments as the class's. An unknown or non-teacher name is refused before any fetch."""
+    names = list(names)
+    wrong = [n for n in names if n not in TEACHER_OUTPUTS]
+    if wrong or not names or len(set(names)) != len(names):
+        known = sorted(set(PRETRAINED) - set(TEACHER_OUTPUTS))
+        raise ValueError(f"pretrained_teacher: names {names} must be distinct ones of {sorted(TEACHER_OUTPUTS)}"
+                         + (f"; {[n for n in wrong if n in PRETRAINED]} are pretrained models but no teachers "
+                            f"(a detector or landmarks: {known})" if any(n in PRETRAINED for n in wrong) else ""))
+    return PretrainedTeacher({n: load_pretrained(n, fast=fast, cache=cache) for n in names}, mean, std, view,
+                             probabilities)
