@@ -4,6 +4,7 @@ import torch
 
 from mnet_vision.backbones import MobileNetV1, Tap
 from mnet_vision.heads import ClassifierHead
+from mnet_vision.heads.classifier import AttributeOutputsHead
 
 
 def test_output_shape():
@@ -58,3 +59,34 @@ def test_built_from_a_non_default_tap():
     assert head.tap == "conv11" and head.fc.in_features == 128
     with torch.no_grad():
         assert head(backbone(torch.randn(2, 3, 48, 48))).shape == (2, 3)
+
+
+def test_attribute_outputs_head_gives_each_named_output_from_the_pooled_features():
+    head = AttributeOutputsHead({"conv13": Tap(8, 32)}, num_attributes=3,
+                                regression={"age": {"center": 30, "scale": 15}},
+                                categorical={"gender": ["male", "female"], "expression": list("abcdefg")},
+                                dropout=0.0).eval()
+    x = torch.randn(4, 8, 3, 3)
+    out = head({"conv13": x})
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"logits": (4, 3), "age": (4,), "gender": (4, 2),
+                                                           "expression": (4, 7)}
+    pooled = x.mean(dim=(2, 3))
+    torch.testing.assert_close(out["age"], 30 + 15 * (pooled @ head.fc["age"].weight.T + head.fc["age"].bias)[:, 0])
+    torch.testing.assert_close(out["gender"], pooled @ head.fc["gender"].weight.T + head.fc["gender"].bias)
+    # a fresh head answers the centre: the bias starts at 0 and the weights small
+    assert out["age"].sub(30).abs().max() < 1.0
+    assert set(AttributeOutputsHead({"conv13": Tap(8, 32)}, regression={"age": {"center": 0, "scale": 1}})(
+        {"conv13": x})) == {"age"}  # no binary attributes: no logits
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "needs num_attributes >= 1 or a regression"),
+    ({"categorical": {"logits": ["a", "b"]}}, "not 'logits'"),
+    ({"regression": {"age": {"center": 1}}}, r"needs \{center, scale > 0\}"),
+    ({"regression": {"age": {"center": 1, "scale": 0}}}, r"needs \{center, scale > 0\}"),
+    ({"categorical": {"gender": ["male"]}}, "2 or more class names"),
+    ({"regression": {"x": {"center": 0, "scale": 1}}, "categorical": {"x": ["a", "b"]}}, "must be distinct"),
+])
+def test_attribute_outputs_head_refuses_bad_outputs(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AttributeOutputsHead({"conv13": Tap(8, 32)}, **kwargs)
