@@ -10,6 +10,9 @@ metrics, attribute by attribute). The two on-disk formats:
 - **CSV** (one file per split, e.g. ``<root>/train.csv``): a header ``path,attr1,...,attrK``, then
   one row per image with ``1``, ``0`` or an empty field (unknown). ``-1`` is refused there: in
   CelebA it means absent, in other conventions unknown, and a guess would be a silent wrong label.
+  Columns named as ``regression`` outputs hold a number (age in years) and those named as
+  ``categorical`` outputs one of their class names (``male``); empty is unknown there too. They come
+  as ``sample["targets"][name]``: float32 (NaN unknown) or int64 class indices (-1 unknown).
 
 Every error names the file, the line and what was expected; images listed but missing from the
 image folder are an error when the data is set up, not a crash in a worker at step 1000.
@@ -17,8 +20,9 @@ image folder are an error when the data is set up, not a crash in a worker at st
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +31,8 @@ import torch
 from torch.utils.data import Dataset
 
 from mnet_vision.data.base import SPLITS, ImageCropsDataModule, split_files
-from mnet_vision.images import MAX_PIXELS, checked_max_pixels, check_images_exist
 from mnet_vision.data.skipping import collate_skipping, read_or_skip
+from mnet_vision.images import MAX_PIXELS, check_images_exist, checked_max_pixels
 from mnet_vision.textfiles import read_csv_rows, read_lines
 
 log = logging.getLogger(__name__)
@@ -41,15 +45,19 @@ CSV_VALUES = {"1": 1, "0": 0, "": UNKNOWN}
 @dataclass
 class AttributeTable:
     """The labels of one attribute file: ``names`` (K), ``files`` (N, relative to the image
-    folder) and ``labels`` ``(N, K)`` int8 in {1, 0, -1}."""
+    folder), ``labels`` ``(N, K)`` int8 in {1, 0, -1} and ``targets``, the other outputs' ``(N,)``
+    columns by name (float32 with NaN unknown; int64 class indices with -1 unknown)."""
 
     names: list[str]
     files: list[str]
     labels: np.ndarray
     source: str
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
 
     def subset(self, keep: Sequence[int]) -> AttributeTable:
-        return AttributeTable(self.names, [self.files[i] for i in keep], self.labels[list(keep)], self.source)
+        keep = list(keep)
+        return AttributeTable(self.names, [self.files[i] for i in keep], self.labels[keep], self.source,
+                              {name: values[keep] for name, values in self.targets.items()})
 
 
 def _parse_values(rows: list[list[str]], lines: Sequence[int], names: Sequence[str], mapping: Mapping[str, int],
@@ -128,8 +136,42 @@ def read_celeba_partition(path: str | Path) -> dict[str, int]:
     return partition
 
 
-def read_attribute_csv(path: str | Path) -> AttributeTable:
-    """Read a ``path,attr1,...,attrK`` CSV with values 1, 0 or empty (unknown)."""
+def _parse_targets(body: list[tuple[int, list[str]]], header: list[str], regression: Sequence[str],
+                   categorical: Mapping[str, Sequence[str]], source: str) -> dict[str, np.ndarray]:
+    """The regression and categorical columns of a CSV's ``body`` rows (see :func:`read_attribute_csv`)."""
+    targets: dict[str, np.ndarray] = {}
+    for name in [*regression, *categorical]:
+        column = header.index(name)
+        values = [(line, row[column].strip()) for line, row in body]
+        if name in categorical:
+            classes = {c: i for i, c in enumerate(categorical[name])}
+            bad = [(line, v) for line, v in values if v and v not in classes]
+            if bad:
+                raise ValueError(f"{source}, line {bad[0][0]}: {name!r} is {bad[0][1]!r}; expected one of "
+                                 f"{list(classes)} or empty (unknown) ({len(bad)} such value(s) in the file)")
+            targets[name] = np.array([classes[v] if v else UNKNOWN for _, v in values], dtype=np.int64)
+            continue
+        numbers = []
+        for line, v in values:
+            try:
+                number = float(v) if v else math.nan
+            except ValueError:
+                number = math.inf
+            if math.isinf(number) or (v and math.isnan(number)):
+                raise ValueError(f"{source}, line {line}: {name!r} is {v!r}; expected a finite number or empty "
+                                 f"(unknown)")
+            numbers.append(number)
+        targets[name] = np.array(numbers, dtype=np.float32)
+    return targets
+
+
+def read_attribute_csv(path: str | Path, regression: Sequence[str] = (),
+                       categorical: Mapping[str, Sequence[str]] | None = None) -> AttributeTable:
+    """Read a ``path,attr1,...,attrK`` CSV with values 1, 0 or empty (unknown). The columns named in
+    ``regression`` (numbers) and ``categorical`` (``name -> class names``) are read as
+    :attr:`AttributeTable.targets` instead; the rest are the binary attributes (none is allowed
+    when there are such columns)."""
+    categorical = dict(categorical or {})
     path = Path(path)
     rows = read_csv_rows(path, "attribute CSV")  # (line, fields): lines stay right past quoted newlines
     while rows and not any(field.strip() for field in rows[-1][1]):
@@ -137,12 +179,17 @@ def read_attribute_csv(path: str | Path) -> AttributeTable:
     if not rows:
         raise ValueError(f"{path} is empty; expected a header 'path,attr1,...' and one row per image")
     header = [h.strip() for h in rows[0][1]]
-    names = header[1:]
-    if not names or not all(names):
+    columns = header[1:]
+    if not columns or not all(columns):
         raise ValueError(f"{path}, line {rows[0][0]}: expected a header 'path,attr1,attr2,...' with named attributes, "
                          f"got {header}")
-    if _repeats(names):
-        raise ValueError(f"{path}, line {rows[0][0]}: attribute names repeat: {sorted(set(_repeats(names)))}")
+    if _repeats(columns):
+        raise ValueError(f"{path}, line {rows[0][0]}: attribute names repeat: {sorted(set(_repeats(columns)))}")
+    missing = [name for name in [*regression, *categorical] if name not in columns]
+    if missing:
+        raise ValueError(f"{path}, line {rows[0][0]}: no column {missing} (the configured regression/categorical "
+                         f"outputs); the header has {columns}")
+    names = [name for name in columns if name not in regression and name not in categorical]
     body = rows[1:]
     for line, row in body:
         if len(row) != len(header):
@@ -154,9 +201,11 @@ def read_attribute_csv(path: str | Path) -> AttributeTable:
         raise ValueError(f"{path} has a header but no images")
     files = [row[0].strip() for _, row in body]
     _check_unique(files, str(path))
-    labels = _parse_values([[v.strip() for v in row[1:]] for _, row in body], [line for line, _ in body], names,
+    binary = [header.index(name) for name in names]
+    labels = _parse_values([[row[j].strip() for j in binary] for _, row in body], [line for line, _ in body], names,
                            CSV_VALUES, str(path))
-    return AttributeTable(names, files, labels, str(path))
+    return AttributeTable(names, files, labels, str(path),
+                          _parse_targets(body, header, regression, categorical, str(path)))
 
 
 class AttributeDataset(Dataset):
@@ -185,8 +234,11 @@ class AttributeDataset(Dataset):
         image = read_or_skip(path, self.transform, seed, self.strict, self.max_pixels)
         if isinstance(image, dict):
             return image
-        return {"image": image, "attributes": torch.from_numpy(self.table.labels[index]), "path": path,
-                "id": self.table.files[index], "index": index}
+        sample = {"image": image, "attributes": torch.from_numpy(self.table.labels[index]), "path": path,
+                  "id": self.table.files[index], "index": index}
+        if self.table.targets:
+            sample["targets"] = {name: torch.tensor(values[index]) for name, values in self.table.targets.items()}
+        return sample
 
 
 class AttributeDataModule(ImageCropsDataModule):
@@ -280,13 +332,16 @@ class CelebADataModule(AttributeDataModule):
 
 class AttributeCSVDataModule(AttributeDataModule):
     """One ``path,attr1,...`` CSV per split (``files``, relative to ``root``), image paths relative
-    to ``<root>/<images>``."""
+    to ``<root>/<images>``; the columns named in ``regression`` (numbers, e.g. ``[age]``) and
+    ``categorical`` (``{gender: [male, female]}``) are the other outputs' targets
+    (:func:`read_attribute_csv`); ``num_attributes`` counts the remaining, binary columns."""
 
     def __init__(self, root: str, num_attributes: int, files: Mapping[str, str] | None = None, images: str = ".",
-                 **kwargs):
+                 regression: Sequence[str] = (), categorical: Mapping[str, Sequence[str]] | None = None, **kwargs):
         super().__init__(root, num_attributes, **kwargs)
         self.files = split_files(files)
         self.images = images
+        self.regression, self.categorical = list(regression), {k: list(v) for k, v in (categorical or {}).items()}
 
     def read_splits(self) -> dict[str, tuple[Path, AttributeTable]]:
         folder = self.root / self.images
@@ -296,7 +351,7 @@ class AttributeCSVDataModule(AttributeDataModule):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} ({split} split) does not exist; expected <root>/{self.files[split]} "
                                         f"with a header 'path,attr1,...'")
-            table = read_attribute_csv(path)
+            table = read_attribute_csv(path, self.regression, self.categorical)
             check_images_exist(folder, table.files, table.source)
             splits[split] = (folder, table)
         return splits

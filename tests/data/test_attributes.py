@@ -189,3 +189,45 @@ def test_non_utf8_bytes_name_the_line_in_every_attribute_file(tmp_path):
     csv_path.write_bytes("path,red\nna\xefve.png,1\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"a\.csv, line 2, column 3"):
         read_attribute_csv(csv_path)
+
+
+FACE_CSV = "path,age,smiling,gender\nx/1.png,31.5,1,female\nx/2.png,,0,\nx/3.png,7,,male\n"
+GENDERS = {"gender": ["male", "female"]}
+
+
+def test_csv_regression_and_categorical_columns_are_targets(tmp_path):
+    table = read_attribute_csv(write_csv(tmp_path / "a.csv", FACE_CSV), ["age"], GENDERS)
+    assert table.names == ["smiling"] and table.labels.tolist() == [[1], [0], [-1]]
+    assert table.targets["gender"].tolist() == [1, -1, 0]
+    np.testing.assert_array_equal(table.targets["age"], np.array([31.5, np.nan, 7.0], np.float32))
+    assert table.subset([2]).targets["gender"].tolist() == [0]
+    # no binary column at all: only the other outputs
+    only = read_attribute_csv(write_csv(tmp_path / "b.csv", "path,age\nx/1.png,3\n"), ["age"])
+    assert only.names == [] and only.labels.shape == (1, 0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("path,age,smiling,gender\nx/1.png,old,1,male\n", r"line 2: 'age' is 'old'; expected a finite number"),
+    ("path,age,smiling,gender\nx/1.png,inf,1,male\n", r"line 2: 'age' is 'inf'; expected a finite number"),
+    ("path,age,smiling,gender\nx/1.png,3,1,male\nx/2.png,3,1,f\n",
+     r"line 3: 'gender' is 'f'; expected one of \['male', 'female'\] or empty"),
+    ("path,age,smiling\nx/1.png,3,1\n", r"line 1: no column \['gender'\]"),
+])
+def test_bad_target_columns_name_the_line(tmp_path, text, message):
+    path = write_csv(tmp_path / "bad.csv", text)
+    with pytest.raises(ValueError, match=message) as err:
+        read_attribute_csv(path, ["age"], GENDERS)
+    assert str(path) in str(err.value)
+
+
+def test_csv_data_module_samples_carry_the_targets(tmp_path):
+    (tmp_path / "x").mkdir()
+    for i in (1, 2, 3):
+        Image.fromarray(np.full((20, 20, 3), 50 * i, np.uint8)).save(tmp_path / "x" / f"{i}.png")
+    for split in ("train", "val", "test"):
+        write_csv(tmp_path / f"{split}.csv", FACE_CSV)
+    dm = module(AttributeCSVDataModule, tmp_path, num_attributes=1, regression=["age"], categorical=GENDERS)
+    dm.setup("fit")
+    batch = dm.collate([dm.train_set[i] for i in range(3)])
+    assert batch["targets"]["gender"].tolist() == [1, -1, 0] and batch["targets"]["age"].dtype == torch.float32
+    assert batch["attributes"].tolist() == [[1], [0], [-1]]
