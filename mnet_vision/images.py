@@ -17,6 +17,9 @@ decoder in torchvision only warns and returns a partly grey image, which is a si
   scaled to 8 bits by its high byte; PIL's own ``convert`` would clip 0..65535 to 255, turning a
   gradient into near white. ``I`` values outside 0..65535 and 32-bit float images (``F``) have no
   defined 8-bit scale and are refused rather than guessed.
+- **EXIF orientation.** A photo whose EXIF ``Orientation`` tag says it was taken rotated or mirrored
+  (phones store the sensor's pixels and the tag) is turned upright (``PIL.ImageOps.exif_transpose``)
+  before anything else sees it, so boxes, landmarks and crops are in the upright picture people see.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -108,10 +111,10 @@ def read_rgb(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarra
 
     Grayscale, palette, 1-bit and CMYK images are converted to RGB; images with transparency are
     composited over white (so transparent pixels do not come out as arbitrary colours); 16-bit
-    greyscale is scaled to 8 bits (see the module doc). Raises :class:`ImageReadError` for
-    missing, corrupt or truncated files, images of more than ``max_pixels`` pixels (checked from
-    the header, before decoding; ``None``: no limit but PIL's own), and pixel formats with no
-    defined 8-bit scale.
+    greyscale is scaled to 8 bits; an EXIF orientation is applied (see the module doc). Raises
+    :class:`ImageReadError` for missing, corrupt or truncated files, images of more than
+    ``max_pixels`` pixels (checked from the header, before decoding; ``None``: no limit but PIL's
+    own), and pixel formats with no defined 8-bit scale.
     """
     max_pixels = checked_max_pixels(max_pixels)
     try:
@@ -121,7 +124,7 @@ def read_rgb(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarra
             with Image.open(path) as img:
                 _check_pixels(path, img.size, max_pixels)  # from the header: nothing decoded yet
                 img.load()  # decode now: truncation and corruption surface here, not in a worker later
-                array = _to_rgb(path, img)
+                array = _to_rgb(path, ImageOps.exif_transpose(img))  # upright, as a viewer shows it
     except ImageReadError:
         raise
     except FileNotFoundError as err:

@@ -223,3 +223,28 @@ def test_image_extensions_are_torchvisions():
     from mnet_vision.images import IMG_EXTENSIONS
 
     assert IMG_EXTENSIONS == torchvision_extensions
+
+
+
+# EXIF Orientation -> how a camera stores the upright picture's pixels under that tag (the inverse of
+# what a viewer does to show it)
+STORED_AS = {1: None, 3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270,
+             2: Image.Transpose.FLIP_LEFT_RIGHT}
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
+def test_exif_orientation_is_applied_before_anything_sees_the_pixels(tmp_path, orientation):
+    upright = np.zeros((48, 80, 3), np.uint8)  # landscape, a red block in the top-left corner
+    upright[:16, :24] = (255, 0, 0)
+    stored = Image.fromarray(upright)
+    if STORED_AS[orientation] is not None:
+        stored = stored.transpose(STORED_AS[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"orientation{orientation}.jpg"
+    stored.save(path, quality=95, exif=exif)
+    assert Image.open(path).getexif()[0x0112] == orientation
+    rgb = read_rgb(path).astype(int)
+    assert rgb.shape == (48, 80, 3)
+    assert (np.abs(rgb[2:14, 2:22] - (255, 0, 0)) < 40).all()  # JPEG: near, not exact
+    assert rgb[20:, 30:].max() < 40
