@@ -156,10 +156,12 @@ class PretrainedTeacher:
         probabilities: gender and expression as the nets' softmax probabilities (True) or as their
             logarithm (False): logits up to a per-sample constant, which softmax-based terms
             (:class:`~mnet_vision.tasks.distillation.HintonKD`) read exactly as the logits.
+        normalize: the embedding L2-normalised (a student whose head normalises can match it exactly;
+            face-api's descriptors have norms of about 1.4-1.5) or as the descriptor gives it.
     """
 
     def __init__(self, nets: dict[str, LoadedModel], mean: Sequence[float], std: Sequence[float],
-                 view: str | None = None, probabilities: bool = True):
+                 view: str | None = None, probabilities: bool = True, normalize: bool = False):
         unknown = sorted(set(nets) - set(TEACHER_OUTPUTS))
         if unknown or not nets:
             raise ValueError(f"PretrainedTeacher: unknown face-api teacher net(s) {unknown or 'none given'}; "
@@ -167,7 +169,7 @@ class PretrainedTeacher:
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"PretrainedTeacher: mean and std must be 3 per-channel values (std > 0) of the "
                              f"student's normalisation (data.mean, data.std), got mean={list(mean)} std={list(std)}")
-        self.nets, self.view, self.probabilities = nets, view, probabilities
+        self.nets, self.view, self.probabilities, self.normalize = nets, view, probabilities, normalize
         self.mean = torch.tensor([float(m) for m in mean]).view(1, 3, 1, 1)
         self.std = torch.tensor([float(s) for s in std]).view(1, 3, 1, 1)
 
@@ -194,7 +196,7 @@ class PretrainedTeacher:
             model = loaded.model.to(pixels.device).eval()  # whatever a caller did, targets from the eval-mode net
             out = model(inputs.contiguous(memory_format=torch.channels_last) if loaded.fast else inputs)
             if name == "faceapi_descriptor":
-                found["embedding"] = out
+                found["embedding"] = F.normalize(out, dim=1) if self.normalize else out
             elif name == "faceapi_age_gender":
                 found["age"], found["gender"] = out["age"], self._scores(out["gender"])
             else:
@@ -216,7 +218,8 @@ class PretrainedTeacher:
 
 
 def pretrained_teacher(names: Sequence[str], mean: Sequence[float], std: Sequence[float], view: str | None = None,
-                       probabilities: bool = True, fast: bool = True, cache: str | None = None) -> PretrainedTeacher:
+                       probabilities: bool = True, normalize: bool = False, fast: bool = True,
+                       cache: str | None = None) -> PretrainedTeacher:
     """A :class:`PretrainedTeacher` of the face-api nets ``names`` (``["faceapi_descriptor"]``, or
     ``["faceapi_age_gender", "faceapi_expression"]`` ...), loaded by
     :func:`~mnet_vision.pretrained.models.load_pretrained` (fetched on first use; ``fast``: BN folded);
@@ -229,4 +232,4 @@ def pretrained_teacher(names: Sequence[str], mean: Sequence[float], std: Sequenc
                          + (f"; {[n for n in wrong if n in PRETRAINED]} are pretrained models but no teachers "
                             f"(a detector or landmarks: {known})" if any(n in PRETRAINED for n in wrong) else ""))
     return PretrainedTeacher({n: load_pretrained(n, fast=fast, cache=cache) for n in names}, mean, std, view,
-                             probabilities)
+                             probabilities, normalize)

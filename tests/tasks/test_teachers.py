@@ -76,6 +76,13 @@ def test_log_probabilities_are_logits_up_to_a_constant(teacher, crops):
     torch.testing.assert_close(out["gender"].exp(), probs["gender"], atol=1e-6, rtol=0)
 
 
+def test_a_normalised_embedding_is_the_descriptor_over_its_norm(teacher, crops):
+    unit = PretrainedTeacher(teacher.nets, FACENET_MEAN, FACENET_STD, normalize=True)
+    raw, out = teacher.outputs({"image": _normalised(crops)}), unit.outputs({"image": _normalised(crops)})
+    torch.testing.assert_close(out["embedding"], raw["embedding"] / raw["embedding"].norm(dim=1, keepdim=True))
+    assert (raw["embedding"].norm(dim=1) - 1).abs().min() > 0.1  # face-api's descriptors are not unit vectors
+
+
 def test_shapes_checked_against_the_student_when_built(tmp_path):
     faceapi_package()
     teacher = ["distill=embedding_l2", "distill/teacher=faceapi"]
