@@ -20,7 +20,8 @@ CAPTION_FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuS
 
 
 def save_detections_picture(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
-                            class_names: Sequence[str], path: str | Path, width: int = 2, min_side: int = 320) -> Path:
+                            class_names: Sequence[str], path: str | Path, width: int = 2, min_side: int = 320,
+                            colors: Sequence[str] | None = None, captions: Sequence[str] | None = None) -> Path:
     """Draw detections on an image and save it as a PNG.
 
     Args:
@@ -29,6 +30,8 @@ def save_detections_picture(image: torch.Tensor, boxes: torch.Tensor, labels: to
             ``class_names``); ``scores`` ``(K,)``. Each box is captioned ``name score`` in a colour per class.
         min_side: smaller images are enlarged (nearest neighbour, by a whole factor) before drawing,
             so that captions in torchvision's fixed-size font stay readable.
+        colors: one colour per box (e.g. one per person); default one per class.
+        captions: one caption per box, in place of ``name score``.
 
     Photos of :data:`LARGE_SIDE` px or more get lines ``longer side / 400`` px wide and captions in
     DejaVu Sans ``longer side / 60`` px high.
@@ -41,8 +44,10 @@ def save_detections_picture(image: torch.Tensor, boxes: torch.Tensor, labels: to
         image = image.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
         boxes = boxes.detach().cpu().float() * factor
     labels = labels.detach().cpu().tolist()
-    captions = [f"{class_names[int(c)]} {float(s):.2f}" for c, s in zip(labels, scores.detach().cpu().tolist())]
-    colors = [PALETTE[int(c) % len(PALETTE)] for c in labels]
+    if captions is None:
+        captions = [f"{class_names[int(c)]} {float(s):.2f}" for c, s in zip(labels, scores.detach().cpu().tolist())]
+    captions = list(captions)
+    colors = list(colors) if colors is not None else [PALETTE[int(c) % len(PALETTE)] for c in labels]
     side = max(image.shape[1:])
     font = dict(font=CAPTION_FONT, font_size=side // 60) if side >= LARGE_SIDE else {}
     width = max(width, round(side / 400))
