@@ -286,7 +286,7 @@ class AttributeDataModule(ImageCropsDataModule):
         labels = splits["train"][1].labels
         log.info("%s: %d train / %d val / %d test images, %d attributes, %.1f %% of training labels unknown",
                  self.root, len(self.train_set), len(self.val_set), len(self.test_set), len(names),
-                 100 * float((labels == UNKNOWN).mean()))
+                 100 * float((labels == UNKNOWN).mean()) if labels.size else 0.0)
 
     def label_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(positives, negatives)``, each ``(K,)``: the known training labels per attribute."""

@@ -56,8 +56,10 @@ class AttributeOutputsHead(nn.Module):
         in_taps: the backbone's requested taps; exactly one (normally ``conv13``).
         num_attributes: K binary attributes, as K logits under ``"logits"`` (0: none).
         regression: ``name -> {"center": c, "scale": s}``: a real-valued output in its own unit (age in
-            years), ``c + s * fc(x)``, so a freshly initialised head answers about ``c`` and the FC learns
-            a spread of about ``s`` (a 0 bias would start an age at 0 years, far from every face).
+            years), ``c + s * fc(x)``: the FC predicts the standardised value, at the scale of a logit,
+            so a fresh head answers about ``c`` and an adaptive optimiser's steps (about its learning
+            rate per weight) move the output by a fraction of ``s`` (in years, a bias from 0 would need
+            thousands of steps to reach an adult's age, the weights hundreds to span the ages).
         categorical: ``name -> class names``: a multi-class output's logits, one per class.
         dropout: drop probability before the FC layers.
 
