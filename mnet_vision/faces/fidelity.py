@@ -19,11 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from mnet_vision.faces.pipeline import FacePipeline
+from mnet_vision.images import read_rgb
 from mnet_vision.inference.load import LoadedModel
+from mnet_vision.pretrained.faceapi_input import faceapi_net_input
 
 #: face-api's usual same-person threshold on the Euclidean distance of its descriptors.
 FACEAPI_THRESHOLD = 0.6
@@ -130,3 +135,55 @@ def student_embeddings(loaded: LoadedModel, crops: Sequence[np.ndarray], batch_s
         with torch.inference_mode():
             out.append(loaded.model(loaded.inputs(batch)).float().cpu().numpy())
     return np.concatenate(out)
+
+
+@dataclass
+class FaceCrops:
+    """Faces to measure on: a ``name`` per face, its uint8 RGB ``crop`` (what the describer sees) and the
+    teacher's ``(N, D)`` embeddings of them."""
+
+    names: list[str]
+    crops: list[np.ndarray]
+    teacher: np.ndarray
+
+
+def photo_face_crops(pipeline: FacePipeline, paths: Sequence[str | Path], progress: bool = True) -> FaceCrops:
+    """Every face of ``paths`` as ``pipeline`` aligns and describes it (``<photo stem>#<k>``); an unreadable
+    photo is a ``ValueError`` naming it (the measured set must be the one asked for)."""
+    photos, unreadable = pipeline.run_files(list(paths), progress=progress)
+    if unreadable:
+        raise ValueError(f"photo_face_crops: {len(unreadable)} photo(s) unreadable: {unreadable}")
+    names, crops, embeddings = [], [], []
+    for photo in photos:
+        for k, face in enumerate(photo.faces):
+            names.append(f"{Path(photo.photo).stem}#{k}")
+            crops.append(face.aligned)
+            embeddings.append(face.embedding)
+    if len(names) < 2:
+        raise ValueError(f"photo_face_crops: {len(names)} face(s) found in {len(photos)} photo(s); fidelity needs "
+                         "2 or more")
+    return FaceCrops(names, crops, np.stack(embeddings))
+
+
+def crop_file_faces(paths: Sequence[str | Path], teacher: LoadedModel, batch_size: int = 32,
+                    progress: bool = True) -> FaceCrops:
+    """Face crops already cut (image files, e.g. training views for :func:`calibrated_threshold`), described
+    by face-api's ``teacher`` net through its own input pipeline (pad to square, its legacy resize)."""
+    paths = [str(p) for p in paths]
+    crops = [read_rgb(p) for p in tqdm(paths, desc="crops", unit="img", disable=not progress)]
+    size, out = int(teacher.meta.input_size), []
+    for start in range(0, len(crops), batch_size):
+        batch = torch.stack([faceapi_net_input(c, size) for c in crops[start:start + batch_size]])
+        with torch.inference_mode():
+            out.append(teacher.model(teacher.inputs(batch)).float().cpu().numpy())
+    return FaceCrops(paths, crops, np.concatenate(out))
+
+
+def checkpoint_fidelity(student: LoadedModel, measured: FaceCrops, calibration: FaceCrops,
+                        teacher_threshold: float = FACEAPI_THRESHOLD, ks: Sequence[int] = (1, 5)) -> Fidelity:
+    """:func:`embedding_fidelity` of ``student`` (one of our embedding checkpoints) on the ``measured``
+    faces, its threshold calibrated on the ``calibration`` faces (others than the measured ones)."""
+    threshold = calibrated_threshold(student_embeddings(student, calibration.crops), calibration.teacher,
+                                     teacher_threshold)
+    return embedding_fidelity(student_embeddings(student, measured.crops), measured.teacher, threshold,
+                              teacher_threshold, ks)

@@ -1,12 +1,23 @@
 """Student-vs-teacher fidelity: cases known by construction (a copy, a rotation, a scaling, a shuffle),
 scikit-learn as the reference on arbitrary embeddings, the calibrated threshold, and bad input."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import pairwise_distances as sk_distances
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.neighbors import NearestNeighbors
 
-from mnet_vision.faces.fidelity import calibrated_threshold, embedding_fidelity, pairwise_distances
+from mnet_vision.faces.fidelity import (
+    FaceCrops,
+    calibrated_threshold,
+    checkpoint_fidelity,
+    embedding_fidelity,
+    pairwise_distances,
+    student_embeddings,
+)
+from mnet_vision.images import read_rgb
+from mnet_vision.inference.load import load_model
 
 
 @pytest.fixture
@@ -80,3 +91,17 @@ def test_bad_input_is_refused_with_the_shapes():
         calibrated_threshold(np.zeros((3, 4)), np.zeros((1, 4)))
     with pytest.raises(ValueError, match="same faces must be embedded by both"):
         calibrated_threshold(np.zeros((3, 4)), np.zeros((5, 4)))
+
+
+def test_a_checkpoint_measured_against_its_own_embeddings_is_faithful(embedding_run):
+    """The wiring: crops through the checkpoint's evaluation transform, its threshold calibrated on other
+    crops; with the checkpoint as its own teacher every figure is perfect."""
+    loaded = load_model(embedding_run["best_checkpoint"], fast=False)
+    files = sorted((Path(embedding_run["run_dir"]).parent / "data").rglob("*.png"))
+    crops = [read_rgb(f) for f in files[:24]]
+    measured, calibration = crops[:12], crops[12:]
+    own = [FaceCrops([str(i) for i in range(12)], c, student_embeddings(loaded, c)) for c in (measured, calibration)]
+    f = checkpoint_fidelity(loaded, own[0], own[1], teacher_threshold=0.8)
+    assert f.faces == 12 and f.cosine_min == pytest.approx(1.0, abs=1e-5)
+    assert f.verification == 1.0 and f.nn == {1: 1.0, 5: 1.0}
+    assert student_embeddings(loaded, measured).shape == (12, 16)
