@@ -19,6 +19,9 @@ The terms (``nn.Module``s, built from config by Hydra):
   FaceNet distillation ("minimise the squared differences", Table 14).
 - :class:`SoftTargetBCE`: per-attribute BCE against the teacher's probabilities
   ``sigmoid(t/T)``, averaged over attributes (multi-label; Table 12's attribute distillation).
+- :class:`RegressionL1`: ``|s - t| / scale``, mean over the batch: a regression output (age in years)
+  against the teacher's value. (A teacher's multi-class probabilities teach through
+  :class:`HintonKD` given as their logarithm: ``log p`` is a logit vector, ``softmax(log p) = p``.)
 
 Each term may ``project`` the student's output to the teacher's size (a trainable Linear) when
 they differ; without it a mismatch is an error when the wrapper is built, not at step 1000.
@@ -127,6 +130,21 @@ class SoftTargetBCE(SoftenedTerm):
     def loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         t = self.temperature
         return F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t)) * t * t
+
+
+class RegressionL1(DistillationTerm):
+    """A regression output's distillation: ``mean |s - t| / scale`` over the batch, ``(N,)`` outputs in
+    their unit (years for age) and ``scale`` their typical spread, so the term is of the order of the
+    classification terms beside it (an L1, as the mean absolute error it is scored by)."""
+
+    def __init__(self, weight: float = 1.0, output: str = "age", scale: float = 1.0, project: bool = False):
+        super().__init__(weight, output, project)
+        if not scale > 0:
+            raise ValueError(f"RegressionL1: scale must be > 0, got {scale}")
+        self.scale = float(scale)
+
+    def loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return (student - teacher).abs().mean() / self.scale
 
 
 # The student's hooks the wrapper hands over unchanged: evaluation and its pictures are the student's.

@@ -10,7 +10,7 @@ from torch import nn
 from mnet_vision.checkpoints import atomic_save, load_file
 from mnet_vision.config import compose
 from mnet_vision.inference.dump_teacher import STORED_FORMAT, dump_teacher_outputs
-from mnet_vision.tasks.distillation import EmbeddingL2, HintonKD, SoftTargetBCE
+from mnet_vision.tasks.distillation import EmbeddingL2, HintonKD, RegressionL1, SoftTargetBCE
 from mnet_vision.tasks.teachers import StoredTeacher
 from mnet_vision.training import build_task, build_trainer, evaluate, train
 from tests.helpers.configs import tiny_overrides
@@ -156,3 +156,22 @@ def test_temperatures_must_be_positive():
     for term in (HintonKD, SoftTargetBCE):
         with pytest.raises(ValueError, match=f"{term.__name__}: temperature must be > 0"):
             term(temperature=0)
+
+
+def test_regression_l1_is_the_mean_absolute_difference_over_its_scale():
+    student, teacher = torch.tensor([30.0, 50.0, 20.0]), torch.tensor([35.0, 41.0, 20.0])
+    assert RegressionL1(scale=15.0)(student, teacher).item() == pytest.approx((5 + 9 + 0) / 3 / 15)
+    assert RegressionL1()(student, teacher).item() == pytest.approx(14 / 3)  # in years without a scale
+    with pytest.raises(ValueError, match="RegressionL1: scale must be > 0"):
+        RegressionL1(scale=0.0)
+
+
+def test_teacher_probabilities_teach_through_hinton_kd_as_their_logarithm():
+    """A teacher that gives probabilities p (face-api's gender, expressions) is read by HintonKD as
+    log p: at T = 1 the term is KL(p || softmax(s)), the soft cross-entropy minus p's entropy."""
+    gen = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(5, 7, generator=gen), 1)
+    student = torch.randn(5, 7, generator=gen)
+    soft_ce = -(p * torch.log_softmax(student, 1)).sum(1).mean()
+    entropy = -(p * p.log()).sum(1).mean()
+    assert HintonKD(temperature=1.0)(student, p.log()).item() == pytest.approx((soft_ce - entropy).item(), abs=1e-6)
