@@ -21,7 +21,7 @@ from mnet_vision.atomic import atomic_write_bytes
 from mnet_vision.checkpoints import load_file
 from mnet_vision.complexity import count_complexity
 from mnet_vision.config import CONF_DIR
-from mnet_vision.faces.fidelity import checkpoint_fidelity, crop_file_faces, photo_face_crops
+from mnet_vision.faces.fidelity import checkpoint_fidelity, constant_cosine, crop_file_faces, photo_face_crops
 from mnet_vision.faces.pipeline import FacePipeline
 from mnet_vision.inference.load import load_model
 from mnet_vision.markdown import markdown_table
@@ -72,14 +72,18 @@ def main(cfg: DictConfig) -> None:
     measured = photo_face_crops(FacePipeline(), photos)
     calibration = crop_file_faces(_calibration_files(cfg.calibration, cfg.max_calibration),
                                   load_pretrained("faceapi_descriptor"))
-    print(f"{len(measured.names)} held-out faces in {len(photos)} photos; {len(calibration.names)} calibration crops")
+    floor = constant_cosine(measured.teacher, calibration.teacher)
+    print(f"{len(measured.names)} held-out faces in {len(photos)} photos; {len(calibration.names)} calibration crops; "
+          f"a constant student (the calibration crops' mean descriptor) has cosine mean {floor[0]:.3f}, "
+          f"min {floor[1]:.3f}")
     rows = [_row(str(label), str(ckpt), measured, calibration, cfg) for label, ckpt in cfg.students.items()]
     text = table(rows)
     print(text)
     if cfg.out:
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
-        record = {"faces": measured.names, "photos": [str(p) for p in photos], "rows": rows}
+        record = {"faces": measured.names, "photos": [str(p) for p in photos], "calibration": calibration.names,
+                  "constant_cosine": {"mean": floor[0], "min": floor[1]}, "rows": rows}
         atomic_write_bytes(out / "fidelity.json", json.dumps(record, indent=2).encode())
         atomic_write_bytes(out / "fidelity.md", (text + "\n").encode())
         print(f"written {out / 'fidelity.json'} and {out / 'fidelity.md'}")

@@ -124,6 +124,15 @@ def embedding_fidelity(student: np.ndarray | torch.Tensor, teacher: np.ndarray |
                     teacher_same=int(teacher_same.sum()), student_same=int(student_same.sum()), nn=nn)
 
 
+def constant_cosine(teacher: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor) -> tuple[float, float]:
+    """``(mean, min)`` cosine to ``teacher``'s ``(N, D)`` embeddings of a student that answers every face with
+    the mean of the teacher's ``reference`` embeddings (other faces): the floor a cosine figure must clear
+    to show more than the direction all faces share (face descriptors are far from zero-mean)."""
+    t, mean = _matrix(teacher, "teacher"), _matrix(reference, "reference").mean(0)
+    cosine = t @ mean / np.maximum(np.linalg.norm(t, axis=1) * np.linalg.norm(mean), 1e-12)
+    return float(cosine.mean()), float(cosine.min())
+
+
 def student_embeddings(loaded: LoadedModel, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
     """``(N, D)`` embeddings by one of our embedding checkpoints of ``N`` uint8 RGB face crops, through the
     checkpoint's own evaluation transform (resize to its input size, its normalisation)."""

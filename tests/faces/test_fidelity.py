@@ -12,6 +12,7 @@ from mnet_vision.faces.fidelity import (
     FaceCrops,
     calibrated_threshold,
     checkpoint_fidelity,
+    constant_cosine,
     embedding_fidelity,
     pairwise_distances,
     student_embeddings,
@@ -80,6 +81,14 @@ def test_against_scikit_learn_on_arbitrary_embeddings():
     same_s, same_t = sk_distances(student)[rows, cols] <= 3.5, sk_distances(teacher)[rows, cols] <= 3.0
     assert f.verification == pytest.approx(np.mean(same_s == same_t))
     assert (f.student_same, f.teacher_same) == (same_s.sum(), same_t.sum())
+
+
+def test_a_constant_student_scores_the_shared_direction(teacher):
+    repeated = np.repeat(teacher.mean(0, keepdims=True), 40, 0)  # a student answering the mean for every face
+    cosine = np.diag(cosine_similarity(teacher, repeated))
+    assert constant_cosine(teacher, teacher) == pytest.approx((cosine.mean(), cosine.min()))
+    offset = teacher + 3.0  # a large shared component: every face near the mean's direction
+    assert constant_cosine(offset, offset)[1] > 0.9
 
 
 def test_bad_input_is_refused_with_the_shapes():
