@@ -86,8 +86,9 @@ MEASURED_SLOW = {
     # a real npm pack of the 12.7 MB face-api tarball (2 s or more: the network's time)
     "tests/pretrained/test_fetch.py::test_real_npm_pack_into_an_empty_cache",
     "tests/pretrained/test_fetch.py::test_corrupt_tarball_is_deleted_and_fetched_again",
-    # face-api's pipeline over the six demo photos (7 s, once per module)
+    # face-api's pipeline over the six demo photos (7 s, once per module, for the first of these)
     "tests/faces/test_gallery.py::test_real_photos_indexed_searched_and_clustered",
+    "tests/faces/test_gallery.py::test_real_refusals_come_before_the_work",
     # the six demo photos through face-api's pipeline with its attribute nets (tests/faces/conftest.py's
     # session fixture demo_faces, ~5 s), compared with face-api's own outputs
     "tests/faces/test_pipeline.py::test_the_demo_photos_end_to_end_equal_faceapi",
