@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnet_vision.deploy.runtime import OnnxModel, is_onnx_path, load_onnx
 from mnet_vision.faces.align import (
     align_similarity,
     faceapi_aligned_box,
@@ -43,20 +46,22 @@ from mnet_vision.pretrained.models import PRETRAINED, load_pretrained
 log = logging.getLogger(__name__)
 
 ALIGNS = ("faceapi", "similarity")
+#: The stages :attr:`FacePipeline.stage_seconds` times.
+STAGES = ("decode", "detect", "landmarks", "align", "describe", "attributes")
 
-#: The smallest face (shorter side of the detection box, pixels) the pipeline describes. Measured on
-#: demo/sample1.jpg's three faces (~180-200 px) downscaled with the whole photo (PIL bilinear), face-api's
-#: descriptor against its full-size one: see :data:`MIN_FACE_MEASURED` and tests/faces/test_pipeline.py.
+#: The smallest face (shorter side of the detection box, pixels) the pipeline describes. Measured on the
+#: demo photos sample1, 3 and 5 (11 faces of 160-270 px) downscaled whole (PIL bilinear), face-api's
+#: descriptor of each face against its full-size one: 0.05-0.12 at 78-110 px, 0.16-0.31 at 38-50 px,
+#: 0.18-0.41 at 29-35 px, 0.25-0.47 at 24-28 px and 0.37-0.86 at 12-21 px, where two different people of
+#: these photos lie 0.47 apart at the nearest (face-api's same-person threshold: 0.6). At 32 px and up a face
+#: stays nearer itself than anyone else; below, it drifts to its neighbours and then past the threshold.
 MIN_FACE = 32
-#: Descriptor distance of a face to its own full-size descriptor, by face size (shorter detection-box side,
-#: px; the mean over sample1's faces), face-api pipeline: the measurement behind :data:`MIN_FACE`.
-MIN_FACE_MEASURED: dict[int, float] = {}
 
 
 @dataclass
 class Face:
     """One described face. ``box``: ``(x1, y1, x2, y2)`` float pixels of the (EXIF-upright) photo, the
-    detector's; ``score``: the detector's; ``landmarks``: ``(68, 2)`` float pixels; ``embedding``: ``(D,)``
+    detector's; ``score``: the detector's; ``landmarks``: ``(68, 2)`` float64 pixels; ``embedding``: ``(D,)``
     float32 (None when no describer ran); ``aligned``: the ``(h, w, 3)`` uint8 crop the describer was fed
     (None when not kept); ``age`` ``{"years"}``, ``gender`` ``{"male", "female"}`` probabilities and
     ``expression`` ``{name: probability}`` when the attribute nets ran."""
@@ -131,7 +136,8 @@ class FacePipeline:
 
     Args:
         detector, landmarks, describer: each a pretrained name, a :class:`LoadedModel` or a checkpoint path:
-            a face detector, face-api's 68-point landmark net, a face descriptor (``faceapi_descriptor``, or
+            a face detector (or its ``.onnx`` export, run by ONNX Runtime: :mod:`mnet_vision.deploy.runtime`),
+            face-api's 68-point landmark net, a face descriptor (``faceapi_descriptor``, or
             one of our embedding checkpoints, with ``align="similarity"``); ``describer=None`` stops after the
             landmarks (no embeddings).
         align: ``"faceapi"`` (face-api's crops, so its descriptor equals face-api's end to end) or
@@ -139,10 +145,14 @@ class FacePipeline:
             default the describer's input size).
         score_thresh: detections scoring above it (strictly, as face-api's ``minConfidence``) are faces.
         min_face: detections whose shorter box side is below it (pixels) are skipped, with the reason
-            (:data:`MIN_FACE`: where the descriptor stops being the same face).
+            (:data:`MIN_FACE`, 32 px: below it face-api's descriptor of a face moves as far from its full-size
+            descriptor as other people lie).
         attributes: also run face-api's age/gender and expression nets (on face-api's own crop for them).
         keep_aligned: keep each describer input crop in :attr:`Face.aligned`.
         device, fast: where and how (BN folded, channels_last) the models given by name or path run.
+
+    ``stage_seconds``: wall seconds spent in each of :data:`STAGES` since it was last cleared (``decode``:
+    reading files in :meth:`run_files`; ``align``: cutting or warping the describer's crops).
     """
 
     def __init__(self, detector: str | Path | LoadedModel = "faceapi_ssd",
@@ -161,9 +171,14 @@ class FacePipeline:
             raise ValueError(f"min_face={min_face!r}: expected a face size of at least 1 pixel")
         self.align, self.score_thresh, self.min_face = align, float(score_thresh), float(min_face)
         self.keep_aligned = keep_aligned
-        self.detector = _loaded(detector, "detector", fast, device)
-        if not isinstance(self.detector.model, DetectorModel):
-            raise ValueError(f"detector: {self.detector.source} is a {self.detector.meta.task} model, not a detector")
+        if is_onnx_path(detector):
+            self.detector: LoadedModel | OnnxModel = load_onnx(detector, task="DetectionTask")
+        else:
+            self.detector = _loaded(detector, "detector", fast, device)
+            if not isinstance(self.detector.model, DetectorModel):
+                raise ValueError(f"detector: {self.detector.source} is a {self.detector.meta.task} model, not a "
+                                 "detector")
+        self.stage_seconds: defaultdict[str, float] = defaultdict(float)
         self.landmarks = _checked(_loaded(landmarks, "landmarks", fast, device), "landmarks", "landmarks")
         self.describer = None
         self._describer_spec = describer
@@ -195,11 +210,22 @@ class FacePipeline:
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(N, 4)`` xyxy pixel boxes and ``(N,)`` scores of the faces scoring above ``score_thresh``."""
-        image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div(255)
-        with torch.inference_mode():
-            found = self.detector.model([image.to(self.detector.device)])[0]
-        keep = found["scores"] > self.score_thresh
-        return found["boxes"][keep].double().cpu().numpy(), found["scores"][keep].double().cpu().numpy()
+        if isinstance(self.detector, OnnxModel):
+            found = self.detector.detect([rgb])[0]
+            boxes, scores = np.asarray(found["boxes"], np.float64), np.asarray(found["scores"], np.float64)
+        else:
+            image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div(255)
+            with torch.inference_mode():
+                found = self.detector.model([image.to(self.detector.device)])[0]
+            boxes, scores = found["boxes"].double().cpu().numpy(), found["scores"].double().cpu().numpy()
+        keep = scores > self.score_thresh
+        return boxes[keep], scores[keep]
+
+    @property
+    def detector_input_size(self) -> int:
+        """The side of the square the detector sees (pixels; face-api's 512)."""
+        size = self.detector.input_size if isinstance(self.detector, OnnxModel) else self.detector.meta.input_size
+        return int(size or 512)
 
     def _net(self, loaded: LoadedModel, crops: Sequence[np.ndarray]) -> Any:
         """One face-api net on face crops: its own pad + resize (``faceapi_net_input``), one batch."""
@@ -211,7 +237,7 @@ class FacePipeline:
         """The float ``(x, y, w, h)`` box the landmark crop is cut from, and its landmarks shifted by: face-api's
         rounded rescaling of it under ``align="faceapi"`` (:func:`faceapi_detection_box`)."""
         if self.align == "faceapi":
-            return faceapi_detection_box(box, width, height, int(self.detector.meta.input_size or 512))
+            return faceapi_detection_box(box, width, height, self.detector_input_size)
         x1, y1, x2, y2 = (float(v) for v in box)
         return x1, y1, x2 - x1, y2 - y1
 
@@ -223,7 +249,9 @@ class FacePipeline:
                              f"{rgb.shape} ({photo or 'an array'})")
         height, width = rgb.shape[:2]
         result = PhotoFaces(str(photo), width, height)
+        clock = time.perf_counter()
         boxes, scores = self.detect(rgb)
+        clock = self._timed("detect", clock)
         kept = []  # (box, score, landmark box (float), landmark crop box (int))
         for box, score in zip(boxes, scores, strict=True):
             side = min(box[2] - box[0], box[3] - box[1])
@@ -240,6 +268,7 @@ class FacePipeline:
         if not kept:
             return result
         relative = self._net(self.landmarks, [faceapi_face_crop(rgb, crop_box) for *_, crop_box in kept])
+        clock = self._timed("landmarks", clock)
         faces, crops = [], []
         for (box, score, landmark_box, crop_box), points in zip(kept, relative.double().cpu(), strict=True):
             in_crop = landmarks_in_crop(points, crop_box[2], crop_box[3], int(self.landmarks.meta.input_size)).numpy()
@@ -252,18 +281,26 @@ class FacePipeline:
                 result.skipped.append({"box": [float(v) for v in box], "score": score,
                                        "reason": "face-api's aligned box has no pixels inside the photo"})
                 continue
-            faces.append(Face(tuple(float(v) for v in box), score, landmarks.astype(np.float32)))
+            faces.append(Face(tuple(float(v) for v in box), score, landmarks))
             crops.append(crop)
+        clock = self._timed("align", clock)
         if self.describer is not None and faces:
             for face, embedding in zip(faces, self._describe(crops), strict=True):
                 face.embedding = embedding
+        clock = self._timed("describe", clock)
         if self.keep_aligned:
             for face, crop in zip(faces, crops, strict=True):
                 face.aligned = np.ascontiguousarray(crop)
         if self.attribute_models is not None and faces:
             self._attributes(rgb, faces)
+            self._timed("attributes", clock)
         result.faces = faces
         return result
+
+    def _timed(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.stage_seconds[stage] += now - since
+        return now
 
     def _describer_crop(self, rgb: np.ndarray, landmarks: np.ndarray, crop_box: tuple[int, int, int, int]
                         ) -> np.ndarray | None:
@@ -303,8 +340,13 @@ class FacePipeline:
         """:meth:`describe_photo` for each image file, in order, with a progress bar; unreadable files (and
         those over ``max_pixels``) are logged, counted and listed in the second value, never raised."""
         photos, unreadable = [], []
-        for chunk in readable_chunks([Path(p) for p in paths], 1, unreadable, "faces" if progress else None,
-                                     max_pixels):
+        chunks = readable_chunks([Path(p) for p in paths], 1, unreadable, "faces" if progress else None, max_pixels)
+        while True:
+            clock = time.perf_counter()
+            chunk = next(chunks, None)  # reads (decodes) the next file
+            self._timed("decode", clock)
+            if chunk is None:
+                break
             photos += [self.describe_photo(rgb, str(path)) for path, rgb in chunk]
         skipped = sum(len(p.skipped) for p in photos)
         if skipped:

@@ -37,6 +37,7 @@ PHOTOS = tuple(f"sample{i}" for i in range(1, 7))
 NODE_TIMEOUT_S = 3600
 # float32 outputs of face-api's nets (widened to double by JS): stored at float32's shortest repr
 FLOAT32_KEYS = ("descriptor", "expressions")
+WASM_KEYS = ("score", "box", "landmarks", "descriptor", "expressions", "age", "gender", "gender_probability")
 FLOOR_KEYS = ("score", "box", "landmarks", "descriptor_box", "descriptor", "expressions", "age", "gender_probability")
 
 
@@ -106,10 +107,14 @@ def main() -> None:
         if hashlib.sha256(rgb.tobytes()).hexdigest() != got["rgb_sha256"]:
             raise RuntimeError(f"{name}: oracle.js read other RGB bytes than make_oracle.py wrote")
         floor = noise_floor(got["faces"]["cpu"], got["faces"]["wasm"])
-        for faces in got["faces"].values():
-            for face in faces:
+        for backend, faces in got["faces"].items():
+            for k, face in enumerate(faces):
                 for key in FLOAT32_KEYS:
                     face[key] = _float32(face[key])
+                for key in ("landmarks", "unshifted_landmarks"):  # pixels: to 1e-6 px, 4 orders under the bars
+                    face[key] = [[round(x, 6), round(y, 6)] for x, y in face[key]]
+                if backend != "cpu":  # the crops' integer boxes are the same on both (floor 0): kept once
+                    faces[k] = {key: face[key] for key in WASM_KEYS}
         doc_photos[name] = {"file": f"demo/{name}.jpg", "width": got["width"], "height": got["height"],
                             "rgb_sha256": got["rgb_sha256"], "faces": got["faces"], "noise_floor_cpu_vs_wasm": floor}
     doc = {
@@ -123,7 +128,7 @@ def main() -> None:
                 "t = tf.tensor3d(Int32Array of the RGB bytes, [h, w, 3], 'int32')",
         "photos": doc_photos,
     }
-    atomic_write_text(HERE / "outputs.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(HERE / "outputs.json", json.dumps(doc, separators=(",", ":")) + "\n")  # data: one line
     print(f"make_oracle: wrote {HERE / 'outputs.json'}", file=sys.stderr)
 
 
