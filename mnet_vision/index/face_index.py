@@ -346,10 +346,15 @@ class FaceIndex:
         return self.index.ntotal
 
     def check_embedding_model(self, model: dict[str, Any] | None, what: str) -> None:
-        """Refuse vectors made by ``model`` (a record, or None: unknown, accepted) when this index
-        records another one, or records none but already holds vectors: the error names both."""
+        """Refuse vectors made by ``model`` (a record, or None: a model that names none, as the checkpoint
+        tools' embedders) when this index records another one, or records none but already holds
+        vectors (provenance unknown), or records one while ``model`` is None: the error names both."""
         if model is None:
-            return
+            if self.embedding_model is None:
+                return
+            raise ValueError(f"{what} name no embedding model, but this index was built with "
+                             f"{describe_model(self.embedding_model)} and compares by {self.metric} distance: "
+                             f"search or extend it with the tool that built it (tools/faces.py)")
         if self.embedding_model is None:
             if len(self) == 0:
                 return

@@ -212,9 +212,9 @@ def test_entries_keep_their_metadata_and_the_index_its_model_and_metric(tmp_path
     (row,) = loaded.search(x[1], k=1, embedding_model=DESCRIPTOR)
     assert row[0].entry["photo"] == "b.jpg" and row[0].score == pytest.approx(0.0, abs=1e-5)
     with pytest.raises(ValueError, match=r"metadata of embedding 0 is not JSON-able"):
-        loaded.add(x[:1], ["c"], metadata=[{"box": np.zeros(4)}])
+        loaded.add(x[:1], ["c"], metadata=[{"box": np.zeros(4)}], embedding_model=DESCRIPTOR)
     with pytest.raises(ValueError, match=r"metadata of embedding 0: the keys \['identity'\] are the entry's own"):
-        loaded.add(x[:1], ["c"], metadata=[{"identity": "c"}])
+        loaded.add(x[:1], ["c"], metadata=[{"identity": "c"}], embedding_model=DESCRIPTOR)
     assert len(loaded) == 2
 
 
@@ -240,5 +240,12 @@ def test_vectors_of_another_embedding_model_are_refused_naming_both(tmp_path):
     with pytest.raises(ValueError, match="records no embedding model"):
         plain.search(x[0], embedding_model=DESCRIPTOR)
     assert plain.search(x[0])[0][0].identity == "a"  # and queries that name no model are its old use
+    # ... while vectors that name no model (tools/search.py's, build_index.py's) stay out of one that records one
+    with pytest.raises(ValueError, match="the queries name no embedding model, but this index was built with "
+                                         r"faceapi_descriptor \(sha256 abababababab\.\.\., 16-D, align faceapi, metric "
+                                         r"euclidean\) and compares by euclidean distance"):
+        index.search(x[0])
+    with pytest.raises(ValueError, match="the embeddings to add name no embedding model"):
+        index.add(x, ["a", "b", "c"])
     with pytest.raises(ValueError, match="makes 16-D vectors, not 8-D"):
         FaceIndex.create(8, embedding_model=DESCRIPTOR)
