@@ -11,10 +11,12 @@ from PIL import Image
 
 from mnet_vision.config import compose
 from mnet_vision.data.synthetic.attributes import ATTRIBUTE_NAMES
+from mnet_vision.heads.faceapi import EXPRESSIONS, GENDERS
 from mnet_vision.inference.dump_teacher import dump_teacher_outputs
 from mnet_vision.tasks.attributes import masked_bce, masked_cross_entropy, masked_l1
 from mnet_vision.training import build_task, evaluate, train
 from tests.helpers.configs import tiny_attribute_overrides
+from tests.helpers.pretrained import faceapi_package
 
 K = len(ATTRIBUTE_NAMES)
 
@@ -218,3 +220,36 @@ def test_outputs_task_refuses_other_class_orders_and_unknown_weights(tmp_path):
         train(cfg, run_dir=tmp_path / "run")
     with pytest.raises(Exception, match=r"output_weights names \['height'\]"):
         build_task(compose(outputs_overrides(data, "task.module.output_weights={height:2.0}")))
+
+
+# experiment=faceapi_attributes: face-api's age/gender and expression nets as the live teacher.
+
+def test_faceapi_attributes_experiment_uses_faceapi_class_order():
+    cfg = compose(["experiment=faceapi_attributes", "data.root=unused"])
+    assert list(cfg.data.categorical.gender) == list(GENDERS)
+    assert list(cfg.data.categorical.expression) == list(EXPRESSIONS)
+    assert cfg.task.categorical == cfg.data.categorical and list(cfg.data.regression) == ["age"]
+    assert {name: term.output for name, term in cfg.distill.losses.items()} == {
+        "age": "age", "gender": "gender", "expression": "expression"}
+    assert cfg.distill.teacher.probabilities is False  # HintonKD takes the log-probabilities as logits
+
+
+def test_student_distils_from_faceapi_attribute_nets(tmp_path):
+    faceapi_package()
+    root = tmp_path / "faces"
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 4), ("test", 4)):
+        rows = ["path,age,gender,expression"]
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / "images" / f"{split}{i}.png")
+            rows.append(f"images/{split}{i}.png," + (",," if split == "train" else f"{20 + i},female,happy"))
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    cfg = compose(["experiment=faceapi_attributes", f"data.root={root}", "debug=tiny", "task.input_size=32",
+                   "data.batch_size=4", "trainer.max_epochs=1"])
+    metrics = train(cfg, run_dir=tmp_path / "run")
+    for term in ("age", "gender", "expression"):
+        assert np.isfinite(metrics[f"train/distill_{term}"]) and metrics[f"train/distill_{term}"] >= 0
+    assert 0 <= metrics["test/gender_accuracy"] <= 1 and metrics["test/age_mae"] >= 0
+    state = torch.load(metrics["best_checkpoint"], weights_only=True)["state_dict"]
+    assert state and all(k.startswith(("student.", "terms.")) for k in state)  # the teacher is never saved
