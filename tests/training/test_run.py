@@ -16,9 +16,16 @@ def _train(root, run_dir, *extra):
     return train(compose(tiny_overrides(root, *extra)), run_dir=run_dir)
 
 
-def test_train_writes_checkpoints_logs_and_metrics(shapes_root, tmp_path):
-    metrics = _train(shapes_root, tmp_path / "run")
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def default_run(shapes_root, tmp_path_factory):
+    """One default tiny run (1 epoch, tested after fit) that the tests which only read its folder or
+    its checkpoints share: its metrics dict, the folder at ``run_dir``."""
+    run_dir = tmp_path_factory.mktemp("default") / "run"
+    return {**_train(shapes_root, run_dir), "run_dir": run_dir}
+
+
+def test_train_writes_checkpoints_logs_and_metrics(default_run):
+    metrics, run = default_run, default_run["run_dir"]
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert metrics["best_checkpoint"].startswith(str(run / "checkpoints" / "best-epoch000"))
     assert json.loads((run / "metrics.json").read_text())["test/top1"] == pytest.approx(metrics["test/top1"])
@@ -31,24 +38,26 @@ def test_train_writes_checkpoints_logs_and_metrics(shapes_root, tmp_path):
     assert not list((run / "checkpoints").glob(".*tmp*"))
 
 
-def test_checkpoint_loads_weights_only_and_holds_config(shapes_root, tmp_path):
-    _train(shapes_root, tmp_path / "run")
-    ckpt = load_file(tmp_path / "run" / "checkpoints" / "last.ckpt")
+def test_checkpoint_loads_weights_only_and_holds_config(default_run):
+    ckpt = load_file(default_run["run_dir"] / "checkpoints" / "last.ckpt")
     assert ckpt["mnet_config"]["task"]["name"] == "shapes"
     assert any(k.startswith("model.backbone.features.conv0") for k in ckpt["state_dict"])
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(shapes_root, tmp_path):
-    straight = _train(shapes_root, tmp_path / "straight", "trainer.max_epochs=2", "test_after_fit=false")
+def test_resume_gives_the_same_weights_and_best_epoch_as_an_uninterrupted_run(shapes_root, tmp_path):
+    # one chain for both claims (3 runs, not 6): a run killed after epoch 0 and resumed to 3 epochs ends
+    # with the uninterrupted run's weights, validation loss, best epoch and test score
+    straight = _train(shapes_root, tmp_path / "straight", "trainer.max_epochs=3")
     _train(shapes_root, tmp_path / "first", "trainer.max_epochs=1", "test_after_fit=false")
-    resumed = _train(shapes_root, tmp_path / "resumed", "trainer.max_epochs=2", "test_after_fit=false",
-                     f"resume={tmp_path / 'first'}")
+    resumed = _train(shapes_root, tmp_path / "resumed", "trainer.max_epochs=3", f"resume={tmp_path / 'first'}")
     a = load_file(tmp_path / "straight" / "checkpoints" / "last.ckpt")["state_dict"]
     b = load_file(tmp_path / "resumed" / "checkpoints" / "last.ckpt")["state_dict"]
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
     assert resumed["val/loss"] == pytest.approx(straight["val/loss"], abs=1e-6)
+    assert Path(resumed["best_checkpoint"]).name == Path(straight["best_checkpoint"]).name
+    assert resumed["test/top1"] == pytest.approx(straight["test/top1"], abs=0)
 
 
 def test_resume_keeps_the_best_checkpoint_of_the_epochs_before_it(shapes_root, tmp_path):
@@ -72,14 +81,6 @@ def test_resume_keeps_the_best_checkpoint_of_the_epochs_before_it(shapes_root, t
     assert resumed["test/top1"] == pytest.approx(tested["test/top1"], abs=0)
 
 
-def test_resume_and_an_uninterrupted_run_pick_the_same_best_epoch(shapes_root, tmp_path):
-    straight = _train(shapes_root, tmp_path / "straight", "trainer.max_epochs=3")
-    _train(shapes_root, tmp_path / "first", "trainer.max_epochs=2", "test_after_fit=false")
-    resumed = _train(shapes_root, tmp_path / "resumed", "trainer.max_epochs=3", f"resume={tmp_path / 'first'}")
-    assert Path(resumed["best_checkpoint"]).name == Path(straight["best_checkpoint"]).name
-    assert resumed["test/top1"] == pytest.approx(straight["test/top1"], abs=0)
-
-
 def test_last_checkpoint_holds_the_last_epoch_between_validations(shapes_root, tmp_path):
     # validation every 2 epochs, 3 epochs: the third epoch must still reach last.ckpt
     _train(shapes_root, tmp_path / "run", "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2",
@@ -93,27 +94,26 @@ def test_resume_from_missing_checkpoint(shapes_root, tmp_path):
         _train(shapes_root, tmp_path / "r", f"resume={tmp_path / 'nothing'}")
 
 
-def test_evaluate_rebuilds_from_checkpoint(shapes_root, tmp_path):
-    trained = _train(shapes_root, tmp_path / "run")
+def test_evaluate_rebuilds_from_checkpoint(default_run):
+    trained, run = default_run, default_run["run_dir"]
     metrics = evaluate(trained["best_checkpoint"], "test")
     assert metrics["test/top1"] == pytest.approx(trained["test/top1"])
-    assert metrics["out_dir"] == str(tmp_path / "run" / "eval_test")
-    assert (tmp_path / "run" / "eval_test" / "confusion_test.png").is_file()
+    assert metrics["out_dir"] == str(run / "eval_test")
+    assert (run / "eval_test" / "confusion_test.png").is_file()
     val = evaluate(trained["best_checkpoint"], "val", {"data": {"batch_size": 4}})
     assert "val/top1" in val
 
 
-def test_checkpoint_of_another_config_names_the_difference(shapes_root, tmp_path):
-    trained = _train(shapes_root, tmp_path / "run")
-    ckpt = torch.load(trained["best_checkpoint"], weights_only=True)
+def test_checkpoint_of_another_config_names_the_difference(default_run, tmp_path):
+    ckpt = torch.load(default_run["best_checkpoint"], weights_only=True)
     ckpt["mnet_config"]["backbone"]["alpha"] = 0.5  # as if the file came from a wider model
     torch.save(ckpt, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointMismatchError, match=r"shape differences: \['backbone.features.conv0.conv.weight"):
         evaluate(tmp_path / "other.ckpt")
 
 
-def test_fine_tune_backbone_from_checkpoint(shapes_root, tmp_path):
-    trained = _train(shapes_root, tmp_path / "run")
+def test_fine_tune_backbone_from_checkpoint(shapes_root, default_run):
+    trained = default_run
     ckpt = load_file(trained["best_checkpoint"])["state_dict"]
     cfg = compose(tiny_overrides(shapes_root, f"task.init_from.path={trained['best_checkpoint']}",
                                  "task.init_from.scope=backbone"))
@@ -149,10 +149,9 @@ def test_imagenet_without_data_names_the_root(tmp_path):
         train(cfg, run_dir=tmp_path / "run")
 
 
-def test_resume_with_another_model_config_names_the_keys(shapes_root, tmp_path):
-    _train(shapes_root, tmp_path / "first", "test_after_fit=false")
+def test_resume_with_another_model_config_names_the_keys(shapes_root, default_run, tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r"backbone\.alpha: checkpoint 0\.25, now 0\.5"):
-        _train(shapes_root, tmp_path / "resumed", "backbone.alpha=0.5", f"resume={tmp_path / 'first'}")
+        _train(shapes_root, tmp_path / "resumed", "backbone.alpha=0.5", f"resume={default_run['run_dir']}")
 
 
 def test_an_unwritable_run_folder_is_named_before_training(shapes_root, tmp_path):
