@@ -15,6 +15,7 @@ with no face are listed, unreadable files counted and listed; an index of anothe
 refused naming both; out= never overwrites an input. Keys and defaults: conf/faces.yaml.
 """
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -87,7 +88,8 @@ def _cluster(cfg: DictConfig) -> None:
         if cluster["size"] > 1:
             print(f"cluster {cluster['cluster']}: {cluster['size']} faces in {cluster['photos']} photo(s): "
                   + ", ".join(m["label"] for m in cluster["members"])
-                  + (f"  (a photo twice: {', '.join(cluster['same_photo'])})" if cluster["same_photo"] else ""))
+                  + (f"  (a photo twice: {', '.join(Path(p).name for p in cluster['same_photo'])})"
+                     if cluster["same_photo"] else ""))
     print(f"{result['faces']} faces -> {len(result['clusters'])} clusters ({result['method']}"
           + (f" at {result['threshold']}" if result["threshold"] is not None else "")
           + f"), {result['people_in_several_photos']} in more than one photo, {result['singletons']} alone"

@@ -417,6 +417,8 @@ def draw_search(summary: dict[str, Any], out_dir: Path, files: Sequence[Path], p
 # The distance given to two faces of one photo when they must stay apart: far beyond any threshold even
 # once averaged over two clusters of a thousand faces each (average linkage).
 APART = 1e9
+# Linkage clustering holds all N (N - 1) / 2 distances as float64: 30k faces are 3.6 GB; beyond, k-means.
+LINKAGE_MAX_FACES = 30_000
 
 
 def cluster_labels(vectors: np.ndarray, metric: str, threshold: float = 0.6, method: str = "average",
@@ -450,6 +452,9 @@ def cluster_labels(vectors: np.ndarray, metric: str, threshold: float = 0.6, met
         raw = kmeans.index.search(x, 1)[1][:, 0]
     elif n == 1:
         raw = np.zeros(1, np.int64)
+    elif n > LINKAGE_MAX_FACES:
+        raise ValueError(f"method={method} on {n} faces needs {n * (n - 1) // 2 * 8 / 1e9:.0f} GB of pairwise "
+                         f"distances (at most {LINKAGE_MAX_FACES} faces): use method=kmeans clusters=K")
     else:
         # cosine: scipy's distance is 1 - similarity, so "similarity >= t" is "distance <= 1 - t"
         distances = pdist(vectors, metric)

@@ -194,6 +194,8 @@ def test_clusters_known_by_construction(tmp_path, described):
     assert cluster_labels(np.stack(close), "euclidean", 0.6, "average", groups=groups).tolist() == [0, 1, 0]
     assert cluster_labels(np.stack(close), "euclidean", 0.6, "single", groups=groups).tolist() == [0, 0, 0]
     assert APART > 1e6
+    with pytest.raises(ValueError, match=r"method=average on 30001 faces needs 4 GB of pairwise distances.*kmeans"):
+        cluster_labels(np.zeros((30_001, 2)), "euclidean")
 
 
 def test_cluster_pictures_and_json(tmp_path, described):
