@@ -121,7 +121,8 @@ class IdentityNames:
     def unmatched(self, photos: Sequence[PhotoFaces]) -> list[str]:
         """The names given to photos or faces the run did not find (a photo not read, no such face)."""
         faces = {Path(p.photo).resolve(): len(p.faces) for p in photos}
-        missing = [f"{path}: {name} (photo not indexed)" for path, name in self.by_photo.items() if path not in faces]
+        missing = [f"{path}: {name} ({'photo not indexed' if path not in faces else 'no face found'})"
+                   for path, name in self.by_photo.items() if not faces.get(path)]
         for (path, i), name in self.by_face.items():
             if path not in faces:
                 missing.append(f"{path} face {i}: {name} (photo not indexed)")

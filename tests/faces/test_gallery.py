@@ -109,14 +109,15 @@ def test_names_from_a_folder_layout_or_a_csv(tmp_path, described):
         photo_files(tmp_path / "nowhere.jpg")
     # a photo named as a whole names its largest face (face 1 here); per-face rows name the others
     (tmp_path / "names.csv").write_text("photo,face,identity\nphotos/a.png,cy\nphotos/a.png,0,dee\nphotos/b.png,1,ann\n"
-                                        "photos/missing.png,eve\nphotos/c.png,3,fay\n")
+                                        "photos/missing.png,eve\nphotos/c.png,3,fay\nphotos/d.png,gil\n")
     names = read_identities(tmp_path / "names.csv")
     assert names.names(described[0]) == ["dee", "cy"] and names.names(described[1]) == ["", "ann"]
     folder = (tmp_path / "photos").resolve()
     assert names.unmatched(described) == [f"{folder / 'missing.png'}: eve (photo not indexed)",
+                                          f"{folder / 'd.png'}: gil (no face found)",
                                           f"{folder / 'c.png'} face 3: fay (the photo has 1 face(s))"]
     summary = index_faces(described, [], tmp_path / "named.faiss", MODEL, "euclidean", names)
-    assert summary["named"] == 3 and len(summary["unmatched_names"]) == 2
+    assert summary["named"] == 3 and len(summary["unmatched_names"]) == 3
     assert sorted(e["identity"] for e in FaceIndex.load(tmp_path / "named.faiss").entries.values()) == [
         "", "", "ann", "cy", "dee"]
     for text, error in (("a.png\n", r"line 1: expected 'photo,identity' or 'photo,face,identity'"),
