@@ -92,6 +92,8 @@ MEASURED_SLOW = {
     # the six demo photos through face-api's pipeline with its attribute nets (tests/faces/conftest.py's
     # session fixture demo_faces, ~5 s), compared with face-api's own outputs
     "tests/faces/test_pipeline.py::test_the_demo_photos_end_to_end_equal_faceapi",
+    # face-api's detector exported to ONNX (TorchScript exporter, ~8 s) and run on a demo photo
+    "tests/faces/test_pipeline.py::test_an_onnx_detector_gives_the_pytorch_detectors_faces",
     # two demo photos through face-api's pipeline and 2 x 3 augmented views written (~4 s)
     "tests/faces/test_attribute_crops.py::test_the_set_of_real_faces_is_read_by_the_attribute_data_module",
 }

@@ -136,7 +136,8 @@ class FacePipeline:
 
     Args:
         detector, landmarks, describer: each a pretrained name, a :class:`LoadedModel` or a checkpoint path:
-            a face detector (or its ``.onnx`` export, run by ONNX Runtime: :mod:`mnet_vision.deploy.runtime`),
+            a face detector (or its ``.onnx`` export or that loaded, an ``OnnxModel``, run by ONNX Runtime:
+            :mod:`mnet_vision.deploy.runtime`),
             face-api's 68-point landmark net, a face descriptor (``faceapi_descriptor``, or
             one of our embedding checkpoints, with ``align="similarity"``); ``describer=None`` stops after the
             landmarks (no embeddings).
@@ -155,7 +156,7 @@ class FacePipeline:
     reading files in :meth:`run_files`; ``align``: cutting or warping the describer's crops).
     """
 
-    def __init__(self, detector: str | Path | LoadedModel = "faceapi_ssd",
+    def __init__(self, detector: str | Path | LoadedModel | OnnxModel = "faceapi_ssd",
                  landmarks: str | Path | LoadedModel = "faceapi_landmarks68",
                  describer: str | Path | LoadedModel | None = "faceapi_descriptor", align: str = "faceapi",
                  align_size: int | None = None, score_thresh: float = 0.5, min_face: float = MIN_FACE,
@@ -171,8 +172,9 @@ class FacePipeline:
             raise ValueError(f"min_face={min_face!r}: expected a face size of at least 1 pixel")
         self.align, self.score_thresh, self.min_face = align, float(score_thresh), float(min_face)
         self.keep_aligned = keep_aligned
-        if is_onnx_path(detector):
-            self.detector: LoadedModel | OnnxModel = load_onnx(detector, task="DetectionTask")
+        if isinstance(detector, OnnxModel) or is_onnx_path(detector):
+            self.detector: LoadedModel | OnnxModel = (detector if isinstance(detector, OnnxModel)
+                                                      else load_onnx(detector, task="DetectionTask"))
         else:
             self.detector = _loaded(detector, "detector", fast, device)
             if not isinstance(self.detector.model, DetectorModel):

@@ -25,9 +25,11 @@ from mnet_vision.faces.align import (
 )
 from mnet_vision.faces.pipeline import MIN_FACE, FacePipeline
 from mnet_vision.images import read_rgb
+from mnet_vision.inference.export import export_onnx
 from mnet_vision.inference.load import LoadedModel, ModelMeta
 from mnet_vision.model import build_model
 from mnet_vision.pretrained.faceapi_nets import build_faceapi_net
+from mnet_vision.pretrained.models import load_pretrained
 from tests.faces.conftest import DEMO_PHOTOS as PHOTOS
 from tests.helpers.pretrained import faceapi_package
 
@@ -48,8 +50,8 @@ def untrained():
     torch.manual_seed(0)
     cfg = compose(["experiment=faceapi_ssd", "backbone.alpha=0.25",
                    f"task.head.detections_per_img={SYNTHETIC_DETECTIONS}"])
-    detector = LoadedModel(build_model(cfg).eval(), cfg, ModelMeta(task="DetectionTask", input_size=512),
-                           source="untrained ssd")
+    meta = ModelMeta(task="DetectionTask", input_size=512, class_names=["__background__", "face"], category_ids=[0, 1])
+    detector = LoadedModel(build_model(cfg).eval(), cfg, meta, source="untrained ssd")
     return {"detector": detector, "landmarks": _untrained_net("landmarks68", "FaceLandmarks", "landmarks", 112),
             "describer": _untrained_net("descriptor", "FaceDescriptor", "embedding", 150)}
 
@@ -281,3 +283,17 @@ def test_an_exif_rotated_photo_gives_the_upright_ones_boxes(faceapi_pipeline, de
                                                         progress=False)
     assert (rotated.width, rotated.height) == (1920, 1280)
     _same_faces(rotated, straight, box_px=1.0, distance=0.1)  # measured: 0.54 px, 0.01-0.07
+
+
+def test_an_onnx_detector_gives_the_pytorch_detectors_faces(faceapi_pipeline, demo, tmp_path):
+    # face-api's detector exported (the TorchScript exporter: seconds, where dynamo takes a minute; the export
+    # checks itself against PyTorch) and run by ONNX Runtime: the same crops, so the same descriptors
+    export_onnx(load_pretrained("faceapi_ssd", fast=False), tmp_path / "faceapi_ssd.onnx", dynamo=False)
+    onnx = FacePipeline(detector=tmp_path / "faceapi_ssd.onnx", attributes=False)
+    rgb = read_rgb(demo / "sample1.jpg")
+    ours, theirs = faceapi_pipeline.describe_photo(rgb), onnx.describe_photo(rgb)
+    assert len(theirs.faces) == len(ours.faces) == 3
+    for a, b in zip(theirs.faces, ours.faces, strict=True):
+        assert np.abs(np.subtract(a.box, b.box)).max() < 1e-2 and a.aligned.shape == b.aligned.shape
+        np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-4)
+    assert onnx.embedding_model == faceapi_pipeline.embedding_model
