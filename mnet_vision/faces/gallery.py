@@ -3,7 +3,7 @@ with other photos, or grouped into the people it shows.
 
 - :func:`index_photos`: photos in (a folder, searched recursively, a file, a list of either, or a text
   list of paths), every face the :class:`~mnet_vision.faces.pipeline.FacePipeline` finds detected,
-  aligned and described, then added with its metadata: ``photo``, ``face`` (its number in the photo,
+  aligned and described, then added with its metadata: ``photo`` (absolute path), ``face`` (its number in the photo,
   best detection score first), ``box`` (COCO ``[x, y, w, h]`` pixels of the upright photo),
   ``score``, ``landmarks`` (68 ``[x, y]`` pixels), ``photo_size`` and the attributes when they were
   run; the index records the pipeline's ``embedding_model``. Names come from
@@ -186,7 +186,8 @@ def xyxy(box: Sequence[float]) -> list[float]:
 def face_metadata(photo: PhotoFaces, number: int) -> dict[str, Any]:
     """What an index entry records of face ``number`` of ``photo`` (see the module doc)."""
     face = photo.faces[number]
-    meta: dict[str, Any] = {"photo": photo.photo, "face": number, "box": xywh(face.box),
+    # an absolute path: a later search or cluster run from another folder still finds the photo to draw
+    meta: dict[str, Any] = {"photo": str(Path(photo.photo).absolute()), "face": number, "box": xywh(face.box),
                             "score": round(float(face.score), 4), "photo_size": [photo.width, photo.height],
                             "landmarks": np.round(np.asarray(face.landmarks, np.float64), 2).tolist()}
     for key in ("age", "gender", "expression"):
@@ -274,7 +275,8 @@ def index_faces(read: Sequence[PhotoFaces], unreadable: Sequence[str], out: str 
         else:
             index = FaceIndex.create(embeddings.shape[1], factory, expected_size=len(faces), metric=metric,
                                      embedding_model=model)
-        index.add(embeddings, identity, [p.photo for p, _ in faces], [face_metadata(p, i) for p, i in faces], model)
+        metadata = [face_metadata(p, i) for p, i in faces]
+        index.add(embeddings, identity, [m["photo"] for m in metadata], metadata, model)
         index.save(out)
     unmatched = names.unmatched(read)
     if unmatched:
