@@ -45,7 +45,10 @@ def _row(label: str, ckpt: str, measured, calibration, cfg: DictConfig) -> dict:
     size = int(loaded.meta.input_size)
     complexity = count_complexity(loaded.model, size)
     stored = load_file(ckpt)
-    fidelity = checkpoint_fidelity(loaded, measured, calibration, cfg.teacher_threshold, list(cfg.ks))
+    try:
+        fidelity = checkpoint_fidelity(loaded, measured, calibration, cfg.teacher_threshold, list(cfg.ks))
+    except ValueError as error:  # e.g. a 16-D student against the 128-D descriptor
+        sys.exit(f"student {label} ({ckpt}): {error}")
     return {"student": label, "checkpoint": ckpt, "alpha": loaded.cfg.backbone.get("alpha"), "input": size,
             "params": complexity.params, "mult_adds": complexity.mult_adds,
             "train_images": int(stored.get("global_step", 0)) * int(loaded.cfg.data.batch_size),
