@@ -14,7 +14,8 @@ attribute-CSV layout that :class:`mnet_vision.data.attributes.AttributeCSVDataMo
 
 A val/test image is face-api's net input before its resize: the crop padded with black to a centred
 square (:func:`~mnet_vision.pretrained.faceapi_input.faceapi_net_input`), so a student that resizes it
-whole (``data.crop_fraction=1``) sees the teacher's pixels.
+whole (``data.crop_fraction=1``) sees the teacher's pixels. :func:`save_answers_sheet` draws a split's
+faces with face-api's answers and a student checkpoint's.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -30,8 +32,12 @@ from mnet_vision.atomic import atomic_write
 from mnet_vision.faces.align import faceapi_aligned_box, faceapi_face_crop
 from mnet_vision.faces.pipeline import Face, FacePipeline
 from mnet_vision.faces.training_crops import Jitter, PhotoFace, link_identities, write_training_crops
+from mnet_vision.heads.faceapi import EXPRESSIONS, GENDERS
 from mnet_vision.images import read_rgb
+from mnet_vision.inference.load import load_model
 from mnet_vision.pretrained.faceapi_input import faceapi_net_input
+from mnet_vision.textfiles import read_csv_rows
+from mnet_vision.viz.faces import FaceCell, save_face_sheet
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +137,26 @@ def write_attribute_crops(train_photos: Sequence[str | Path], test_photos: Seque
     log.info("%s: %s images (train views of %d real faces, val/test labelled by face-api)", root, counts,
              len(train_faces))
     return counts
+
+
+def save_answers_sheet(ckpt: str | Path, root: str | Path, path: str | Path, split: str = "test",
+                       title: str | None = None) -> Path:
+    """A contact sheet (PNG at ``path``) of the faces of ``<root>/<split>.csv``: under each, face-api's answer
+    (the file's labels) and the answer of the attribute student in checkpoint ``ckpt`` (its model through
+    its evaluation transform): age in years, gender, expression; framed green where both name the same
+    expression, red where not."""
+    root = Path(root)
+    # the file write_labelled_faces wrote (the data module's reader, mnet_vision.data, is a room above this one)
+    rows = [fields for _, fields in read_csv_rows(root / f"{split}.csv", "attribute CSV")[1:] if fields]
+    loaded = load_model(ckpt, fast=False)
+    transform = loaded.meta.eval_transform()
+    images = [read_rgb(root / fields[0]) for fields in rows]
+    with torch.inference_mode():
+        out = loaded.model(loaded.inputs(torch.stack([transform(image=image)["image"] for image in images])))
+    cells = []
+    for i, (image, (_, age, gender, expression)) in enumerate(zip(images, rows, strict=True)):
+        answer = EXPRESSIONS[int(out["expression"][i].argmax())]
+        student = f"student: {float(out['age'][i]):.0f} y, {GENDERS[int(out['gender'][i].argmax())]},\n{answer}"
+        caption = f"face-api: {float(age):.0f} y, {gender},\n{expression}\n{student}"
+        cells.append(FaceCell(image, caption, "tab:green" if answer == expression else "tab:red"))
+    return save_face_sheet([cells], path, title, max_columns=5)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from mnet_vision.config import compose
 from mnet_vision.data.synthetic.attributes import ATTRIBUTE_NAMES
+from mnet_vision.faces.attribute_crops import save_answers_sheet
 from mnet_vision.heads.faceapi import EXPRESSIONS, GENDERS
 from mnet_vision.inference.dump_teacher import dump_teacher_outputs
 from mnet_vision.tasks.attributes import masked_bce, masked_cross_entropy, masked_l1
@@ -253,3 +254,6 @@ def test_student_distils_from_faceapi_attribute_nets(tmp_path):
     assert 0 <= metrics["test/gender_accuracy"] <= 1 and metrics["test/age_mae"] >= 0
     state = torch.load(metrics["best_checkpoint"], weights_only=True)["state_dict"]
     assert state and all(k.startswith(("student.", "terms.")) for k in state)  # the teacher is never saved
+    # the picture of a split's faces with the file's answers and the student's (the docs' sheet)
+    sheet = save_answers_sheet(metrics["best_checkpoint"], root, tmp_path / "sheet.png")
+    assert Image.open(sheet).size[0] > 300
