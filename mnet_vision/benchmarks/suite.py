@@ -11,7 +11,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mnet_vision.benchmarks import attributes, classification, deploy, detection, embedding, face_detector, geo, index
+from mnet_vision.benchmarks import (
+    attributes,
+    classification,
+    deploy,
+    detection,
+    embedding,
+    face_detector,
+    faces,
+    geo,
+    index,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ BENCHMARKS: dict[str, tuple[Part, ...]] = {
     "detection": (Part(detection.compare_detectors, detection.report),
                   Part(face_detector.compare_face_detectors, face_detector.report)),
     "face_detector": (Part(face_detector.compare_face_detectors, face_detector.report),),
+    "faces": (Part(faces.compare_face_pipelines, faces.report),),
     "index": (Part(index.compare_indexes, index.report),),
     "embedding": (Part(embedding.compare_embedders, embedding.report),),
     "attributes": (Part(attributes.compare_attribute_models, attributes.report),),

@@ -205,7 +205,9 @@ class FacePipeline:
         if self.describer is None:
             raise ValueError("this FacePipeline has no describer (describer=None): it makes no embeddings")
         align = self.align if self.align == "faceapi" else f"similarity{self.align_size}"
-        return {"name": _model_name(self._describer_spec, self.describer), "sha256": weights_sha256(self.describer),
+        if not hasattr(self, "_describer_sha256"):  # read once: the weights of a pipeline do not change
+            self._describer_sha256 = weights_sha256(self.describer)
+        return {"name": _model_name(self._describer_spec, self.describer), "sha256": self._describer_sha256,
                 "dim": int(self.describer.meta.embedding_dim), "align": align, "metric": self.metric}
 
     # -- the steps -------------------------------------------------------------------------------------------
