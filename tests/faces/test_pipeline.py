@@ -297,3 +297,16 @@ def test_an_onnx_detector_gives_the_pytorch_detectors_faces(faceapi_pipeline, de
         assert np.abs(np.subtract(a.box, b.box)).max() < 1e-2 and a.aligned.shape == b.aligned.shape
         np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-4)
     assert onnx.embedding_model == faceapi_pipeline.embedding_model
+
+
+def test_one_of_our_embedding_checkpoints_describes_similarity_aligned_faces(untrained, embedding_run):
+    # the tiny triplet run's MobileNet embedder (16-D, 32x32 input) as the describer: the template crops at
+    # its input size, its own evaluation transform, unit embeddings compared by cosine
+    ckpt = Path(embedding_run["best_checkpoint"])
+    pipeline = FacePipeline(untrained["detector"], untrained["landmarks"], ckpt, align="similarity", score_thresh=0.4,
+                            min_face=20)
+    faces = pipeline.describe_photo(synthetic_photo()).faces
+    assert faces and all(face.aligned.shape == (32, 32, 3) for face in faces)
+    assert all(face.embedding.shape == (16,) and abs(np.linalg.norm(face.embedding) - 1) < 1e-4 for face in faces)
+    assert pipeline.embedding_model == {"name": str(ckpt), "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest(),
+                                        "dim": 16, "align": "similarity32", "metric": "cosine"}
