@@ -136,11 +136,10 @@ class FacePipeline:
 
     Args:
         detector, landmarks, describer: each a pretrained name, a :class:`LoadedModel` or a checkpoint path:
-            a face detector (or its ``.onnx`` export or that loaded, an ``OnnxModel``, run by ONNX Runtime:
-            :mod:`mnet_vision.deploy.runtime`),
-            face-api's 68-point landmark net, a face descriptor (``faceapi_descriptor``, or
-            one of our embedding checkpoints, with ``align="similarity"``); ``describer=None`` stops after the
-            landmarks (no embeddings).
+            a face detector (or its ``.onnx`` export, path or ``OnnxModel``, run by ONNX Runtime:
+            :mod:`mnet_vision.deploy.runtime`), face-api's 68-point landmark net, a face descriptor
+            (``faceapi_descriptor``, or one of our embedding checkpoints, with ``align="similarity"``);
+            ``describer=None`` stops after the landmarks (no embeddings).
         align: ``"faceapi"`` (face-api's crops, so its descriptor equals face-api's end to end) or
             ``"similarity"`` (5 points onto insightface's ArcFace template, ``align_size`` pixels square,
             default the describer's input size).
@@ -183,7 +182,7 @@ class FacePipeline:
         self.stage_seconds: defaultdict[str, float] = defaultdict(float)
         self.landmarks = _checked(_loaded(landmarks, "landmarks", fast, device), "landmarks", "landmarks")
         self.describer = None
-        self._describer_spec = describer
+        self._describer_spec, self._describer_sha256 = describer, None
         if describer is not None:
             self.describer = _checked(_loaded(describer, "describer", fast, device), "describer", "embedding")
         self.align_size = int(align_size or (self.describer.meta.input_size if self.describer else None) or 112)
@@ -205,7 +204,7 @@ class FacePipeline:
         if self.describer is None:
             raise ValueError("this FacePipeline has no describer (describer=None): it makes no embeddings")
         align = self.align if self.align == "faceapi" else f"similarity{self.align_size}"
-        if not hasattr(self, "_describer_sha256"):  # read once: the weights of a pipeline do not change
+        if self._describer_sha256 is None:  # read once: the weights of a pipeline do not change
             self._describer_sha256 = weights_sha256(self.describer)
         return {"name": _model_name(self._describer_spec, self.describer), "sha256": self._describer_sha256,
                 "dim": int(self.describer.meta.embedding_dim), "align": align, "metric": self.metric}
