@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-import cv2
+import cv2  # OpenCV's warpAffine, as insightface warps; installed with albumentations (a dependency)
 import numpy as np
 
 #: Landmark indices (0-based, the 68-point iBUG layout) of insightface's five points, in its order: the
