@@ -26,10 +26,16 @@ def test_complexity_table():
     assert "| **total** |" in out.stdout
 
 
-def test_train_then_eval(shapes_root, tmp_path):
-    run_dir = tmp_path / "run"
-    out = run_tool("train.py", *tiny_overrides(shapes_root), f"hydra.run.dir={run_dir}")
-    assert "| test/top1 |" in out.stdout
+@pytest.fixture(scope="module")
+def shapes_tool_run(shapes_root, tmp_path_factory):
+    """tools/train.py's default tiny shapes run, once for the tests that read it: (run folder, stdout)."""
+    run_dir = tmp_path_factory.mktemp("shapes_tool") / "run"
+    return run_dir, run_tool("train.py", *tiny_overrides(shapes_root), f"hydra.run.dir={run_dir}").stdout
+
+
+def test_train_then_eval(shapes_tool_run, tmp_path):
+    run_dir, stdout = shapes_tool_run
+    assert "| test/top1 |" in stdout
     assert (run_dir / ".hydra" / "config.yaml").is_file()  # the resolved config beside the run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     out = run_tool("eval.py", f"ckpt={metrics['best_checkpoint']}", "split=test", f"output={tmp_path / 'eval.json'}",
@@ -48,9 +54,8 @@ def test_multirun_over_widths(shapes_root, tmp_path):
         assert (sweep / job / "metrics.json").is_file()
 
 
-def test_ddp_two_cpu_processes_match_one_process_shape(shapes_root, tmp_path):
-    single = tmp_path / "single"
-    run_tool("train.py", *tiny_overrides(shapes_root), f"hydra.run.dir={single}")
+def test_ddp_two_cpu_processes_match_one_process_shape(shapes_root, shapes_tool_run, tmp_path):
+    single = shapes_tool_run[0]
     ddp = tmp_path / "ddp"
     run_tool("train.py", *tiny_overrides(shapes_root, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
                                                         "trainer.sync_batchnorm=false"),
@@ -72,18 +77,16 @@ def test_eval_scores_a_coco_results_file(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["AR100"] == pytest.approx(1.0)
 
 
-def test_detection_train_eval_detect(tmp_path):
-    run_dir = tmp_path / "run"
-    out = run_tool("train.py", *tiny_detection_overrides(tmp_path / "data"), f"hydra.run.dir={run_dir}")
-    assert "| test/AP50 |" in out.stdout
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    out = run_tool("eval.py", f"ckpt={metrics['best_checkpoint']}", "split=val", "data.num_workers=0")
+def test_detection_eval_and_detect_on_a_trained_run(detection_run, tmp_path):
+    # the session's tiny detection run (what train.py runs; the DDP test below runs train.py itself)
+    ckpt, data = detection_run["best_checkpoint"], Path(detection_run["run_dir"]).parent / "data"
+    out = run_tool("eval.py", f"ckpt={ckpt}", "split=val", "data.num_workers=0")
     assert "| val/AP |" in out.stdout
-    out = run_tool("detect.py", f"ckpt={metrics['best_checkpoint']}", f"input={tmp_path / 'data' / 'val2017'}",
-                   f"out={tmp_path / 'det'}", "score=0.05", "max_pixels=null")
+    out = run_tool("detect.py", f"ckpt={ckpt}", f"input={data / 'val2017'}", f"out={tmp_path / 'det'}", "score=0.05",
+                   "max_pixels=null")
     assert "images ->" in out.stdout
     assert len(list((tmp_path / "det").glob("*.png"))) == 4
-    out = run_tool("detect.py", f"ckpt={metrics['best_checkpoint']}", f"input={tmp_path / 'data' / 'val2017'}",
+    out = run_tool("detect.py", f"ckpt={ckpt}", f"input={data / 'val2017'}",
                    f"out={tmp_path / 'det2'}", "max_pixels=1000")
     assert "in 0 images" in out.stdout and "skipped 4 unreadable" in out.stdout  # 64x64 > 1000 pixels
 
@@ -91,21 +94,22 @@ def test_detection_train_eval_detect(tmp_path):
 def test_detection_under_two_process_ddp_scores_every_val_image(tmp_path):
     """Each process detects half the images; the COCO score gathers both halves (all_gather_object)."""
     run_dir = tmp_path / "ddp"
-    run_tool("train.py", *tiny_detection_overrides(tmp_path / "data", "trainer=ddp", "trainer.accelerator=cpu",
-                                                   "trainer.devices=2", "trainer.sync_batchnorm=false"),
-             f"hydra.run.dir={run_dir}")
+    out = run_tool("train.py", *tiny_detection_overrides(tmp_path / "data", "trainer=ddp", "trainer.accelerator=cpu",
+                                                         "trainer.devices=2", "trainer.sync_batchnorm=false"),
+                   f"hydra.run.dir={run_dir}")
+    assert "| test/AP50 |" in out.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0.0 <= metrics["test/AP50"] <= 1.0
     results = json.loads((run_dir / "detections_test.json").read_text())
     assert {r["image_id"] for r in results} == {1, 2, 3, 4}  # both ranks' detections (untrained: some on every image)
 
 
-def test_faces_teacher_dump_distil_eval_index_search(tmp_path):
-    """The README's faces demo on a tiny set: triplet teacher, stored teacher outputs, a distilled
-    narrower student, LFW-style evaluation, an index of the test identities and a search."""
-    data = tmp_path / "data"
-    teacher_dir, student_dir = tmp_path / "teacher", tmp_path / "student"
-    run_tool("train.py", *tiny_identity_overrides(data, "backbone.alpha=0.5"), f"hydra.run.dir={teacher_dir}")
+def test_faces_teacher_dump_distil_eval_index_search(embedding_run, tmp_path):
+    """The README's faces demo on a tiny set: triplet teacher (the session's tiny triplet run, what
+    train.py runs), stored teacher outputs, a distilled student, LFW-style evaluation, an index of the
+    test identities and a search."""
+    teacher_dir = Path(embedding_run["run_dir"])
+    data, student_dir = teacher_dir.parent / "data", tmp_path / "student"
     teacher = teacher_dir / "checkpoints" / "last.ckpt"
     stored = tmp_path / "teacher_train.pt"
     run_tool("dump_teacher.py", f"ckpt={teacher}", f"out={stored}", f"data.root={data}")
