@@ -143,8 +143,8 @@ def save_answers_sheet(ckpt: str | Path, root: str | Path, path: str | Path, spl
                        title: str | None = None) -> Path:
     """A contact sheet (PNG at ``path``) of the faces of ``<root>/<split>.csv``: under each, face-api's answer
     (the file's labels) and the answer of the attribute student in checkpoint ``ckpt`` (its model through
-    its evaluation transform): age in years, gender, expression; framed green where both name the same
-    expression, red where not."""
+    its evaluation transform): age in years, gender (F / M), expression; framed green where both name the
+    same expression, red where not."""
     root = Path(root)
     # the file write_labelled_faces wrote (the data module's reader, mnet_vision.data, is a room above this one)
     rows = [fields for _, fields in read_csv_rows(root / f"{split}.csv", "attribute CSV")[1:] if fields]
@@ -156,7 +156,8 @@ def save_answers_sheet(ckpt: str | Path, root: str | Path, path: str | Path, spl
     cells = []
     for i, (image, (_, age, gender, expression)) in enumerate(zip(images, rows, strict=True)):
         answer = EXPRESSIONS[int(out["expression"][i].argmax())]
-        student = f"student: {float(out['age'][i]):.0f} y, {GENDERS[int(out['gender'][i].argmax())]},\n{answer}"
-        caption = f"face-api: {float(age):.0f} y, {gender},\n{expression}\n{student}"
+        sex = GENDERS[int(out["gender"][i].argmax())][0].upper()  # F / M: two caption lines fit a sheet's row
+        caption = (f"face-api {float(age):.0f} y {gender[0].upper()} {expression}\n"
+                   f"student {float(out['age'][i]):.0f} y {sex} {answer}")
         cells.append(FaceCell(image, caption, "tab:green" if answer == expression else "tab:red"))
     return save_face_sheet([cells], path, title, max_columns=5)
