@@ -137,11 +137,9 @@ def test_gate_report_message_says_by_how_much():
     assert report.as_dict()["loss"] == 1.53 and np.isfinite(report.as_dict()["int8"])
 
 
-def test_detection_gate_scores_coco_ap_of_both_models(detection_run, tmp_path):
-    ckpt = detection_run["best_checkpoint"]
-    loaded = load_model(ckpt, fast=False)
-    loaded.model.requires_grad_(False)
-    fp32 = export_onnx(loaded, tmp_path / "ssd.onnx", dynamo=False).path
+def test_detection_gate_scores_coco_ap_of_both_models(detection_run, run_export, tmp_path):
+    loaded = load_model(detection_run["best_checkpoint"], fast=False)
+    fp32 = run_export(detection_run)
     root = Path(detection_run["run_dir"]).parent / "data"
     files = sorted((root / "train2017").iterdir())  # the tiny set's 8 training images
     int8 = quantize_int8(fp32, tmp_path / "int8.onnx", files, vnni=True, speed_rounds=0, min_images=len(files))
@@ -152,9 +150,9 @@ def test_detection_gate_scores_coco_ap_of_both_models(detection_run, tmp_path):
     assert 0 <= report.int8 <= 100
 
 
-def test_embedding_gate_scores_verification_accuracy_of_both_models(embedding_run, tmp_path):
+def test_embedding_gate_scores_verification_accuracy_of_both_models(embedding_run, run_export, tmp_path):
     loaded = load_model(embedding_run["best_checkpoint"], fast=False)
-    fp32 = export_onnx(loaded, tmp_path / "embed.onnx", dynamo=False).path
+    fp32 = run_export(embedding_run)
     files = sorted((Path(embedding_run["run_dir"]).parent / "data" / "train").rglob("*.png"))
     int8 = quantize_int8(fp32, tmp_path / "int8.onnx", files, vnni=True, speed_rounds=0)
     report = gate(fp32, int8, datamodule(loaded), split="test", tolerance=100.0)
@@ -178,9 +176,9 @@ def test_export_tool_writes_a_gated_int8_file(classifier_run, tmp_path):
     assert "needs at least 32 readable images; got 24 readable of 24 given" in too_few.stderr
 
 
-def test_attribute_gate_scores_mean_ap_of_both_models(attribute_run, tmp_path):
+def test_attribute_gate_scores_mean_ap_of_both_models(attribute_run, run_export, tmp_path):
     loaded = load_model(attribute_run["best_checkpoint"], fast=False)
-    fp32 = export_onnx(loaded, tmp_path / "attributes.onnx", dynamo=False).path
+    fp32 = run_export(attribute_run)
     files = calibration_files("train", datamodule(loaded))
     int8 = quantize_int8(fp32, tmp_path / "int8.onnx", files, vnni=True, speed_rounds=0)
     report = gate(fp32, int8, datamodule(loaded), split="test", tolerance=100.0)

@@ -17,7 +17,6 @@ from mnet_vision.inference.detect import detect_files, load_detector
 from mnet_vision.inference.embed import Embedder
 from mnet_vision.inference.export import export_onnx
 from mnet_vision.inference.geolocate import geolocate_files
-from mnet_vision.inference.load import load_model
 from mnet_vision.inference.onnx_backend import onnx_evaluation
 from mnet_vision.inference.search import build_index, search_index
 from mnet_vision.pretrained.models import load_pretrained
@@ -29,21 +28,13 @@ from tests.helpers.pretrained import faceapi_package
 pytest.importorskip("onnxruntime", reason="the deploy path runs on onnxruntime (pip install mnet_vision[deploy])")
 
 
-def _export(loaded, out: Path) -> Path:
-    """``loaded``'s export by the TorchScript exporter (seconds, where dynamo takes tens of them on
-    2 cores; tests/inference/test_export.py tests dynamo's), checked by export_onnx against PyTorch."""
-    loaded.model.requires_grad_(False)
-    return export_onnx(loaded, out, dynamo=False).path
+# The session runs' exports come from tests/inference/conftest.py's run_export, made once and shared.
 
 
-def _export_checkpoint(ckpt, out: Path) -> Path:
-    return _export(load_model(ckpt, fast=False), out)
-
-
-def test_detect_files_from_the_onnx_equals_the_checkpoint(detection_run, tmp_path):
+def test_detect_files_from_the_onnx_equals_the_checkpoint(detection_run, run_export, tmp_path):
     ckpt = detection_run["best_checkpoint"]
     images = Path(detection_run["run_dir"]).parent / "data" / "val2017"
-    onnx_path = _export_checkpoint(ckpt, tmp_path / "ssd.onnx")
+    onnx_path = run_export(detection_run)
     theirs = detect_files(ckpt, images, tmp_path / "ckpt", score_thresh=0.0, draw=False, fast=False)
     ours = detect_files(onnx_path, images, tmp_path / "onnx", score_thresh=0.0, draw=False)
     assert ours["images"] == theirs["images"] > 0 and ours["detections"] == theirs["detections"] > 0
@@ -69,17 +60,17 @@ def test_detect_files_from_the_onnx_equals_the_checkpoint(detection_run, tmp_pat
         np.testing.assert_allclose(got["scores"], want["scores"].numpy(), rtol=0, atol=1e-4)
 
 
-def test_detect_files_refuses_an_onnx_of_another_task(embedding_run, tmp_path):
-    onnx_path = _export_checkpoint(embedding_run["best_checkpoint"], tmp_path / "faces.onnx")
+def test_detect_files_refuses_an_onnx_of_another_task(embedding_run, run_export, tmp_path):
+    onnx_path = run_export(embedding_run)
     image = next((Path(embedding_run["run_dir"]).parent / "data" / "test").rglob("*.png"))
     with pytest.raises(ValueError, match="is a EmbeddingTask model, expected a DetectionTask model"):
         detect_files(onnx_path, image, tmp_path / "out")
 
 
-def test_index_and_search_from_the_onnx_equal_the_checkpoint(embedding_run, tmp_path):
+def test_index_and_search_from_the_onnx_equal_the_checkpoint(embedding_run, run_export, tmp_path):
     ckpt = embedding_run["best_checkpoint"]
     gallery = Path(embedding_run["run_dir"]).parent / "data" / "test"
-    onnx_path = _export_checkpoint(ckpt, tmp_path / "faces.onnx")
+    onnx_path = run_export(embedding_run)
     files = sorted(gallery.rglob("*.png"))
     ours = Embedder(onnx_path).embed_files(files, progress=False)
     theirs = Embedder(ckpt, fast=False).embed_files(files, progress=False)
@@ -105,10 +96,10 @@ def test_index_and_search_from_the_onnx_equal_the_checkpoint(embedding_run, tmp_
 
 
 @pytest.mark.parametrize("crops", [1, 5])
-def test_geolocate_files_from_the_onnx_equals_the_checkpoint(geo_run, tmp_path, crops):
+def test_geolocate_files_from_the_onnx_equals_the_checkpoint(geo_run, run_export, tmp_path, crops):
     ckpt = geo_run["best_checkpoint"]
     csv = Path(geo_run["run_dir"]).parent / "data" / "test.csv"
-    onnx_path = _export_checkpoint(ckpt, tmp_path / "planet.onnx")
+    onnx_path = run_export(geo_run)
     ours = geolocate_files(onnx_path, csv, tmp_path / "onnx", top_k=3, crops=crops)
     theirs = geolocate_files(ckpt, csv, tmp_path / "ckpt", top_k=3, crops=crops, fast=False)
     assert ours["photos"] == theirs["photos"] > 0 and ours["accuracy"] == theirs["accuracy"]
@@ -121,23 +112,25 @@ def test_geolocate_files_from_the_onnx_equals_the_checkpoint(geo_run, tmp_path, 
                                    rtol=0, atol=1e-4)
 
 
-def test_geolocate_checks_partition_files_against_the_onnx(geo_run, tmp_path):
+def test_geolocate_checks_partition_files_against_the_onnx(geo_run, run_export, tmp_path):
     data = Path(geo_run["run_dir"]).parent / "data"
-    onnx_path = _export_checkpoint(geo_run["best_checkpoint"], tmp_path / "planet.onnx")
+    onnx_path = run_export(geo_run)
     coarse, fine = str(data / "cells" / "cells_3_80.csv"), str(data / "cells" / "cells_3_25.csv")
     image = data / "test" / "000000.png"
     assert geolocate_files(onnx_path, image, tmp_path / "ok", partitions=[coarse, fine], draw=True)["photos"] == 1
     assert (tmp_path / "ok" / "000000.png.png").stat().st_size > 10_000  # the map of the export's own cells
     with pytest.raises(ValueError, match=r"has 2 partition\(s\) but 1 partition file\(s\) were given"):
         geolocate_files(onnx_path, image, tmp_path / "one", partitions=[coarse])
-    with pytest.raises(ValueError, match=f"{fine} is not the partition .*planet.onnx was exported with"):
+    with pytest.raises(ValueError, match=f"{fine} is not the partition .*model.onnx was exported with"):
         geolocate_files(onnx_path, image, tmp_path / "swapped", partitions=[fine, coarse])
 
 
 def test_the_pretrained_face_detector_through_onnx_finds_the_pytorch_faces(tmp_path):
     photo = faceapi_package() / "demo" / "sample1.jpg"
     loaded = load_pretrained("faceapi_ssd", fast=False)
-    onnx_path = _export(loaded, tmp_path / "faceapi_ssd.onnx")
+    loaded.model.requires_grad_(False)
+    # the TorchScript exporter: seconds, where dynamo takes tens of them (test_export.py tests dynamo's)
+    onnx_path = export_onnx(loaded, tmp_path / "faceapi_ssd.onnx", dynamo=False).path
     image = read_rgb(photo)
     with torch.no_grad():
         (want,) = loaded.model([torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255])
@@ -154,9 +147,9 @@ def test_the_pretrained_face_detector_through_onnx_finds_the_pytorch_faces(tmp_p
 
 
 @pytest.mark.parametrize("run", ["detection_run", "geo_run"])
-def test_evaluating_the_onnx_gives_the_checkpoints_metrics(run, request, tmp_path):
-    ckpt = request.getfixturevalue(run)["best_checkpoint"]
-    onnx_path = _export_checkpoint(ckpt, tmp_path / "model.onnx")
+def test_evaluating_the_onnx_gives_the_checkpoints_metrics(run, request, run_export, tmp_path):
+    trained = request.getfixturevalue(run)
+    ckpt, onnx_path = trained["best_checkpoint"], run_export(trained)
     source, wrap = onnx_evaluation(onnx_path)
     assert source == str(ckpt)
     ours = evaluate(source, "test", out_dir=tmp_path / "onnx", wrap_model=wrap)
@@ -175,13 +168,14 @@ def test_evaluating_the_onnx_gives_the_checkpoints_metrics(run, request, tmp_pat
 
 
 @pytest.mark.parametrize("run", ["embedding_run", "attribute_run"])
-def test_evaluating_the_onnx_feeds_the_metrics_the_checkpoints_outputs(run, request, tmp_path):
+def test_evaluating_the_onnx_feeds_the_metrics_the_checkpoints_outputs(run, request, run_export, tmp_path):
     # The tiny attribute and triplet runs' outputs barely differ between images (logits spread by 3e-7 to
     # 1e-6, embeddings' cosines all within 4e-6 of 1): their ranking metrics (mean AP, AUC) are float noise,
     # which moves by 1e-3 even between the PyTorch model and its own BN-folded copy. So these check what
     # the metrics are computed from, batch by batch, and that the evaluation runs through with its metrics.
-    ckpt = request.getfixturevalue(run)["best_checkpoint"]
-    source, wrap = onnx_evaluation(_export_checkpoint(ckpt, tmp_path / "model.onnx"))
+    trained = request.getfixturevalue(run)
+    ckpt = trained["best_checkpoint"]
+    source, wrap = onnx_evaluation(run_export(trained))
     cfg, task, _ = task_from_checkpoint(source)
     data = instantiate(cfg.data)
     data.prepare_data()
@@ -195,16 +189,16 @@ def test_evaluating_the_onnx_feeds_the_metrics_the_checkpoints_outputs(run, requ
     assert set(ours) == set(theirs) and all(np.isfinite(v) for k, v in ours.items() if k.endswith(("auc", "mean_ap")))
 
 
-def test_eval_tool_takes_an_onnx(detection_run, tmp_path):
-    onnx_path = _export_checkpoint(detection_run["best_checkpoint"], tmp_path / "ssd.onnx")
+def test_eval_tool_takes_an_onnx(detection_run, run_export, tmp_path):
+    onnx_path = run_export(detection_run)
     out = run_tool("eval.py", f"ckpt={onnx_path}", f"out_dir={tmp_path / 'eval'}", f"output={tmp_path / 'm.json'}")
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["test/AP"] == pytest.approx(detection_run["test/AP"], abs=1e-4)
     assert "AP" in out.stdout and (tmp_path / "eval" / "detections_test.json").is_file()
 
 
-def test_evaluating_an_onnx_without_its_checkpoint_is_named(attribute_run, tmp_path):
-    onnx_path = _export_checkpoint(attribute_run["best_checkpoint"], tmp_path / "attributes.onnx")
+def test_evaluating_an_onnx_without_its_checkpoint_is_named(attribute_run, run_export, tmp_path):
+    onnx_path = run_export(attribute_run)
     moved = tmp_path / "elsewhere.onnx"
     proto = onnx.load(str(onnx_path))
     source = read_exported(onnx_path).source
@@ -213,10 +207,10 @@ def test_evaluating_an_onnx_without_its_checkpoint_is_named(attribute_run, tmp_p
         onnx_evaluation(moved)
 
 
-def test_detect_tool_takes_an_onnx(detection_run, tmp_path):
+def test_detect_tool_takes_an_onnx(detection_run, run_export, tmp_path):
     ckpt = detection_run["best_checkpoint"]
     images = Path(detection_run["run_dir"]).parent / "data" / "val2017"
-    onnx_path = _export_checkpoint(ckpt, tmp_path / "ssd.onnx")
+    onnx_path = run_export(detection_run)
     out = run_tool("detect.py", f"ckpt={onnx_path}", f"input={images}", f"out={tmp_path / 'onnx'}", "score=0.0",
                    "draw=false")
     theirs = detect_files(ckpt, images, tmp_path / "ckpt", score_thresh=0.0, draw=False, fast=False)
