@@ -25,30 +25,25 @@ from mnet_vision.model import DetectorModel
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_importing_every_inference_module_imports_no_lightning():
-    """In a fresh interpreter: other tests' imports would hide a Lightning import here."""
+def test_importing_every_inference_module_and_running_a_detector_imports_no_lightning(detection_run, tmp_path):
+    """In a fresh interpreter (other tests' imports would hide a Lightning import here), one for both
+    checks: importing every inference module imports no Lightning, and neither does loading and running
+    a detector after them, nor mnet_vision.tasks (the stored-config check reads the task's and data's
+    targets by name only: loading a model must not import the training stack through them)."""
     modules = sorted(f"mnet_vision.inference.{m.name}" for m in pkgutil.iter_modules(mnet_vision.inference.__path__))
     assert {f"mnet_vision.inference.{m}" for m in ("load", "detect", "embed", "search")} <= set(modules)
     code = ("import importlib, sys\n"
             f"for name in ['mnet_vision.inference', *{modules!r}]:\n"
             "    importlib.import_module(name)\n"
             "    assert 'lightning' not in sys.modules, name\n"
-            "print('clean')\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert run.returncode == 0 and "clean" in run.stdout, run.stderr
-
-
-def test_loading_and_running_a_detector_imports_no_lightning(detection_run, tmp_path):
-    """The stored-config check reads the task's and data's targets by name only: loading a model
-    must not import the training stack through them."""
-    code = ("import sys\n"
             "from mnet_vision.inference.detect import detect_files\n"
             f"detect_files({detection_run['best_checkpoint']!r}, {str(_one_image(detection_run, tmp_path))!r}, "
             f"{str(tmp_path / 'out')!r}, draw=False)\n"
             "bad = [m for m in sys.modules if m.split('.')[0] == 'lightning' or m.startswith('mnet_vision.tasks')]\n"
-            "assert not bad, bad[:5]\n")
+            "assert not bad, bad[:5]\n"
+            "print('clean')\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == 0 and "clean" in run.stdout, run.stderr[-2000:]
 
 
 def _one_image(detection_run, tmp_path) -> Path:
