@@ -21,12 +21,20 @@ from mnet_vision.atomic import atomic_write_bytes
 from mnet_vision.checkpoints import load_file
 from mnet_vision.complexity import count_complexity
 from mnet_vision.config import CONF_DIR
-from mnet_vision.faces.fidelity import checkpoint_fidelity, constant_cosine, crop_file_faces, photo_face_crops
+from mnet_vision.faces.fidelity import (
+    checkpoint_fidelity,
+    constant_cosine,
+    crop_file_faces,
+    pair_distances,
+    photo_face_crops,
+    student_embeddings,
+)
 from mnet_vision.faces.pipeline import FacePipeline
 from mnet_vision.inference.load import load_model
 from mnet_vision.markdown import markdown_table
 from mnet_vision.pretrained.fetch import fetch_package
 from mnet_vision.pretrained.models import load_pretrained
+from mnet_vision.viz.fidelity import save_pair_distances
 
 USAGE = "usage: python tools/face_fidelity.py students={LABEL:CKPT,...} calibration='GLOB' [photos=[...]] [out=DIR]"
 
@@ -40,7 +48,7 @@ def _calibration_files(patterns, limit: int) -> list[str]:
     return files[::step]
 
 
-def _row(label: str, ckpt: str, measured, calibration, cfg: DictConfig) -> dict:
+def _row(label: str, ckpt: str, measured, calibration, cfg: DictConfig, panels: dict) -> dict:
     loaded = load_model(ckpt, fast=False)
     size = int(loaded.meta.input_size)
     complexity = count_complexity(loaded.model, size)
@@ -49,6 +57,9 @@ def _row(label: str, ckpt: str, measured, calibration, cfg: DictConfig) -> dict:
         fidelity = checkpoint_fidelity(loaded, measured, calibration, cfg.teacher_threshold, list(cfg.ks))
     except ValueError as error:  # e.g. a 16-D student against the 128-D descriptor
         sys.exit(f"student {label} ({ckpt}): {error}")
+    panels[label] = {"teacher": pair_distances(measured.teacher),
+                     "student": pair_distances(student_embeddings(loaded, measured.crops)),
+                     "teacher_threshold": fidelity.teacher_threshold, "student_threshold": fidelity.student_threshold}
     return {"student": label, "checkpoint": ckpt, "alpha": loaded.cfg.backbone.get("alpha"), "input": size,
             "params": complexity.params, "mult_adds": complexity.mult_adds,
             "train_images": int(stored.get("global_step", 0)) * int(loaded.cfg.data.batch_size),
@@ -79,7 +90,8 @@ def main(cfg: DictConfig) -> None:
     print(f"{len(measured.names)} held-out faces in {len(photos)} photos; {len(calibration.names)} calibration crops; "
           f"a constant student (the calibration crops' mean descriptor) has cosine mean {floor[0]:.3f}, "
           f"min {floor[1]:.3f}")
-    rows = [_row(str(label), str(ckpt), measured, calibration, cfg) for label, ckpt in cfg.students.items()]
+    panels: dict = {}
+    rows = [_row(str(label), str(ckpt), measured, calibration, cfg, panels) for label, ckpt in cfg.students.items()]
     text = table(rows)
     print(text)
     if cfg.out:
@@ -90,3 +102,5 @@ def main(cfg: DictConfig) -> None:
         atomic_write_bytes(out / "fidelity.json", json.dumps(record, indent=2).encode())
         atomic_write_bytes(out / "fidelity.md", (text + "\n").encode())
         print(f"written {out / 'fidelity.json'} and {out / 'fidelity.md'}")
+    if cfg.picture:
+        print(f"pair distances drawn to {save_pair_distances(panels, cfg.picture)}")

@@ -70,6 +70,11 @@ def pairwise_distances(x: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(squared[:, None] + squared[None, :] - 2 * x @ x.T, 0.0, None))
 
 
+def pair_distances(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``(N, D)`` -> ``(N (N - 1) / 2,)`` Euclidean distances of every pair ``i < j``, row by row."""
+    return _pair_values(pairwise_distances(_matrix(x, "embeddings")))
+
+
 def _pair_values(distances: np.ndarray) -> np.ndarray:
     rows, cols = np.triu_indices(len(distances), k=1)
     return distances[rows, cols]

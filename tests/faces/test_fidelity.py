@@ -14,6 +14,7 @@ from mnet_vision.faces.fidelity import (
     checkpoint_fidelity,
     constant_cosine,
     embedding_fidelity,
+    pair_distances,
     pairwise_distances,
     student_embeddings,
 )
@@ -68,6 +69,7 @@ def test_against_scikit_learn_on_arbitrary_embeddings():
     teacher, student = rng.normal(size=(30, 8)), rng.normal(size=(30, 8))
     student[:10] = teacher[:10] + 0.1 * rng.normal(size=(10, 8))
     np.testing.assert_allclose(pairwise_distances(student), sk_distances(student), atol=1e-6)  # sqrt of ~1e-15 at 0
+    np.testing.assert_allclose(pair_distances(student), sk_distances(student)[np.triu_indices(30, 1)], atol=1e-9)
     f = embedding_fidelity(student, teacher, student_threshold=3.5, teacher_threshold=3.0, ks=(1, 3, 100))
     cosine = np.diag(cosine_similarity(student, teacher))
     assert f.cosine_mean == pytest.approx(cosine.mean()) and f.cosine_min == pytest.approx(cosine.min())
