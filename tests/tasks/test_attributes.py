@@ -257,3 +257,19 @@ def test_student_distils_from_faceapi_attribute_nets(tmp_path):
     # the picture of a split's faces with the file's answers and the student's (the docs' sheet)
     sheet = save_answers_sheet(metrics["best_checkpoint"], root, tmp_path / "sheet.png")
     assert Image.open(sheet).size[0] > 300
+
+
+def test_loss_of_binary_and_other_outputs_is_their_weighted_sum(tmp_path):
+    """Known by construction: the total is sum_k weight_k * loss_k over the outputs whose labels the
+    batch has; an output the batch has no targets for adds nothing."""
+    data = write_outputs_set(tmp_path / "data", counts=(("train", 2), ("val", 1), ("test", 1)))
+    task = build_task(compose(outputs_overrides(data, "data.num_attributes=2",
+                                                "task.module.output_weights={logits:0.5,age:2.0}")))
+    outputs = {"logits": torch.tensor([[2.0, -1.0], [0.5, 0.0]]), "age": torch.tensor([30.0, 70.0]),
+               "gender": torch.tensor([[1.0, -1.0], [0.0, 2.0]]), "mood": torch.zeros(2, 3)}
+    batch = {"image": torch.zeros(2, 3, 32, 32), "attributes": torch.tensor([[1, 0], [-1, 1]]),
+             "targets": {"age": torch.tensor([40.0, float("nan")]), "gender": torch.tensor([0, -1])}}
+    expected = (0.5 * masked_bce(outputs["logits"], batch["attributes"]) + 2.0 * 10 / 20
+                + F.cross_entropy(outputs["gender"][:1], torch.tensor([0])))
+    assert task.loss(outputs, batch, "train").item() == pytest.approx(expected.item())
+    assert task.monitor == ("val/mean_ap", "max")  # binary attributes keep their metric
