@@ -92,13 +92,18 @@ def main(cfg: DictConfig) -> None:
           f"min {floor[1]:.3f}")
     panels: dict = {}
     rows = [_row(str(label), str(ckpt), measured, calibration, cfg, panels) for label, ckpt in cfg.students.items()]
+    # the agreement of a student that calls every pair different: the floor a verification figure must clear
+    different = 1 - rows[0]["teacher_same"] / rows[0]["pairs"]
+    print(f"the teacher calls {rows[0]['teacher_same']} of {rows[0]['pairs']} pairs the same person: a student calling "
+          f"every pair different agrees on {different:.3f}")
     text = table(rows)
     print(text)
     if cfg.out:
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
         record = {"faces": measured.names, "photos": [str(p) for p in photos], "calibration": calibration.names,
-                  "constant_cosine": {"mean": floor[0], "min": floor[1]}, "rows": rows}
+                  "constant_cosine": {"mean": floor[0], "min": floor[1]}, "all_different_agreement": different,
+                  "rows": rows}
         atomic_write_bytes(out / "fidelity.json", json.dumps(record, indent=2).encode())
         atomic_write_bytes(out / "fidelity.md", (text + "\n").encode())
         print(f"written {out / 'fidelity.json'} and {out / 'fidelity.md'}")

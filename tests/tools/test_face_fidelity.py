@@ -17,7 +17,8 @@ def test_a_distilled_student_measured_on_real_faces(tmp_path):
     photo = faceapi_package() / "demo" / "sample1.jpg"
     data = tmp_path / "data"
     student = train(compose(tiny_identity_overrides(data, *DISTILL, "task.embedding_dim=128")), run_dir=tmp_path / "a")
-    args = [f"photos=[{photo}]", f"calibration={data}/train/*/*.png", "max_calibration=8", f"out={tmp_path / 'out'}"]
+    args = [f"photos=[{photo}]", f"calibration={data}/train/*/*.png", "max_calibration=8", f"out={tmp_path / 'out'}",
+            f"picture={tmp_path / 'pairs.png'}"]
     result = run_tool("face_fidelity.py", f"students={{tiny 128:{student['best_checkpoint']}}}", *args)
     assert "3 held-out faces in 1 photos" in result.stdout and "| tiny 128 | 32 |" in result.stdout
     record = json.loads((tmp_path / "out" / "fidelity.json").read_text())
@@ -25,3 +26,5 @@ def test_a_distilled_student_measured_on_real_faces(tmp_path):
     assert record["faces"] == ["sample1#0", "sample1#1", "sample1#2"] and row["pairs"] == 3
     assert -1 <= row["cosine_min"] <= row["cosine_mean"] <= 1 and set(row["nn"]) == {"1", "5"}
     assert row["train_images"] == 4 * 16  # 2 epochs x 2 steps x 16 images
+    assert (tmp_path / "pairs.png").stat().st_size > 1000
+    assert record["all_different_agreement"] == 1 - row["teacher_same"] / 3
