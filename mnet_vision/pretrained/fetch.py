@@ -22,6 +22,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,9 +111,10 @@ class PypiSdist:
     metadata while downloading, which runs the sdist's build backend (its ``setup.py``) in this
     interpreter: the requirement is given with ``--require-hashes``, so pip checks the pinned sha256
     before anything of the sdist runs, and ``--no-build-isolation``, so that step uses this
-    environment's setuptools instead of fetching build dependencies from the index. Use it for files
-    a project ships only in its sdist (test images); where a wheel of the release ships them, a wheel
-    needs no build step and would be the better pin."""
+    environment's setuptools instead of fetching build dependencies from the index (where setuptools
+    is not installed, pip fetches it into an isolated build environment, with a warning). Use it for
+    files a project ships only in its sdist (test images); where a wheel of the release ships them, a
+    wheel needs no build step and would be the better pin."""
 
     name: str
     version: str
@@ -131,7 +133,7 @@ class PypiSdist:
     @property
     def top_folder(self) -> str:
         """The one folder the sdist holds: ``face_recognition-1.3.0``."""
-        return f"{self.name.lower().replace('-', '_').replace('.', '_')}-{self.version}"
+        return f"{re.sub(r'[-_.]+', '_', self.name).lower()}-{self.version}"  # the name as PEP 625 spells it
 
     @property
     def pinned(self) -> str:
@@ -155,7 +157,14 @@ class PypiSdist:
         there first (run with ``scratch`` as cwd)."""
         requirement = scratch / "pinned-requirement.txt"
         requirement.write_text(f"{self.pinned} --hash=sha256:{self.sha256}\n")
-        return [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
+        isolation = ["--no-build-isolation"]
+        if importlib.util.find_spec("setuptools") is None:
+            # without setuptools here pip cannot prepare the metadata in this environment; an isolated
+            # build environment works, at the price of fetching setuptools (unpinned) from the index
+            log.warning("setuptools is not installed in %s: pip will fetch it from the package index to prepare "
+                        "%s's metadata (install setuptools to avoid that)", sys.executable, self.pinned)
+            isolation = []
+        return [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", *isolation,
                 "--require-hashes", "-r", str(requirement), "-d", str(scratch), "--progress-bar", "off",
                 "--no-input", "--disable-pip-version-check"]
 

@@ -98,6 +98,7 @@ def test_sdist_names_are_what_pip_writes():
     assert (IMAGES.tarball_name, IMAGES.top_folder, IMAGES.pinned) == (
         "face_recognition-1.3.0.tar.gz", STEM, "face-recognition==1.3.0")
     assert PypiSdist("Zope.Interface", "5.0", "0" * 64, "ZPL", ()).tarball_name == "zope_interface-5.0.tar.gz"
+    assert PypiSdist("a-_b", "1", "0" * 64, "MIT", ()).top_folder == "a_b-1"  # runs of - _ . are one _
     # one cache folder, tarball and lock per package: two packages sharing them would refetch each other
     names = [p.tarball_name.removesuffix(".tgz").removesuffix(".tar.gz") for p in PACKAGES.values()]
     assert len(set(names)) == len(names)
