@@ -281,6 +281,10 @@ BACKBONES = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3
 V1_ONLY = {"experiment=faceapi_ssd"}
 PAIRS = [(task, backbone) for task in TASKS for backbone in BACKBONES
          if task not in V1_ONLY or backbone == "mobilenet_v1"]
+# Recipes whose data names its columns (data=attributes_csv: data.num_attributes is ???): counted with
+# the values a user gives, here two binary attributes beside an age regression and a gender output.
+GIVEN = {"task=attribute_outputs": ["data.num_attributes=2", "task.regression={age:{center:35,scale:15}}",
+                                    "task.categorical={gender:[male,female]}"]}
 
 
 def test_task_list_is_complete():
@@ -292,7 +296,7 @@ def test_task_list_is_complete():
 
 @pytest.mark.parametrize(("task", "backbone"), PAIRS)
 def test_every_task_and_backbone_counts(task, backbone):
-    cfg = compose([task, f"backbone={backbone}", "backbone.alpha=0.25"])
+    cfg = compose([task, f"backbone={backbone}", "backbone.alpha=0.25", *GIVEN.get(task, [])])
     model = build_model(cfg)
     c = count_complexity(model, cfg.task.input_size)
     assert c.mult_adds > 0 and c.params > 0
