@@ -26,12 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from mnet_vision.atomic import atomic_write
-from mnet_vision.faces.align import faceapi_aligned_box, faceapi_face_crop
+from mnet_vision.faces.align import faceapi_face_crop
 from mnet_vision.faces.pipeline import Face, FacePipeline
-from mnet_vision.faces.training_crops import Jitter, PhotoFace, link_identities, write_training_crops
+from mnet_vision.faces.training_crops import Jitter, PhotoFace, described_faces, link_identities, write_training_crops
 from mnet_vision.heads.faceapi import EXPRESSIONS, GENDERS
 from mnet_vision.images import read_rgb
 from mnet_vision.inference.load import load_model
@@ -60,21 +59,8 @@ def attribute_faces(pipeline: FacePipeline, paths: Sequence[str | Path], progres
     (``attributes=True``); unreadable photos are logged and counted, not fatal."""
     if pipeline.attribute_models is None:
         raise ValueError("attribute_faces needs a FacePipeline(attributes=True): the labels are its answers")
-    found, unreadable = [], []
-    for path in tqdm(list(paths), desc="faces", unit="photo", disable=not progress):
-        try:
-            rgb = read_rgb(path)
-        except (OSError, ValueError) as error:
-            unreadable.append(str(path))
-            log.warning("skipping unreadable photo %s: %s", path, error)
-            continue
-        for k, face in enumerate(pipeline.describe_photo(rgb, str(path)).faces):
-            box = faceapi_aligned_box(face.landmarks, rgb.shape[1], rgb.shape[0], "min_bbox")
-            if face.age is not None and box[2] > 0 and box[3] > 0:
-                found.append((PhotoFace(str(path), k, rgb, box), face))
-    if unreadable:
-        log.warning("%d of %d photos unreadable: %s", len(unreadable), len(paths), unreadable)
-    return found
+    return [(photo_face, face) for photo_face, face in described_faces(pipeline, paths, "min_bbox", progress)
+            if face.age is not None]
 
 
 def _label_row(name: str, face: Face) -> str:

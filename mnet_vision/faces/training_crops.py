@@ -12,7 +12,7 @@ set (the synthetic identities) beside them by symbolic links, so one data root m
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +23,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from mnet_vision.faces.align import faceapi_aligned_box
-from mnet_vision.faces.pipeline import FacePipeline
-from mnet_vision.images import read_rgb
+from mnet_vision.faces.pipeline import Face, FacePipeline
+from mnet_vision.images import readable_chunks
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +58,23 @@ class PhotoFace:
         return f"{Path(self.photo).stem}_face{self.k}"
 
 
+def described_faces(pipeline: FacePipeline, paths: Sequence[str | Path], box: str = "dlib", progress: bool = True
+                    ) -> Iterator[tuple[PhotoFace, Face]]:
+    """Every face of ``paths`` as ``(PhotoFace`` with face-api's ``box`` (``"dlib"``: what its descriptor
+    crops; ``"min_bbox"``: what its attribute nets crop), ``Face)``, those whose box has pixels in the photo;
+    unreadable photos are logged and counted (:func:`mnet_vision.images.readable_chunks`), not fatal."""
+    unreadable: list[str] = []
+    for chunk in readable_chunks([Path(p) for p in paths], 1, unreadable, "faces" if progress else None):
+        for path, rgb in chunk:
+            for k, face in enumerate(pipeline.describe_photo(rgb, str(path)).faces):
+                aligned = faceapi_aligned_box(face.landmarks, rgb.shape[1], rgb.shape[0], box)
+                if aligned[2] > 0 and aligned[3] > 0:
+                    yield PhotoFace(str(path), k, rgb, aligned), face
+
+
 def photo_faces(pipeline: FacePipeline, paths: Sequence[str | Path], progress: bool = True) -> list[PhotoFace]:
-    """Every face of ``paths`` as :class:`PhotoFace`; unreadable photos are logged and counted, not fatal."""
-    found, unreadable = [], []
-    for path in tqdm(list(paths), desc="faces", unit="photo", disable=not progress):
-        try:
-            rgb = read_rgb(path)
-        except (OSError, ValueError) as error:
-            unreadable.append(str(path))
-            log.warning("skipping unreadable photo %s: %s", path, error)
-            continue
-        height, width = rgb.shape[:2]
-        for k, face in enumerate(pipeline.describe_photo(rgb, str(path)).faces):
-            box = faceapi_aligned_box(face.landmarks, width, height, "dlib")
-            if box[2] > 0 and box[3] > 0:
-                found.append(PhotoFace(str(path), k, rgb, box))
-    if unreadable:
-        log.warning("%d of %d photos unreadable: %s", len(unreadable), len(paths), unreadable)
-    return found
+    """Every face of ``paths`` as :class:`PhotoFace` with face-api's descriptor box (:func:`described_faces`)."""
+    return [photo_face for photo_face, _ in described_faces(pipeline, paths, "dlib", progress)]
 
 
 def augmented_view(face: PhotoFace, size: int, jitter: Jitter, rng: np.random.Generator) -> np.ndarray:

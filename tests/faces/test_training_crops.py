@@ -73,4 +73,4 @@ def test_a_real_photos_faces_and_an_unreadable_file(tmp_path, caplog):
         faces = photo_faces(FacePipeline(describer=None), [photo, broken], progress=False)
     assert [f.identity for f in faces] == ["sample1_face0", "sample1_face1", "sample1_face2"]
     assert all(w > 150 and h > 150 for *_, w, h in (f.box for f in faces))  # ~210 px faces in that photo
-    assert "1 of 2 photos unreadable" in caplog.text and "broken.jpg" in caplog.text
+    assert "skipped 1 unreadable image(s)" in caplog.text and "broken.jpg" in caplog.text
