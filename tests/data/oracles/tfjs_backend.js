@@ -13,6 +13,21 @@ function parseBackends(value) {
   return backends;
 }
 
+// --project DIR --model DIR --inputs FILE --out DIR [--backends a,b]: the face oracles' arguments, all
+// but --backends required.
+function parseOracleArgs(argv) {
+  const args = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!['--project', '--model', '--inputs', '--out', '--backends'].includes(a)) throw new Error(`unknown argument ${a}`);
+    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+    args[a.slice(2)] = argv[++i];
+  }
+  for (const k of ['project', 'model', 'inputs', 'out']) if (!args[k]) throw new Error(`--${k} is required`);
+  args.backends = parseBackends(args.backends);
+  return args;
+}
+
 // face-api and the wasm backend from the pinned Node project in folder `project`.
 function loadFaceapi(project) {
   const projectRequire = createRequire(path.join(path.resolve(project), 'package.json'));
@@ -41,4 +56,4 @@ async function setBackend(tf, wasmBackend, projectRequire, name) {
   return info;
 }
 
-module.exports = { BACKENDS, parseBackends, loadFaceapi, setBackend };
+module.exports = { BACKENDS, parseBackends, parseOracleArgs, loadFaceapi, setBackend };

@@ -17,25 +17,12 @@
 
 const crypto = require('crypto');
 const fs = require('fs');
-const { parseBackends, loadFaceapi, setBackend: startBackend } = require('../tfjs_backend.js');
+const { parseOracleArgs, loadFaceapi, setBackend: startBackend } = require('../tfjs_backend.js');
 
 const MIN_CONFIDENCE = 0.5;
 const MAX_RESULTS = 100;
 
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!['--project', '--model', '--inputs', '--out', '--backends'].includes(a)) throw new Error(`unknown argument ${a}`);
-    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-    args[a.slice(2)] = argv[++i];
-  }
-  for (const k of ['project', 'model', 'inputs', 'out']) if (!args[k]) throw new Error(`--${k} is required`);
-  args.backends = parseBackends(args.backends);
-  return args;
-}
-
-const args = parseArgs(process.argv.slice(2));
+const args = parseOracleArgs(process.argv.slice(2));
 const { projectRequire, faceapi, wasmBackend } = loadFaceapi(args.project);
 const { tf } = faceapi;
 
