@@ -60,7 +60,9 @@ def compare_face_pipelines(repeats: int = 3, warmup: int = 1, onnx: bool = True,
     with tempfile.TemporaryDirectory(prefix="faces-benchmark-") as tmp:
         if onnx:
             path = Path(tmp) / "faceapi_ssd.onnx"
-            export_onnx(load_pretrained("faceapi_ssd", fast=False), path, dynamo=False)
+            # logits of magnitude ~10 differ by ~1e-4 between ORT and PyTorch under 2 threads (summation order):
+            # 1e-3 still catches a wrong graph
+            export_onnx(load_pretrained("faceapi_ssd", fast=False), path, dynamo=False, check_atol=1e-3)
             pipelines[ONNX] = FacePipeline(detector=load_onnx(path, threads=threads, task="DetectionTask"))
             notes.update(_face_net_export_notes(Path(tmp)))
         per_round: dict[str, list[dict[str, float]]] = {name: [] for name in pipelines}

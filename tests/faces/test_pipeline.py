@@ -288,7 +288,9 @@ def test_an_exif_rotated_photo_gives_the_upright_ones_boxes(faceapi_pipeline, de
 def test_an_onnx_detector_gives_the_pytorch_detectors_faces(faceapi_pipeline, demo, tmp_path):
     # face-api's detector exported (the TorchScript exporter: seconds, where dynamo takes a minute; the export
     # checks itself against PyTorch) and run by ONNX Runtime: the same crops, so the same descriptors
-    export_onnx(load_pretrained("faceapi_ssd", fast=False), tmp_path / "faceapi_ssd.onnx", dynamo=False)
+    # check_atol 1e-3: its logits (magnitude ~10) differ by ~1e-4 from PyTorch's under 2 threads
+    export_onnx(load_pretrained("faceapi_ssd", fast=False), tmp_path / "faceapi_ssd.onnx", dynamo=False,
+                check_atol=1e-3)
     onnx = FacePipeline(detector=tmp_path / "faceapi_ssd.onnx", attributes=False)
     rgb = read_rgb(demo / "sample1.jpg")
     ours, theirs = faceapi_pipeline.describe_photo(rgb), onnx.describe_photo(rgb)
