@@ -105,6 +105,8 @@ MEASURED_SLOW = {
     "tests/faces/test_pipeline.py::test_the_demo_photos_end_to_end_equal_faceapi",
     # face-api's detector exported to ONNX (TorchScript exporter, ~8 s) and run on a demo photo
     "tests/faces/test_pipeline.py::test_an_onnx_detector_gives_the_pytorch_detectors_faces",
+    # every face net and the detector in ONNX Runtime on two demo photos, against the PyTorch path (~5 s)
+    "tests/faces/test_pipeline.py::test_every_net_in_onnx_runtime_gives_the_pytorch_pipelines_faces",
     # the faces benchmark on one demo photo: face-api's detector, landmark and descriptor nets loaded (~3 s)
     "tests/benchmarks/test_faces.py::test_one_photo_gives_every_row_of_the_table",
     # two demo photos through face-api's pipeline and 2 x 3 augmented views written (~4 s)

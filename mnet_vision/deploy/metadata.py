@@ -9,13 +9,16 @@ Keys (:data:`KEYS`; written by :func:`mnet_vision.inference.export.export_onnx`)
   ``transform``).
 - ``mnet_vision.preprocess``: how images become the graph's ``images`` input, ``(N, 3, S, S)``
   float32: ``{"kind": "classification"|"detection", "size", "crop_fraction", "mean", "std",
-  "resize": "squash"|"letterbox", "method": "bilinear"|"tf_legacy_bilinear"}``.
+  "resize": "squash"|"letterbox", "method": "bilinear"|"tf_legacy_bilinear"}``; face-api's face nets:
+  ``{"kind": "faceapi", "size", "resize": "pad_to_square_then_tf_legacy_bilinear", "pixel_scale"}``
+  (``mnet_vision.pretrained.faceapi_input.faceapi_net_input``, RGB in [0, 1]).
 - ``mnet_vision.detector`` (detectors): ``{"kind": "ssd", "score_converter", "score_thresh",
   "nms_thresh", "detections_per_img", "topk_candidates", "class_agnostic_nms", "box_coder_weights",
   "bbox_xform_clip", "anchors": (A, 4) xyxy input pixels, "nms_in_graph"}``.
 - ``mnet_vision.geo`` (geolocation): ``{"partitions": [{"cell_ids", "tokens", "cell_points",
   "cell_counts"}, ...], "ancestors": (C_fine, P)}``, coarsest partition first.
-- ``mnet_vision.source``: ``{"checkpoint", "exporter", "opset", "torch", "max_abs_diff"}``.
+- ``mnet_vision.source``: ``{"checkpoint", "exporter", "opset", "torch", "max_abs_diff"}``, and
+  ``"weights_sha256"`` when the source's weights have a known digest (a pretrained model's shards).
 - ``mnet_vision.quantization`` (INT8 files): ``{"mode", "per_channel", "reduce_range",
   "activation_type", "weight_type", "calibration_images", "gate"}``.
 """
@@ -46,7 +49,11 @@ REQUIRED_KEYS = (FORMAT_KEY, META_KEY, PREPROCESS_KEY, SOURCE_KEY)
 #: The graph's one input and each task's outputs (geolocation: ``logits_0`` .. ``logits_{P-1}``).
 INPUT_NAME = "images"
 TASK_OUTPUTS = {"ClassificationTask": ("logits",), "AttributeTask": ("logits",), "EmbeddingTask": ("embedding",),
-                "DetectionTask": ("bbox_regression", "cls_logits"), "GeolocationTask": ()}
+                "DetectionTask": ("bbox_regression", "cls_logits"), "GeolocationTask": (),
+                # face-api's face nets (mnet_vision.pretrained.faceapi_nets): (N, 68, 2) relative landmarks,
+                # (N, 128) descriptors, (N, 7) expression probabilities, (N,) age in years and (N, 2) genders
+                "FaceLandmarks": ("landmarks",), "FaceDescriptor": ("embedding",),
+                "FaceExpression": ("probabilities",), "FaceAgeGender": ("age", "gender")}
 #: The extra outputs of a detector exported with ``nms_in_graph``.
 NMS_OUTPUTS = ("detection_boxes", "detection_scores", "detection_labels", "num_detections")
 #: torchvision's SSD box coder (dx, dy, dw, dh weights) and its clip of dw/dh before exp.

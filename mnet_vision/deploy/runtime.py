@@ -11,6 +11,8 @@ and starts one ONNX Runtime session (CPU, ``threads`` intra-op threads, one inte
 the task helpers take RGB ``uint8`` ``(H, W, 3)`` images, preprocess them as the PyTorch eval path
 does (:mod:`mnet_vision.deploy.preprocess`) and post-process as our PyTorch models do
 (:mod:`mnet_vision.deploy.postprocess`, the geolocation head's hierarchical probabilities).
+face-api's face nets (tasks ``FaceLandmarks``, ``FaceDescriptor``, ``FaceExpression``, ``FaceAgeGender``) run
+through :meth:`OnnxModel.run` on crops the face pipeline prepares (:mod:`mnet_vision.faces.pipeline`).
 """
 from __future__ import annotations
 
@@ -95,8 +97,15 @@ class OnnxModel:
 
     def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """``(N, 3, S, S)`` float32 input of RGB ``uint8`` ``(H, W, 3)`` images (the metadata's
-        ``mnet_vision.preprocess``)."""
-        return model_input(images, self._settings(PREPROCESS_KEY, self.meta.preprocess))
+        ``mnet_vision.preprocess``). face-api's face nets (kind ``faceapi``) are refused: their input is a
+        face crop padded to a square and resized by TF's legacy bilinear, which needs torch
+        (``mnet_vision.pretrained.faceapi_input.faceapi_net_input``; then :meth:`run`)."""
+        settings = self._settings(PREPROCESS_KEY, self.meta.preprocess)
+        if settings.get("kind") == "faceapi":
+            raise ValueError(f"{self.path} is face-api's {self.task} net: preprocess its face crops with "
+                             "mnet_vision.pretrained.faceapi_input.faceapi_net_input (or run it through "
+                             "mnet_vision.faces.pipeline.FacePipeline) and call OnnxModel.run")
+        return model_input(images, settings)
 
     def _output(self, outputs: dict[str, np.ndarray], name: str) -> np.ndarray:
         if name not in outputs:

@@ -15,7 +15,6 @@ template instead, the input our own MobileNet embedders (an embedding checkpoint
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections import defaultdict
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnet_vision.deploy.metadata import read_exported
 from mnet_vision.deploy.runtime import OnnxModel, is_onnx_path, load_onnx
 from mnet_vision.faces.align import (
     align_similarity,
@@ -38,6 +38,7 @@ from mnet_vision.faces.align import (
 )
 from mnet_vision.heads.faceapi import EXPRESSIONS, GENDERS
 from mnet_vision.images import MAX_PIXELS, readable_chunks
+from mnet_vision.inference.export import weights_sha256
 from mnet_vision.inference.load import LoadedModel, load_model
 from mnet_vision.model import DetectorModel
 from mnet_vision.pretrained.faceapi_input import faceapi_net_input, landmarks_in_crop
@@ -100,28 +101,50 @@ def _loaded(model: str | Path | LoadedModel, what: str, fast: bool, device: str)
     return load_model(model, fast, device)
 
 
-def _checked(loaded: LoadedModel, what: str, outputs: str) -> LoadedModel:
-    if loaded.meta.outputs != outputs:
-        raise ValueError(f"{what}: {loaded.source or loaded.meta.task} is a {loaded.meta.task} model whose output is "
-                         f"{loaded.meta.outputs!r}; the face pipeline's {what} must output {outputs!r}")
+def _net(model: str | Path | LoadedModel | OnnxModel, what: str, task: str, fast: bool,
+         device: str) -> LoadedModel | OnnxModel:
+    """A face net as :func:`_loaded` gives it, or its ``.onnx`` export (a path or an :class:`OnnxModel`, refused
+    unless it is a ``task`` model) run by ONNX Runtime."""
+    if isinstance(model, OnnxModel):
+        read_exported(model.path, task)  # the same refusal as a path's: a file of another task, naming both
+        return model
+    if is_onnx_path(model):
+        return load_onnx(model, task=task)
+    return _loaded(model, what, fast, device)
+
+
+def _meta(model: LoadedModel | OnnxModel, key: str) -> Any:
+    """A :class:`~mnet_vision.inference.load.ModelMeta` field of a loaded model or of an export's metadata."""
+    return model.meta.meta.get(key) if isinstance(model, OnnxModel) else getattr(model.meta, key)
+
+
+def _checked(loaded: LoadedModel | OnnxModel, what: str, outputs: str) -> LoadedModel | OnnxModel:
+    if _meta(loaded, "outputs") != outputs:
+        name = loaded.path if isinstance(loaded, OnnxModel) else (loaded.source or loaded.meta.task)
+        raise ValueError(f"{what}: {name} is a {_meta(loaded, 'task')} model whose output is "
+                         f"{_meta(loaded, 'outputs')!r}; the face pipeline's {what} must output {outputs!r}")
     return loaded
 
 
-def weights_sha256(loaded: LoadedModel) -> str | None:
-    """sha256 of a model's weights: the shards of a pretrained TF.js manifest (in its order), or the
-    checkpoint file; None when the model came from neither (built in memory)."""
-    pretrained = loaded.cfg.get("pretrained") if loaded.cfg is not None else None
+def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    if pretrained is not None and pretrained.get("weights"):
-        manifest = Path(str(pretrained.weights))
-        for group in json.loads(manifest.read_text()):
-            for shard in group["paths"]:
-                digest.update((manifest.parent / shard).read_bytes())
-        return digest.hexdigest()
-    if loaded.source and Path(loaded.source).is_file():
-        digest.update(Path(loaded.source).read_bytes())
-        return digest.hexdigest()
-    return None
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _onnx_model_record(model: OnnxModel) -> dict[str, Any]:
+    """What an index records of an exported describer: the source weights' name and sha256 when the export
+    recorded them (so its vectors share an index with the PyTorch describer's: the same model, within 1e-4),
+    and the ``.onnx`` file itself (``runtime``, ``file``, ``file_sha256``; not compared by the index)."""
+    source = model.meta.source
+    record = {"runtime": "onnxruntime", "file": str(model.path), "file_sha256": _sha256_file(model.path)}
+    if source.get("weights_sha256"):
+        return {"name": source.get("pretrained") or source.get("checkpoint"), "sha256": source["weights_sha256"],
+                **record}
+    return {"name": f"{model.path.name} (ONNX export of {source.get('checkpoint', '?')})",
+            "sha256": record["file_sha256"], **record}
 
 
 def _model_name(spec: Any, loaded: LoadedModel) -> str:
@@ -137,7 +160,8 @@ class FacePipeline:
     Args:
         detector, landmarks, describer: each a pretrained name, a :class:`LoadedModel` or a checkpoint path:
             a face detector (or its ``.onnx`` export, path or ``OnnxModel``, run by ONNX Runtime:
-            :mod:`mnet_vision.deploy.runtime`), face-api's 68-point landmark net, a face descriptor
+            :mod:`mnet_vision.deploy.runtime`; so may the landmarks and the describer be), face-api's 68-point
+            landmark net, a face descriptor
             (``faceapi_descriptor``, or one of our embedding checkpoints, with ``align="similarity"``);
             ``describer=None`` stops after the landmarks (no embeddings).
         align: ``"faceapi"`` (face-api's crops, so its descriptor equals face-api's end to end) or
@@ -147,7 +171,9 @@ class FacePipeline:
         min_face: detections whose shorter box side is below it (pixels) are skipped, with the reason
             (:data:`MIN_FACE`, 32 px: below it face-api's descriptor of a face moves as far from its full-size
             descriptor as other people lie).
-        attributes: also run face-api's age/gender and expression nets (on face-api's own crop for them).
+        attributes: also run face-api's age/gender and expression nets (on face-api's own crop for them); a dict
+            ``{"age_gender", "expression"}`` gives either net (a name, path, ``.onnx`` path or model), the rest
+            default to face-api's.
         keep_aligned: keep each describer input crop in :attr:`Face.aligned`.
         device, fast: where and how (BN folded, channels_last) the models given by name or path run.
 
@@ -156,10 +182,11 @@ class FacePipeline:
     """
 
     def __init__(self, detector: str | Path | LoadedModel | OnnxModel = "faceapi_ssd",
-                 landmarks: str | Path | LoadedModel = "faceapi_landmarks68",
-                 describer: str | Path | LoadedModel | None = "faceapi_descriptor", align: str = "faceapi",
+                 landmarks: str | Path | LoadedModel | OnnxModel = "faceapi_landmarks68",
+                 describer: str | Path | LoadedModel | OnnxModel | None = "faceapi_descriptor", align: str = "faceapi",
                  align_size: int | None = None, score_thresh: float = 0.5, min_face: float = MIN_FACE,
-                 attributes: bool = False, keep_aligned: bool = True, device: str = "cpu", fast: bool = True):
+                 attributes: bool | dict[str, Any] = False, keep_aligned: bool = True, device: str = "cpu",
+                 fast: bool = True):
         if align not in ALIGNS:
             raise ValueError(f"align={align!r}: expected one of {ALIGNS}")
         if align == "faceapi" and align_size is not None:
@@ -180,34 +207,43 @@ class FacePipeline:
                 raise ValueError(f"detector: {self.detector.source} is a {self.detector.meta.task} model, not a "
                                  "detector")
         self.stage_seconds: defaultdict[str, float] = defaultdict(float)
-        self.landmarks = _checked(_loaded(landmarks, "landmarks", fast, device), "landmarks", "landmarks")
+        self.landmarks = _checked(_net(landmarks, "landmarks", "FaceLandmarks", fast, device), "landmarks",
+                                  "landmarks")
         self.describer = None
-        self._describer_spec, self._describer_sha256 = describer, None
+        self._describer_spec, self._describer_record = describer, None
         if describer is not None:
-            self.describer = _checked(_loaded(describer, "describer", fast, device), "describer", "embedding")
-        self.align_size = int(align_size or (self.describer.meta.input_size if self.describer else None) or 112)
+            self.describer = _checked(_net(describer, "describer", "FaceDescriptor", fast, device), "describer",
+                                      "embedding")
+        self.align_size = int(align_size or (_meta(self.describer, "input_size") if self.describer else None) or 112)
         self.attribute_models = None
         if attributes:
-            self.attribute_models = {name: load_pretrained(f"faceapi_{name}", fast=fast, device=device)
-                                     for name in ("age_gender", "expression")}
+            given = {} if attributes is True else dict(attributes)
+            self.attribute_models = {
+                name: _checked(_net(given.get(name, f"faceapi_{name}"), name, task, fast, device), name, outputs)
+                for name, task, outputs in (("age_gender", "FaceAgeGender", "age_gender"),
+                                            ("expression", "FaceExpression", "probabilities"))}
 
     @property
     def metric(self) -> str:
         """How embeddings compare: ``"euclidean"`` for face-api's descriptor (0.6 the same person),
         ``"cosine"`` for our embedding checkpoints (unit vectors)."""
-        faceapi = self.describer is not None and self.describer.meta.transform.get("kind") == "faceapi"
+        faceapi = self.describer is not None and (_meta(self.describer, "transform") or {}).get("kind") == "faceapi"
         return "euclidean" if faceapi else "cosine"
 
     @property
     def embedding_model(self) -> dict[str, Any]:
-        """What an index records of the describer: ``{"name", "sha256", "dim", "align", "metric"}``."""
+        """What an index records of the describer: ``{"name", "sha256", "dim", "align", "metric"}`` (the fields
+        an index compares); an ONNX describer adds ``runtime``, ``file`` and ``file_sha256``, and names the
+        weights it was exported from, so its vectors and the PyTorch describer's share an index."""
         if self.describer is None:
             raise ValueError("this FacePipeline has no describer (describer=None): it makes no embeddings")
         align = self.align if self.align == "faceapi" else f"similarity{self.align_size}"
-        if self._describer_sha256 is None:  # read once: the weights of a pipeline do not change
-            self._describer_sha256 = weights_sha256(self.describer)
-        return {"name": _model_name(self._describer_spec, self.describer), "sha256": self._describer_sha256,
-                "dim": int(self.describer.meta.embedding_dim), "align": align, "metric": self.metric}
+        if self._describer_record is None:  # read once: the weights of a pipeline do not change
+            self._describer_record = (_onnx_model_record(self.describer) if isinstance(self.describer, OnnxModel)
+                                      else {"name": _model_name(self._describer_spec, self.describer),
+                                            "sha256": weights_sha256(self.describer)})
+        return {**self._describer_record, "dim": int(_meta(self.describer, "embedding_dim")), "align": align,
+                "metric": self.metric}
 
     # -- the steps -------------------------------------------------------------------------------------------
 
@@ -230,9 +266,13 @@ class FacePipeline:
         size = self.detector.input_size if isinstance(self.detector, OnnxModel) else self.detector.meta.input_size
         return int(size or 512)
 
-    def _net(self, loaded: LoadedModel, crops: Sequence[np.ndarray]) -> Any:
-        """One face-api net on face crops: its own pad + resize (``faceapi_net_input``), one batch."""
-        batch = torch.stack([faceapi_net_input(crop, int(loaded.meta.input_size)) for crop in crops])
+    def _net(self, loaded: LoadedModel | OnnxModel, crops: Sequence[np.ndarray]) -> Any:
+        """One face-api net on face crops: its own pad + resize (``faceapi_net_input``), one batch; a tensor
+        (a dict of them for age/gender) whether PyTorch or ONNX Runtime ran it."""
+        batch = torch.stack([faceapi_net_input(crop, int(_meta(loaded, "input_size"))) for crop in crops])
+        if isinstance(loaded, OnnxModel):
+            out = {name: torch.from_numpy(value) for name, value in loaded.run(batch.numpy()).items()}
+            return out if len(out) > 1 else next(iter(out.values()))
         with torch.inference_mode():
             return loaded.model(loaded.inputs(batch))
 
@@ -274,7 +314,8 @@ class FacePipeline:
         clock = self._timed("landmarks", clock)
         faces, crops = [], []
         for (box, score, landmark_box, crop_box), points in zip(kept, relative.double().cpu(), strict=True):
-            in_crop = landmarks_in_crop(points, crop_box[2], crop_box[3], int(self.landmarks.meta.input_size)).numpy()
+            size = int(_meta(self.landmarks, "input_size"))
+            in_crop = landmarks_in_crop(points, crop_box[2], crop_box[3], size).numpy()
             # face-api shifts by its unclipped, unfloored detection box (extendWithFaceLandmarks), not by where
             # the crop began: kept under align="faceapi" so the crops stay face-api's
             origin = landmark_box[:2] if self.align == "faceapi" else crop_box[:2]
@@ -314,7 +355,7 @@ class FacePipeline:
 
     def _describe(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """``(D,)`` float32 embeddings of the describer's input crops."""
-        if self.describer.meta.transform.get("kind") == "faceapi":
+        if isinstance(self.describer, OnnxModel) or self.describer.meta.transform.get("kind") == "faceapi":
             out = self._net(self.describer, crops)
         else:  # one of our embedding checkpoints: its own evaluation transform (resize, normalise)
             transform = self.describer.meta.eval_transform()

@@ -20,12 +20,14 @@ stops; see :func:`export_onnx`).
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
+import json
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,14 +97,18 @@ class ExportResult:
 
 class TensorNetwork(nn.Module):
     """A classification-like model as a graph of tensors: ``images`` -> its output, or a tuple of
-    per-partition logits for a geolocation model (a list does not name ONNX outputs)."""
+    per-partition logits for a geolocation model (a list does not name ONNX outputs), or for a model
+    returning a dict (face-api's age/gender: ``{"age", "gender"}``) its values in the order of ``keys``."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, keys: Sequence[str] = ()):
         super().__init__()
         self.model = model
+        self.keys = tuple(keys)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         out = self.model(images)
+        if isinstance(out, Mapping):
+            return tuple(out[key] for key in self.keys)
         return tuple(out) if isinstance(out, (list, tuple)) else out
 
 
@@ -226,10 +232,37 @@ def export_onnx(model: str | Path | LoadedModel, out: str | Path, images: torch.
                                f"({per_output}), above check_atol={check_atol:g}: {out} was not written")
     md.set_metadata(proto, {**export_metadata(loaded, folded, extra, nms_in_graph),
                             md.SOURCE_KEY: {"checkpoint": source, "exporter": exporter, "opset": opset,
-                                            "torch": torch.__version__, "max_abs_diff": diff}})
+                                            "torch": torch.__version__, "max_abs_diff": diff,
+                                            **_weights_record(loaded)}})
     data = proto.SerializeToString()
     path = atomic_write_bytes(out, data)
     return ExportResult(Path(path), diff, exporter, tuple(output_names), len(data))
+
+
+def weights_sha256(loaded: LoadedModel) -> str | None:
+    """sha256 of a model's weights: the shards of a pretrained TF.js manifest (in its order), or the
+    checkpoint file; None when the model came from neither (built in memory)."""
+    pretrained = loaded.cfg.get("pretrained") if loaded.cfg is not None else None
+    digest = hashlib.sha256()
+    if pretrained is not None and pretrained.get("weights"):
+        manifest = Path(str(pretrained.weights))
+        for group in json.loads(manifest.read_text()):
+            for shard in group["paths"]:
+                digest.update((manifest.parent / shard).read_bytes())
+        return digest.hexdigest()
+    if loaded.source and Path(loaded.source).is_file():
+        digest.update(Path(loaded.source).read_bytes())
+        return digest.hexdigest()
+    return None
+
+
+def _weights_record(loaded: LoadedModel) -> dict[str, Any]:
+    """``{"weights_sha256"}`` of a pretrained model's weights (what the face pipeline records of a
+    describer, so its export can name the same weights); empty for a checkpoint, whose path is the record."""
+    pretrained = loaded.cfg.get("pretrained") if loaded.cfg is not None else None
+    if pretrained is None or not pretrained.get("weights"):
+        return {}
+    return {"weights_sha256": weights_sha256(loaded), "pretrained": str(pretrained.get("name", ""))}
 
 
 def export_metadata(loaded: LoadedModel, folded: nn.Module, extra: dict[str, Any],
@@ -267,6 +300,9 @@ def preprocess_settings(loaded: LoadedModel) -> dict[str, Any]:
         return {"kind": "detection", "size": int(transform.size), "mean": [float(m) for m in transform.image_mean],
                 "std": [float(s) for s in transform.image_std], "resize": resize, "method": transform.method,
                 "order": order, "pixel_scale": 1 / 255}
+    if loaded.meta.transform.get("kind") == "faceapi":  # face-api's nets: padToSquare + TF legacy bilinear
+        return {"kind": "faceapi", "size": _input_size(loaded), "resize": "pad_to_square_then_tf_legacy_bilinear",
+                "pixel_scale": 1 / 255}
     settings = {**_CLASSIFICATION_DEFAULTS, **{k: v for k, v in loaded.meta.transform.items() if k != "kind"}}
     return {"kind": "classification", "size": int(settings.get("input_size", loaded.meta.input_size)),
             "crop_fraction": float(settings["crop_fraction"]), "mean": [float(m) for m in settings["mean"]],
@@ -300,6 +336,9 @@ def default_images(loaded: LoadedModel, count: int = _CHECK_IMAGES, seed: int = 
         tensors = [torch.from_numpy(a[: 3 * size // 2].copy()).permute(2, 0, 1).float() / 255 for a in arrays]
         with torch.no_grad():
             return head.detector.transform.eval()(tensors)[0].tensors
+    if loaded.meta.transform.get("kind") == "faceapi":  # its input: RGB in [0, 1], already square at its size
+        return torch.stack([torch.from_numpy(draw_shape_image(SHAPES[i % len(SHAPES)], rng, size).copy())
+                            .permute(2, 0, 1).float() / 255 for i in range(count)])
     transform = loaded.meta.eval_transform()
     return torch.stack([apply_seeded(transform, 0, image=a)["image"] for a in arrays])
 
@@ -327,7 +366,7 @@ def _network(folded: nn.Module, loaded: LoadedModel, nms_in_graph: bool,
         return TensorNetwork(folded).eval(), [f"logits_{p}" for p in range(len(head.num_cells))], extra
     if task not in md.TASK_OUTPUTS or not md.TASK_OUTPUTS[task]:
         raise ExportUnsupportedError(f"{source}: no ONNX export for a {task} model ({type(head).__name__})")
-    return TensorNetwork(folded).eval(), list(md.TASK_OUTPUTS[task]), extra
+    return TensorNetwork(folded, md.TASK_OUTPUTS[task]).eval(), list(md.TASK_OUTPUTS[task]), extra
 
 
 def _input_size(loaded: LoadedModel) -> int:

@@ -18,6 +18,7 @@ from mnet_vision.deploy.runtime import is_onnx_path, load_onnx
 from mnet_vision.inference.export import export_onnx
 from mnet_vision.inference.load import LoadedModel, read_metadata
 from mnet_vision.model import build_model
+from tests.helpers.faceapi_onnx import faceapi_onnx
 from tests.helpers.models import randomise_batchnorm
 
 pytest.importorskip("onnxruntime", reason="the deploy path runs on onnxruntime (pip install mnet_vision[deploy])")
@@ -182,3 +183,14 @@ def test_a_foreign_model_runs_only_when_given_its_task(tmp_path):
 def test_onnx_paths_are_told_by_their_suffix():
     assert is_onnx_path("model.onnx") and is_onnx_path(Path("a/B.ONNX"))
     assert not is_onnx_path("last.ckpt") and not is_onnx_path(None)
+
+
+def test_a_faceapi_net_runs_on_prepared_crops_and_refuses_photos():
+    # face-api's descriptor: run() takes the (N, 3, 150, 150) crops faceapi_net_input makes; preprocess() of photos
+    # would need torch's TF-legacy resize, so it says where to go instead of guessing
+    model = load_onnx(faceapi_onnx("faceapi_descriptor").path, task="FaceDescriptor")
+    assert model.input_size == 150 and model.output_names == ["embedding"]
+    assert model.run(np.zeros((2, 3, 150, 150), np.float32))["embedding"].shape == (2, 128)
+    with pytest.raises(ValueError, match=r"faceapi_descriptor\.onnx is face-api's FaceDescriptor net: preprocess its "
+                                         r"face crops with .*faceapi_net_input"):
+        model.preprocess([np.zeros((64, 64, 3), np.uint8)])

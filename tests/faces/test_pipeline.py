@@ -25,12 +25,12 @@ from mnet_vision.faces.align import (
 )
 from mnet_vision.faces.pipeline import MIN_FACE, FacePipeline
 from mnet_vision.images import read_rgb
-from mnet_vision.inference.export import export_onnx
+from mnet_vision.index.face_index import FaceIndex, same_model
 from mnet_vision.inference.load import LoadedModel, ModelMeta
 from mnet_vision.model import build_model
 from mnet_vision.pretrained.faceapi_nets import build_faceapi_net
-from mnet_vision.pretrained.models import load_pretrained
 from tests.faces.conftest import DEMO_PHOTOS as PHOTOS
+from tests.helpers.faceapi_onnx import faceapi_onnx
 from tests.helpers.pretrained import faceapi_package
 
 ORACLE = Path(__file__).resolve().parents[1] / "data" / "oracles" / "faceapi_faces" / "outputs.json"
@@ -285,13 +285,10 @@ def test_an_exif_rotated_photo_gives_the_upright_ones_boxes(faceapi_pipeline, de
     _same_faces(rotated, straight, box_px=1.0, distance=0.1)  # measured: 0.54 px, 0.01-0.07
 
 
-def test_an_onnx_detector_gives_the_pytorch_detectors_faces(faceapi_pipeline, demo, tmp_path):
+def test_an_onnx_detector_gives_the_pytorch_detectors_faces(faceapi_pipeline, demo):
     # face-api's detector exported (the TorchScript exporter: seconds, where dynamo takes a minute; the export
     # checks itself against PyTorch) and run by ONNX Runtime: the same crops, so the same descriptors
-    # check_atol 1e-3: its logits (magnitude ~10) differ by ~1e-4 from PyTorch's under 2 threads
-    export_onnx(load_pretrained("faceapi_ssd", fast=False), tmp_path / "faceapi_ssd.onnx", dynamo=False,
-                check_atol=1e-3)
-    onnx = FacePipeline(detector=tmp_path / "faceapi_ssd.onnx", attributes=False)
+    onnx = FacePipeline(detector=faceapi_onnx("faceapi_ssd").path, attributes=False)
     rgb = read_rgb(demo / "sample1.jpg")
     ours, theirs = faceapi_pipeline.describe_photo(rgb), onnx.describe_photo(rgb)
     assert len(theirs.faces) == len(ours.faces) == 3
@@ -299,6 +296,35 @@ def test_an_onnx_detector_gives_the_pytorch_detectors_faces(faceapi_pipeline, de
         assert np.abs(np.subtract(a.box, b.box)).max() < 1e-2 and a.aligned.shape == b.aligned.shape
         np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-4)
     assert onnx.embedding_model == faceapi_pipeline.embedding_model
+
+
+def test_every_net_in_onnx_runtime_gives_the_pytorch_pipelines_faces(faceapi_pipeline, demo_faces, demo):
+    # detector, landmarks, descriptor, age/gender and expressions all exported and run by ONNX Runtime, fed by the
+    # same face-api input pipeline: the PyTorch path's faces on two demo photos (7 faces)
+    attributes = {name: faceapi_onnx(f"faceapi_{name}").path for name in ("age_gender", "expression")}
+    onnx = FacePipeline(detector=faceapi_onnx("faceapi_ssd").path, landmarks=faceapi_onnx("faceapi_landmarks68").path,
+                        describer=faceapi_onnx("faceapi_descriptor").path, attributes=attributes)
+    photos, _ = onnx.run_files([demo / f"{name}.jpg" for name in ("sample1", "sample2")], progress=False)
+    for photo in photos:
+        ours = demo_faces[Path(photo.photo).stem]
+        assert len(photo.faces) == len(ours.faces) > 0
+        for a, b in zip(photo.faces, ours.faces, strict=True):
+            assert np.abs(np.subtract(a.box, b.box)).max() < 1e-2 and a.aligned.shape == b.aligned.shape
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)  # pixels
+            np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-4)
+            assert abs(a.age["years"] - b.age["years"]) < 1e-2
+            for mine, theirs in ((a.gender, b.gender), (a.expression, b.expression)):
+                assert mine.keys() == theirs.keys()
+                np.testing.assert_allclose(list(mine.values()), list(theirs.values()), atol=1e-4)
+    # the same weights within 1e-4, so one index takes both paths' vectors; the record names the ONNX file too
+    ours_model, onnx_model = faceapi_pipeline.embedding_model, onnx.embedding_model
+    assert same_model(onnx_model, ours_model) and onnx_model["name"] == "faceapi_descriptor"
+    assert onnx_model["runtime"] == "onnxruntime" and onnx_model["file"].endswith("faceapi_descriptor.onnx")
+    assert onnx_model["file_sha256"] == hashlib.sha256(Path(onnx_model["file"]).read_bytes()).hexdigest()
+    index = FaceIndex.create(128, "auto", expected_size=8, metric="euclidean", embedding_model=ours_model)
+    index.add(np.stack([f.embedding for f in photos[0].faces]), ["a"] * len(photos[0].faces),
+              embedding_model=onnx_model)
+    assert len(index) == len(photos[0].faces)
 
 
 def test_one_of_our_embedding_checkpoints_describes_similarity_aligned_faces(untrained, embedding_run):
