@@ -7,9 +7,10 @@ their descriptors to a ``FaceIndex`` (Euclidean, ``IDMap2,Flat``: what ``auto`` 
 size). The paths are interleaved round by round with the order rotating (:func:`rotating_rounds`); medians
 over rounds. Stage times come from :attr:`mnet_vision.faces.pipeline.FacePipeline.stage_seconds`.
 
-Only the detector runs in ONNX Runtime: :func:`mnet_vision.inference.export.export_onnx` refuses face-api's
-face nets (their tasks have no exported outputs in :data:`mnet_vision.deploy.metadata.TASK_OUTPUTS`, the
-deployment metadata's contract), and the table says so with the exporter's own message.
+On the ONNX path every net runs in ONNX Runtime: the detector and face-api's landmark and descriptor nets, each
+exported by :func:`mnet_vision.inference.export.export_onnx` (the TorchScript exporter, checked against
+PyTorch) and fed by the same input pipeline (``faceapi_net_input``); decoding, alignment and the index are
+the same code on both paths.
 """
 from __future__ import annotations
 
@@ -30,16 +31,19 @@ from mnet_vision.benchmarks.timing import number_or_dash, rotating_rounds
 from mnet_vision.deploy.runtime import load_onnx
 from mnet_vision.faces.pipeline import FacePipeline
 from mnet_vision.index.face_index import FaceIndex
-from mnet_vision.inference.export import ExportUnsupportedError, export_onnx
+from mnet_vision.inference.export import export_onnx
 from mnet_vision.markdown import markdown_table
 from mnet_vision.pretrained.fetch import fetch_package
 from mnet_vision.pretrained.models import load_pretrained
 
 PYTORCH = "PyTorch (BN folded, channels_last)"
-ONNX = "ONNX Runtime detector + PyTorch face nets"
+ONNX = "ONNX Runtime (detector, landmarks, descriptor)"
 STAGES = (("decode", "decode (Pillow)"), ("detect", "detect (SSD MobileNet V1, 512x512)"),
           ("landmarks", "landmarks (68 points, 112x112)"), ("align", "align (face-api's dlib crop)"),
           ("describe", "describe (128-D, 150x150)"), ("index", "add to the index (faiss IDMap2,Flat, L2)"))
+#: The ONNX path's nets: (FacePipeline argument, pretrained model, task).
+ONNX_NETS = (("detector", "faceapi_ssd", "DetectionTask"), ("landmarks", "faceapi_landmarks68", "FaceLandmarks"),
+             ("describer", "faceapi_descriptor", "FaceDescriptor"))
 # docs/speed.md, "Face search speed (faiss)": the index benchmark at 1,000,000 128-D vectors (2 threads, the
 # project's 2-core machine); cited, not rerun here (its build alone takes minutes)
 SEARCH_1M = {"IDMap2,Flat": {"single_ms": 32.576, "batch_qps": 328},
@@ -49,22 +53,25 @@ SEARCH_1M = {"IDMap2,Flat": {"single_ms": 32.576, "batch_qps": 328},
 def compare_face_pipelines(repeats: int = 3, warmup: int = 1, onnx: bool = True, photos: int = 6,
                            threads: int = 1, search_size: int = 10_000) -> list[dict]:
     """Rows ``{"what", "values": {path: ms or count}, "note"}``: per stage ms per photo, end-to-end ms per
-    photo, faces and faces per second for each path (PyTorch; with ``onnx`` the detector exported and run by
-    ONNX Runtime, ``threads`` intra-op threads, as torch's); then the search rows (``search_size`` entries
-    measured, 1M cited). ``photos``: how many of the six demo photos (fewer for a quick check)."""
+    photo, faces and faces per second for each path (PyTorch; with ``onnx`` the detector, landmark and
+    descriptor nets exported and run by ONNX Runtime, ``threads`` intra-op threads, as torch's); then the
+    search rows (``search_size`` entries measured, 1M cited). ``photos``: how many of the six demo photos
+    (fewer for a quick check)."""
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
     files = sorted((fetch_package("faceapi") / "demo").glob("sample*.jpg"))[:photos]
     pipelines = {PYTORCH: FacePipeline()}
-    notes: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="faces-benchmark-") as tmp:
         if onnx:
-            path = Path(tmp) / "faceapi_ssd.onnx"
-            # logits of magnitude ~10 differ by ~1e-4 between ORT and PyTorch under 2 threads (summation order):
-            # 1e-3 still catches a wrong graph
-            export_onnx(load_pretrained("faceapi_ssd", fast=False), path, dynamo=False, check_atol=1e-3)
-            pipelines[ONNX] = FacePipeline(detector=load_onnx(path, threads=threads, task="DetectionTask"))
-            notes.update(_face_net_export_notes(Path(tmp)))
+            nets = {}
+            for role, name, task in ONNX_NETS:
+                path = Path(tmp) / f"{name}.onnx"
+                # the detector's logits (magnitude ~10) differ by ~1e-4 between ORT and PyTorch under 2 threads
+                # (summation order): 1e-3 still catches a wrong graph; the face nets pass the default 1e-4
+                export_onnx(load_pretrained(name, fast=False), path, dynamo=False,
+                            check_atol=1e-3 if role == "detector" else 1e-4)
+                nets[role] = load_onnx(path, threads=threads, task=task)
+            pipelines[ONNX] = FacePipeline(**nets)
         per_round: dict[str, list[dict[str, float]]] = {name: [] for name in pipelines}
         faces: dict[str, int] = {}
         for name, measured in rotating_rounds(list(pipelines), warmup, repeats):
@@ -75,7 +82,7 @@ def compare_face_pipelines(repeats: int = 3, warmup: int = 1, onnx: bool = True,
     for stage, label in STAGES:
         values = {name: statistics.median(r[stage] for r in rounds) * 1000 / len(files)
                   for name, rounds in per_round.items()}
-        rows.append({"what": f"{label}, ms / photo", "values": values, "note": notes.get(stage, "")})
+        rows.append({"what": f"{label}, ms / photo", "values": values, "note": ""})
     totals = {name: [sum(r.values()) for r in rounds] for name, rounds in per_round.items()}
     rows.append({"what": "end to end, ms / photo",
                  "values": {n: statistics.median(t) * 1000 / len(files) for n, t in totals.items()}, "note": ""})
@@ -102,18 +109,6 @@ def _one_round(pipeline: FacePipeline, files: list[Path]) -> tuple[dict[str, flo
     seconds = {stage: pipeline.stage_seconds.get(stage, 0.0) for stage, _ in STAGES}
     seconds["index"] = time.perf_counter() - start
     return seconds, len(embeddings)
-
-
-def _face_net_export_notes(folder: Path) -> dict[str, str]:
-    """Why each face net stays in PyTorch on the ONNX path: the exporter's own refusal, or that it exported."""
-    notes = {}
-    for stage, name in (("landmarks", "faceapi_landmarks68"), ("describe", "faceapi_descriptor")):
-        try:
-            export_onnx(load_pretrained(name, fast=False), folder / f"{name}.onnx", dynamo=False)
-            notes[stage] = f"{name} exported, yet run in PyTorch here"
-        except ExportUnsupportedError as err:
-            notes[stage] = f"ONNX path: PyTorch (export_onnx: {err})"
-    return notes
 
 
 def search_rows(size: int, paths: list[str], queries: int = 100, seed: int = 0) -> list[dict]:
