@@ -14,7 +14,6 @@ template instead, the input our own MobileNet embedders (an embedding checkpoint
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -42,6 +41,7 @@ from mnet_vision.inference.export import weights_sha256
 from mnet_vision.inference.load import LoadedModel, load_model
 from mnet_vision.model import DetectorModel
 from mnet_vision.pretrained.faceapi_input import faceapi_net_input, landmarks_in_crop
+from mnet_vision.pretrained.fetch import file_sha256
 from mnet_vision.pretrained.models import PRETRAINED, load_pretrained
 
 log = logging.getLogger(__name__)
@@ -126,20 +126,12 @@ def _checked(loaded: LoadedModel | OnnxModel, what: str, outputs: str) -> Loaded
     return loaded
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _onnx_model_record(model: OnnxModel) -> dict[str, Any]:
     """What an index records of an exported describer: the source weights' name and sha256 when the export
     recorded them (so its vectors share an index with the PyTorch describer's: the same model, within 1e-4),
     and the ``.onnx`` file itself (``runtime``, ``file``, ``file_sha256``; not compared by the index)."""
     source = model.meta.source
-    record = {"runtime": "onnxruntime", "file": str(model.path), "file_sha256": _sha256_file(model.path)}
+    record = {"runtime": "onnxruntime", "file": str(model.path), "file_sha256": file_sha256(model.path)}
     if source.get("weights_sha256"):
         return {"name": source.get("pretrained") or source.get("checkpoint"), "sha256": source["weights_sha256"],
                 **record}

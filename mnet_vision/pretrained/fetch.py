@@ -266,7 +266,7 @@ def fetch_package(name_or_package: str | PinnedPackage, cache: str | Path | None
             shutil.rmtree(folder)
         tarball = tarball_path(package, root)
         if tarball.exists():
-            got = _sha256(tarball)
+            got = file_sha256(tarball)
             if got != package.sha256:
                 tarball.unlink()
                 message = (f"{tarball}: sha256 {got} does not match the pinned {package.sha256} of "
@@ -336,7 +336,8 @@ def _is_complete(package: PinnedPackage, folder: Path) -> bool:
     return marked == package.sha256 and all((folder / package.top_folder / f).is_file() for f in package.required)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of file ``path``, hex, read in 1 MiB blocks (a tarball or a model need not fit memory twice)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -404,7 +405,7 @@ def _download(package: PinnedPackage, root: Path) -> None:
         if not fetched.is_file():
             made = sorted(p.name for p in scratch.iterdir())
             raise FetchError(f"`{shown}` exited 0 but wrote {made} into {scratch}, not {package.tarball_name}")
-        got = _sha256(fetched)
+        got = file_sha256(fetched)
         if got != package.sha256:
             raise FetchError(f"`{shown}` gave a tarball whose sha256 is {got}, expected the "
                              f"pinned {package.sha256}: the {package.registry} served other bytes for this "
