@@ -44,10 +44,15 @@ RULE: dict[str, set[str]] = {
                                 "inference"},
     "faces": FOUNDATION | {"model", "heads", "backbones", "checkpoints", "stored_config", "outputs", "inference",
                            "pretrained", "index", "viz", "deploy"},
+    "serving": FOUNDATION | {"model", "heads", "backbones", "checkpoints", "stored_config", "outputs", "inference",
+                             "pretrained", "index", "viz", "geo", "deploy", "faces"},
+    "predict": FOUNDATION | {"model", "heads", "backbones", "checkpoints", "stored_config", "outputs", "inference",
+                             "pretrained", "index", "viz", "geo", "deploy", "faces", "data"},
     "benchmarks": FOUNDATION | {"model", "heads", "backbones", "checkpoints", "data", "metrics", "viz", "geo",
-                                "index", "inference", "complexity", "pretrained", "deploy", "faces"},
+                                "index", "inference", "complexity", "pretrained", "deploy", "faces", "serving",
+                                "predict"},
     "cli": FOUNDATION | {"model", "complexity", "checkpoints", "data", "metrics", "viz", "outputs", "training",
-                         "inference", "benchmarks", "pretrained", "deploy", "faces"},
+                         "inference", "benchmarks", "pretrained", "deploy", "faces", "serving", "predict"},
     "__init__": set(),
 }
 # the top of the stack, the tools' entry points: nothing imports them (benchmarks, listed by no room

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,56 @@ def _onnx_detector(path: str | Path, threads: int | None = None) -> OnnxModel:
     return model
 
 
+class Detector:
+    """A detector ready to run on RGB ``uint8`` arrays: a training checkpoint's model (or a model
+    already loaded: ``fast`` and ``device`` are then its own), or an exported ``.onnx`` detector run
+    by ONNX Runtime (``threads`` intra-op threads; ``fast`` and ``device`` do not apply). What
+    :func:`detect_files`, the service (``tools/serve.py``) and batch prediction (``tools/predict.py``)
+    run; ``names`` / ``category_ids`` per model label (0 the background)."""
+
+    def __init__(self, ckpt: str | Path | LoadedModel, fast: bool = True, device: str = "cpu",
+                 threads: int | None = None):
+        self.source = str(getattr(ckpt, "source", "") or ckpt)
+        self.onnx: OnnxModel | None = None
+        self.device = device
+        if is_onnx_path(ckpt):
+            self.onnx = _onnx_detector(ckpt, threads)
+            self.names, self.category_ids = self.onnx.meta.class_names, self.onnx.meta.meta["category_ids"]
+        else:
+            self.loaded = load_detector(ckpt, fast, device)
+            self.device = self.loaded.device
+            self.names, self.category_ids = self.loaded.meta.class_names, self.loaded.meta.category_ids
+
+    def raw(self, arrays: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        """Every detection of each ``(H, W, 3)`` uint8 image, unthresholded, in pixels on the CPU:
+        ``{"boxes" (K, 4) xyxy, "labels" (K,), "scores" (K,)}``."""
+        if not arrays:
+            return []
+        if self.onnx is not None:
+            return [{k: torch.from_numpy(v) for k, v in found.items()} for found in self.onnx.detect(list(arrays))]
+        images = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(self.device).float() / 255.0
+                  for a in arrays]
+        with torch.inference_mode():
+            return [{k: v.cpu() for k, v in found.items()} for found in self.loaded.model(images)]
+
+    def detect(self, arrays: Sequence[np.ndarray], score_thresh: float = 0.3) -> list[list[dict[str, Any]]]:
+        """Each image's detections with ``score >= score_thresh``, best first, in the shape of
+        ``detections.json``: ``{"label", "category_id", "score", "box_xyxy" (pixels), "bbox" (COCO xywh)}``."""
+        if not 0.0 <= score_thresh <= 1.0:
+            raise ValueError(f"score threshold must be in [0, 1], got {score_thresh}")
+        return [self.entries(found, score_thresh) for found in self.raw(arrays)]
+
+    def entries(self, found: dict[str, torch.Tensor], score_thresh: float) -> list[dict[str, Any]]:
+        keep = found["scores"] >= score_thresh
+        boxes, labels, scores = found["boxes"][keep], found["labels"][keep], found["scores"][keep]
+        order = scores.argsort(descending=True, stable=True)
+        boxes, labels, scores = boxes[order], labels[order], scores[order]
+        return [{"label": self.names[int(c)], "category_id": int(self.category_ids[int(c)]),
+                 "score": round(float(s), 4), "box_xyxy": [round(float(v), 2) for v in b],
+                 "bbox": [round(float(v), 2) for v in xywh]}
+                for b, xywh, c, s in zip(boxes, box_convert(boxes.double(), "xyxy", "xywh"), labels, scores)]
+
+
 def detect_files(ckpt: str | Path | LoadedModel, source: str | Path, out_dir: str | Path, score_thresh: float = 0.3,
                  batch_size: int = 8, draw: bool = True, device: str = "cpu",
                  max_pixels: int | None = MAX_PIXELS, fast: bool = True, threads: int | None = None) -> dict[str, Any]:
@@ -63,35 +114,17 @@ def detect_files(ckpt: str | Path | LoadedModel, source: str | Path, out_dir: st
     files = image_files(source)
     out_dir = prepare_output_dir(out_dir, files)
     drawings = dict(zip(files, drawing_paths(files, out_dir)))
-    if is_onnx_path(ckpt):
-        onnx_model = _onnx_detector(ckpt, threads)
-        names, category_ids = onnx_model.meta.class_names, onnx_model.meta.meta["category_ids"]
-    else:
-        loaded = load_detector(ckpt, fast, device)
-        model, names, category_ids = loaded.model, loaded.meta.class_names, loaded.meta.category_ids
+    detector = Detector(ckpt, fast, device, threads)
     entries, skipped = [], []
     for chunk in readable_chunks(files, batch_size, skipped, "detecting", max_pixels):
-        kept = [path for path, _ in chunk]
-        images = [torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))) for _, array in chunk]
-        if images:
-            if is_onnx_path(ckpt):
-                outputs = [{k: torch.from_numpy(v) for k, v in found.items()}
-                           for found in onnx_model.detect([array for _, array in chunk])]
-            else:
-                with torch.inference_mode():
-                    outputs = model([im.to(device).float() / 255.0 for im in images])
-            for path, image, det in zip(kept, images, outputs):
-                keep = det["scores"] >= score_thresh
-                boxes, labels, scores = det["boxes"][keep].cpu(), det["labels"][keep].cpu(), det["scores"][keep].cpu()
-                entries.append({
-                    "file": str(path), "width": int(image.shape[2]), "height": int(image.shape[1]),
-                    "detections": [{"label": names[int(c)], "category_id": int(category_ids[int(c)]),
-                                    "score": round(float(s), 4), "box_xyxy": [round(float(v), 2) for v in b],
-                                    "bbox": [round(float(v), 2) for v in xywh]}
-                                   for b, xywh, c, s in zip(boxes, box_convert(boxes.double(), "xyxy", "xywh"),
-                                                            labels, scores)]})
-                if draw:
-                    save_detections_picture(image, boxes, labels, scores, names, drawings[path])
+        for (path, array), found in zip(chunk, detector.raw([array for _, array in chunk])):
+            entries.append({"file": str(path), "width": int(array.shape[1]), "height": int(array.shape[0]),
+                            "detections": detector.entries(found, score_thresh)})
+            if draw:
+                keep = found["scores"] >= score_thresh
+                image = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+                save_detections_picture(image, found["boxes"][keep], found["labels"][keep], found["scores"][keep],
+                                        detector.names, drawings[path])
     json_path = write_json(out_dir / "detections.json", entries)
     return {"images": len(entries), "detections": sum(len(e["detections"]) for e in entries),
             "skipped": skipped, "json": str(json_path), "out_dir": str(out_dir)}

@@ -59,6 +59,17 @@ class Embedder:
         self.transform = meta.eval_transform()
         self.dim = int(meta.embedding_dim)
 
+    def embed_arrays(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """``(N, D)`` float32 embeddings of ``(H, W, 3)`` RGB uint8 images (the evaluation transform
+        applied here, or the export's own preprocessing)."""
+        if not arrays:
+            return np.zeros((0, self.dim), np.float32)
+        if self.onnx is not None:
+            return self.onnx.embed(list(arrays))
+        batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for array in arrays])
+        with torch.inference_mode():
+            return self.model(self.loaded.inputs(batch)).float().cpu().numpy()
+
     def embed_files(self, files: Sequence[Path], batch_size: int = 64, progress: bool = True,
                     max_pixels: int | None = MAX_PIXELS) -> Embedded:
         """Embed image files, skipping (and listing) unreadable ones and those over ``max_pixels``;
@@ -67,13 +78,8 @@ class Embedder:
         rows, kept, skipped = [], [], []
         for chunk in readable_chunks(list(files), batch_size, skipped, "embedding" if progress else None,
                                      max_pixels):
-            if chunk and self.onnx is not None:
-                rows.append(self.onnx.embed([array for _, array in chunk]))
-                kept += [path for path, _ in chunk]
-            elif chunk:
-                batch = torch.stack([apply_seeded(self.transform, 0, image=array)["image"] for _, array in chunk])
-                with torch.inference_mode():
-                    rows.append(self.model(self.loaded.inputs(batch)).float().cpu().numpy())
+            if chunk:
+                rows.append(self.embed_arrays([array for _, array in chunk]))
                 kept += [path for path, _ in chunk]
         embeddings = np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
         seconds = time.perf_counter() - start
