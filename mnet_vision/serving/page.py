@@ -56,9 +56,10 @@ def world_png(width: int = WORLD_WIDTH) -> bytes:
     spread = Image.fromarray(present).filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(1.5))
     shade = np.minimum(np.asarray(spread, np.float64) / 160.0, 1.0)
     image = np.full((height, width, 3), 255.0)
-    rows = np.minimum(np.round(np.arange(0, 181, 30) / 180.0 * height).astype(int), height - 1)
-    columns = np.minimum(np.round(np.arange(0, 361, 30) / 360.0 * width).astype(int), width - 1)
-    image[rows, :] = 232.0  # the 30° grid
+    # the 30° grid, in the pixels holding those degrees (floor, the same rounding as the cities')
+    rows = np.minimum((np.arange(0, 181, 30) / 180.0 * height).astype(np.int64), height - 1)
+    columns = np.minimum((np.arange(0, 361, 30) / 360.0 * width).astype(np.int64), width - 1)
+    image[rows, :] = 232.0
     image[:, columns] = 232.0
     land = np.array([196.0, 208.0, 196.0])
     image = image * (1 - shade[..., None]) + land * shade[..., None]
