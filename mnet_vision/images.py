@@ -23,12 +23,13 @@ decoder in torchvision only warns and returns a partly grey image, which is a si
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -48,6 +49,16 @@ class ImageReadError(OSError):
         super().__init__(f"cannot read image {path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image of more pixels than the limit (ours, ``max_pixels``, or PIL's bomb guard), refused
+    from its header before any pixel is decoded (the service answers 413)."""
+
+
+class NotAnImageError(ImageReadError):
+    """Bytes no image decoder recognises (a text file, a PDF ...), as opposed to an image that is
+    corrupt or truncated (the service answers 415, not 422)."""
 
 
 # The default pixel limit of read_rgb: 64 megapixels is above every photo a phone or DSLR takes
@@ -75,7 +86,7 @@ def checked_max_pixels(max_pixels: Any) -> int | None:
 def _check_pixels(path: str | Path, size: tuple[int, int], max_pixels: int | None) -> None:
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageReadError(path, f"{width}x{height} pixels ({width * height / 1e6:.1f} megapixels) exceed the "
+        raise ImageTooLargeError(path, f"{width}x{height} pixels ({width * height / 1e6:.1f} megapixels) exceed the "
                                    f"limit max_pixels={max_pixels} ({max_pixels / 1e6:g} megapixels): a decompression "
                                    f"bomb or an image too large to decode safely; raise max_pixels (data.max_pixels) "
                                    f"to read it")
@@ -116,12 +127,24 @@ def read_rgb(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarra
     ``max_pixels`` pixels (checked from the header, before decoding; ``None``: no limit but PIL's
     own), and pixel formats with no defined 8-bit scale.
     """
+    return _decode(path, path, max_pixels)
+
+
+def decode_rgb(data: bytes, name: str, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """:func:`read_rgb` of an image held in memory (an upload): the same conversions and checks, the
+    errors naming ``name``; :class:`ImageTooLargeError` over ``max_pixels`` (from the header),
+    :class:`NotAnImageError` for bytes that are no image, :class:`ImageReadError` when corrupt."""
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source: str | Path | BinaryIO, path: str | Path, max_pixels: int | None) -> np.ndarray:
+    """The body of :func:`read_rgb` for a file path or an open binary file; errors name ``path``."""
     max_pixels = checked_max_pixels(max_pixels)
     try:
         # Our own pixel limit decides; PIL's warning above 89 megapixels would only repeat it.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 _check_pixels(path, img.size, max_pixels)  # from the header: nothing decoded yet
                 img.load()  # decode now: truncation and corruption surface here, not in a worker later
                 array = _to_rgb(path, ImageOps.exif_transpose(img))  # upright, as a viewer shows it
@@ -130,8 +153,13 @@ def read_rgb(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarra
     except FileNotFoundError as err:
         raise ImageReadError(path, "file not found") from err
     except Image.DecompressionBombError as err:  # not an OSError: it would escape every reader's except
-        raise ImageReadError(path, f"{err} (PIL's guard, PIL.Image.MAX_IMAGE_PIXELS; max_pixels={max_pixels})") from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageTooLargeError(path, f"{err} (PIL's guard, PIL.Image.MAX_IMAGE_PIXELS; "
+                                       f"max_pixels={max_pixels})") from err
+    except UnidentifiedImageError as err:
+        what = err if isinstance(source, (str, Path)) else "cannot identify image file"  # not a BytesIO's repr
+        raise NotAnImageError(path, f"{type(err).__name__}: {what} (no image format PIL decodes: "
+                                    f"{', '.join(IMG_EXTENSIONS)} ...)") from err
+    except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageReadError(path, f"decoded to an empty array of shape {array.shape}")
