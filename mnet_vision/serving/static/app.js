@@ -43,7 +43,12 @@ async function call(path, options = {}) {
   return body;
 }
 
-// GET /models: which endpoints have a model behind them.
+const TASK_MODELS = { detect: "detector", faces: "faces", geolocate: "geolocator" }; // /models' keys
+// A model's source as a short name: "pretrained:faceapi_ssd (<its file>)" -> "pretrained:faceapi_ssd", a path -> its file.
+const shortName = (source) => String(source || "").replace(/ \(.*\)$/, "").split(/[\\/]/).pop();
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+// GET /models: which endpoints have a model behind them, the index's size, whether writes need a token.
 async function loadModels() {
   const models = $("#models");
   try {
@@ -53,26 +58,38 @@ async function loadModels() {
     models.textContent = `could not read /models: ${error.message}`;
     return;
   }
-  models.dataset.state = "ready";
   models.textContent = "";
-  for (const task of ["detect", "faces", "geolocate"]) {
+  for (const task of Object.keys(TASK_MODELS)) {
     const info = modelInfo(task);
-    models.append(element("span", { className: "model", "data-task": task },
-      element("b", {}, task), ` ${info ? info.name || info.model || info.kind || "loaded" : "not loaded"}`));
+    let text = "not loaded";
+    const classes = (info && info.classes) || [];
+    if (info && task === "detect") {
+      text = `${shortName(info.source)} (${classes.length <= 3 ? classes.join(", ") : plural(classes.length, "class")})`;
+    }
+    if (info && task === "faces") {
+      const index = state.models.index || {};
+      text = `${(info.embedding_model || {}).name || info.metric || "loaded"}, index of ${plural(index.size ?? 0, "face")}`;
+    }
+    if (info && task === "geolocate") text = `${shortName(info.source)} (${plural(info.cells, "cell")})`;
+    models.append(element("span", { className: "model", "data-task": task, "data-loaded": Boolean(info),
+                                    title: (info && info.source) || "" },
+      element("b", {}, task), ` ${text}`));
   }
+  const writes = state.models.writes || {};
+  $("#add-face").dataset.writable = writes.writable !== false;
+  $("#add-token").closest("label").hidden = !writes.token_required;
+  models.dataset.state = "ready";
 }
 
-// The /models entry of one task, or null when the service runs no model for it.
+// The /models entry of one task's model, or null when the service runs none.
 function modelInfo(task) {
-  const models = state.models && (state.models.models || state.models);
-  if (!models) return null;
-  const info = models[task] || models[{ detect: "detector", faces: "face_search", geolocate: "geolocator" }[task]];
-  return info && info.loaded !== false ? info : null;
+  const models = state.models && state.models.models;
+  return (models && models[TASK_MODELS[task]]) || null;
 }
 
 function photoForm(extra = {}) {
   const form = new FormData();
-  form.append("file", state.file, state.file.name || "photo.jpg");
+  form.append("image", state.file, state.file.name || "photo.jpg");
   for (const [key, value] of Object.entries(extra)) form.append(key, value);
   return form;
 }
@@ -112,9 +129,11 @@ function faceCrop(box, size = 112) {
   return canvas;
 }
 
+// A match's number: face-api's Euclidean distance (smaller is closer) or a cosine similarity.
 function matchValue(match) {
-  if (typeof match.score === "number") return `score ${match.score.toFixed(3)}`;
-  if (typeof match.distance === "number") return `distance ${match.distance.toFixed(3)}`;
+  for (const key of ["distance", "cosine", "score"]) {
+    if (typeof match[key] === "number") return `${key} ${match[key].toFixed(3)}`;
+  }
   return "";
 }
 
@@ -127,19 +146,22 @@ function drawFaces(result) {
   frame.querySelectorAll(".face-box").forEach((node) => node.remove());
   const { naturalWidth: width, naturalHeight: height } = state.image;
   state.faces = result.faces || [];
-  state.faces.forEach((face, number) => {
+  state.faces.forEach((face, position) => {
+    const number = face.face ?? position; // the face's number in the photo, what /faces/add's face= takes
     const [x0, y0, x1, y1] = face.box_xyxy;
     frame.append(element("div", {
-      className: "face-box", "data-number": number,
+      className: "face-box", "data-number": number, "data-label": face.label,
       style: { left: percent(x0 / width), top: percent(y0 / height), width: percent((x1 - x0) / width),
                height: percent((y1 - y0) / height) },
-    }, element("span", { className: "tag" }, `face ${number + 1}`)));
-    const row = element("div", { className: "face", "data-number": number },
+    }, element("span", { className: "tag" }, `${number + 1}: ${face.label || "unknown"}`)));
+    const row = element("div", { className: "face", "data-number": number, "data-label": face.label },
       element("figure", { className: "query" }, faceCrop(face.box_xyxy),
-        element("figcaption", {}, `face ${number + 1} (${score(face.score)})`)));
+        element("figcaption", {}, element("b", {}, `${number + 1}: ${face.label || "unknown"}`),
+          `detected ${score(face.score)}`)));
     const matches = face.matches || [];
     for (const match of matches) {
-      row.append(element("figure", { className: "match", "data-id": match.id, "data-identity": match.identity },
+      row.append(element("figure", { className: match.unknown ? "match unknown" : "match", "data-id": match.id,
+                                     "data-identity": match.identity },
         element("img", { src: `/faces/${encodeURIComponent(match.id)}/thumbnail`, alt: match.identity, loading: "lazy" }),
         element("figcaption", {}, element("b", {}, match.label || match.identity), matchValue(match))));
     }
@@ -149,8 +171,11 @@ function drawFaces(result) {
   if (!state.faces.length) sheet.append(element("p", { className: "none" }, "no face found in this photo"));
   const select = $("#add-face-number");
   select.textContent = "";
-  state.faces.forEach((_, number) => select.append(element("option", { value: number }, `face ${number + 1}`)));
-  $("#add-face").hidden = !state.faces.length;
+  state.faces.forEach((face, position) => {
+    const number = face.face ?? position;
+    select.append(element("option", { value: number }, `face ${number + 1}`));
+  });
+  $("#add-face").hidden = !state.faces.length || $("#add-face").dataset.writable === "false";
   setCount(section, `(${state.faces.length})`);
   section.dataset.count = state.faces.length;
   section.hidden = false;
@@ -236,7 +261,9 @@ async function addFace(event) {
     const headers = token ? { Authorization: `Bearer ${token}` } : {};
     const body = await call("/faces/add", { method: "POST", headers, body: photoForm({ identity, face: number }) });
     result.dataset.state = "done";
-    result.textContent = `added face ${number + 1} as ${identity}` + (body && body.total !== undefined ? ` (${body.total} in the index)` : "");
+    const ids = ((body && body.added) || []).map((face) => face.id).join(", ");
+    result.textContent = `added face ${number + 1} as ${identity} (id ${ids}; ${body.total} faces in the index)`;
+    loadModels(); // the index's new size
   } catch (error) {
     result.dataset.state = "error";
     result.textContent = "";
