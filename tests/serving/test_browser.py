@@ -199,10 +199,17 @@ def test_the_form_adds_a_face_with_the_token(service, browser, demo_photo):
     assert httpx.get(service + "/models").json()["index"]["size"] == before + 1
 
 
-def test_a_file_that_is_no_image_shows_the_service_refusal(service, browser, tmp_path):
-    notes = tmp_path / "notes.txt"
-    notes.write_text("not a photo\n")
-    upload_file(browser, service, notes)
+def test_a_dropped_file_that_is_no_image_shows_the_service_refusal(service, browser):
+    browser.get(service + "/")
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: d.find_element(By.ID, "models").get_attribute("data-state") == "ready")
+    browser.execute_script(  # what a drop from the desktop delivers: a drop event carrying the file
+        "const files = new DataTransfer();"
+        "files.items.add(new File(['not a photo\\n'], 'notes.txt', {type: 'text/plain'}));"
+        "document.getElementById('drop').dispatchEvent("
+        "  new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));")
+    wait.until(lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "done")
     errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#errors .error")]
-    assert any(e.startswith("/detect: 415") for e in errors), errors
-    assert browser.find_elements(By.CSS_SELECTOR, "#detections .box") == []
+    for path in ("/detect", "/faces/search", "/geolocate"):
+        assert any(e.startswith(f"{path}: 415") and "notes.txt" in e for e in errors), (path, errors)
+    assert browser.find_element(By.ID, "detections").get_attribute("hidden") is not None  # no photo to draw on

@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { models: null, file: null, image: null, faces: [] };
+// run: the number of the latest upload; answers to an earlier one arriving late are dropped, not drawn over it
+const state = { models: null, file: null, image: null, faces: [], run: 0 };
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -44,7 +45,8 @@ async function call(path, options = {}) {
 }
 
 const TASK_MODELS = { detect: "detector", faces: "faces", geolocate: "geolocator" }; // /models' keys
-// A model's source as a short name: "pretrained:faceapi_ssd (<its file>)" -> "pretrained:faceapi_ssd", a path -> its file.
+// A model's source as a short name: "pretrained:faceapi_ssd (<its file>)" -> "pretrained:faceapi_ssd",
+// a path -> its file name.
 const shortName = (source) => String(source || "").replace(/ \(.*\)$/, "").split(/[\\/]/).pop();
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
@@ -64,11 +66,13 @@ async function loadModels() {
     let text = "not loaded";
     const classes = (info && info.classes) || [];
     if (info && task === "detect") {
-      text = `${shortName(info.source)} (${classes.length <= 3 ? classes.join(", ") : plural(classes.length, "class")})`;
+      const named = classes.length <= 3 ? classes.join(", ") : plural(classes.length, "class");
+      text = `${shortName(info.source)} (${named})`;
     }
     if (info && task === "faces") {
       const index = state.models.index || {};
-      text = `${(info.embedding_model || {}).name || info.metric || "loaded"}, index of ${plural(index.size ?? 0, "face")}`;
+      const describer = (info.embedding_model || {}).name || info.metric || "loaded";
+      text = `${describer}, index of ${plural(index.size ?? 0, "face")}`;
     }
     if (info && task === "geolocate") text = `${shortName(info.source)} (${plural(info.cells, "cell")})`;
     models.append(element("span", { className: "model", "data-task": task, "data-loaded": Boolean(info),
@@ -87,9 +91,9 @@ function modelInfo(task) {
   return (models && models[TASK_MODELS[task]]) || null;
 }
 
-function photoForm(extra = {}) {
+function photoForm(file, extra = {}) {
   const form = new FormData();
-  form.append("image", state.file, state.file.name || "photo.jpg");
+  form.append("image", file, file.name || "photo.jpg");
   for (const [key, value] of Object.entries(extra)) form.append(key, value);
   return form;
 }
@@ -98,12 +102,18 @@ function setCount(section, text) {
   section.querySelector("h2 .count").textContent = text;
 }
 
+// The pixel size the service's boxes refer to: the photo as it decoded it (upright by EXIF, as the browser shows it).
+function photoSize(result) {
+  return result.width && result.height ? [result.width, result.height]
+    : [state.image.naturalWidth, state.image.naturalHeight];
+}
+
 // The photo with one positioned div per detection, in percent of the image so it scales with the page.
 function drawDetections(result) {
   const section = $("#detections");
   const frame = $("#photo-frame");
   frame.querySelectorAll(".box").forEach((node) => node.remove());
-  const { naturalWidth: width, naturalHeight: height } = state.image;
+  const [width, height] = photoSize(result);
   const detections = result.detections || [];
   detections.forEach((detection, number) => {
     const [x0, y0, x1, y1] = detection.box_xyxy;
@@ -144,26 +154,27 @@ function drawFaces(result) {
   const frame = $("#photo-frame");
   sheet.textContent = "";
   frame.querySelectorAll(".face-box").forEach((node) => node.remove());
-  const { naturalWidth: width, naturalHeight: height } = state.image;
+  const [width, height] = photoSize(result);
   state.faces = result.faces || [];
   state.faces.forEach((face, position) => {
     const number = face.face ?? position; // the face's number in the photo, what /faces/add's face= takes
+    const name = `${number + 1}: ${face.label || "unknown"}`;
     const [x0, y0, x1, y1] = face.box_xyxy;
     frame.append(element("div", {
       className: "face-box", "data-number": number, "data-label": face.label,
       style: { left: percent(x0 / width), top: percent(y0 / height), width: percent((x1 - x0) / width),
                height: percent((y1 - y0) / height) },
-    }, element("span", { className: "tag" }, `${number + 1}: ${face.label || "unknown"}`)));
+    }, element("span", { className: "tag" }, name)));
     const row = element("div", { className: "face", "data-number": number, "data-label": face.label },
       element("figure", { className: "query" }, faceCrop(face.box_xyxy),
-        element("figcaption", {}, element("b", {}, `${number + 1}: ${face.label || "unknown"}`),
-          `detected ${score(face.score)}`)));
+        element("figcaption", {}, element("b", { title: name }, name), `detected ${score(face.score)}`)));
     const matches = face.matches || [];
     for (const match of matches) {
       row.append(element("figure", { className: match.unknown ? "match unknown" : "match", "data-id": match.id,
                                      "data-identity": match.identity },
-        element("img", { src: `/faces/${encodeURIComponent(match.id)}/thumbnail`, alt: match.identity, loading: "lazy" }),
-        element("figcaption", {}, element("b", {}, match.label || match.identity), matchValue(match))));
+        element("img", { src: `/faces/${encodeURIComponent(match.id)}/thumbnail`, alt: match.identity }),
+        element("figcaption", {},
+          element("b", { title: match.label || match.identity }, match.label || match.identity), matchValue(match))));
     }
     if (!matches.length) row.append(element("span", { className: "none" }, "no match in the index"));
     sheet.append(row);
@@ -193,7 +204,8 @@ function drawGeolocation(result) {
     const size = `${(6 + 26 * Math.sqrt(cell.probability / best)).toFixed(1)}px`;
     map.append(element("div", {
       className: "cell", title: `${cell.token}: ${(100 * cell.probability).toFixed(1)}%`, "data-token": cell.token,
-      "data-probability": cell.probability, "data-rank": rank, style: { ...place(cell.lat, cell.lon), width: size, height: size },
+      "data-probability": cell.probability, "data-rank": rank,
+      style: { ...place(cell.lat, cell.lon), width: size, height: size },
     }));
   });
   map.append(element("div", { className: "predicted", title: `predicted (${result.lat}, ${result.lon})`,
@@ -216,6 +228,7 @@ function loadImage(file) {
 }
 
 async function analyse(file) {
+  const run = ++state.run;
   state.file = file;
   $("#errors").textContent = "";
   $("#add-result").textContent = "";
@@ -238,12 +251,13 @@ async function analyse(file) {
   ].filter(([task]) => modelInfo(task));
   await Promise.all(tasks.map(async ([task, path, draw]) => {
     try {
-      const result = await call(path, { method: "POST", body: photoForm() });
-      if (state.image || task === "geolocate") draw(result);
+      const result = await call(path, { method: "POST", body: photoForm(file) });
+      if (run === state.run && (state.image || task === "geolocate")) draw(result);
     } catch (error) {
-      showError(path, error.message);
+      if (run === state.run) showError(path, error.message);
     }
   }));
+  if (run !== state.run) return;
   status.dataset.state = "done";
   status.textContent = tasks.length ? `${file.name}: done` : "the service has no model loaded";
 }
@@ -259,7 +273,8 @@ async function addFace(event) {
   result.textContent = "adding\u2026";
   try {
     const headers = token ? { Authorization: `Bearer ${token}` } : {};
-    const body = await call("/faces/add", { method: "POST", headers, body: photoForm({ identity, face: number }) });
+    const form = photoForm(state.file, { identity, face: number });
+    const body = await call("/faces/add", { method: "POST", headers, body: form });
     result.dataset.state = "done";
     const ids = ((body && body.added) || []).map((face) => face.id).join(", ");
     result.textContent = `added face ${number + 1} as ${identity} (id ${ids}; ${body.total} faces in the index)`;
@@ -274,14 +289,20 @@ async function addFace(event) {
 function setUp() {
   const drop = $("#drop");
   const input = $("#file");
-  input.addEventListener("change", () => { if (input.files.length) analyse(input.files[0]); });
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    input.value = ""; // choosing the same file again is a change too
+    if (file) analyse(file);
+  });
+  // a photo dropped anywhere on the page is taken (the browser would otherwise open it in place of the page)
   for (const name of ["dragenter", "dragover"]) {
-    drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
+    document.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
   }
-  for (const name of ["dragleave", "drop"]) drop.addEventListener(name, () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
+  document.addEventListener("dragleave", (event) => { if (!event.relatedTarget) drop.classList.remove("over"); });
+  document.addEventListener("drop", (event) => {
     event.preventDefault();
-    if (event.dataTransfer.files.length) analyse(event.dataTransfer.files[0]);
+    drop.classList.remove("over");
+    if (event.dataTransfer && event.dataTransfer.files.length) analyse(event.dataTransfer.files[0]);
   });
   $("#add-face").addEventListener("submit", addFace);
   loadModels();
