@@ -1,0 +1,96 @@
+"""The pending chunks of a run as a Lightning DataModule: one DataLoader item (one batch) per chunk,
+its photos decoded in the loader's workers, each process holding its own share.
+
+A chunk is pending when no complete shard holds it (:func:`mnet_vision.predict.shards.check_existing`),
+so a rerun does only what is left. Process ``rank`` of ``world`` takes ``pending[rank::world]``, no
+chunk twice: Lightning's ``DistributedSampler`` would pad the shorter shares with repeated items
+(``use_distributed_sampler=False``); the shares are padded here with empty items instead, so every
+process runs the loop and its end-of-run hooks, where the processes meet to sum the run up.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader, Dataset
+
+from mnet_vision.images import MAX_PIXELS, ImageReadError, read_rgb
+
+log = logging.getLogger(__name__)
+
+Item = tuple[int, list[str]] | None  # (chunk number, its photo paths), or None: an empty item
+
+
+def shares(pending: Sequence[int], world: int) -> list[list[int | None]]:
+    """Each process's chunks, ``pending[rank::world]``, padded with ``None`` to one length (at least 1)."""
+    parts: list[list[int | None]] = [list(pending[rank::world]) for rank in range(world)]
+    length = max(1, max(len(p) for p in parts))
+    return [p + [None] * (length - len(p)) for p in parts]
+
+
+def read_chunk(item: Item, max_pixels: int | None = MAX_PIXELS) -> dict[str, Any]:
+    """A chunk's batch: ``{"chunk", "paths" (readable, in order), "arrays" ((H, W, 3) uint8 each),
+    "unreadable": [{"path", "reason"}]}``; an unreadable photo is logged and listed, never fatal.
+    ``chunk`` is None for an empty item."""
+    batch: dict[str, Any] = {"chunk": None, "paths": [], "arrays": [], "unreadable": []}
+    if item is None:
+        return batch
+    batch["chunk"], paths = item
+    for path in paths:
+        try:
+            batch["arrays"].append(read_rgb(path, max_pixels))
+            batch["paths"].append(path)
+        except ImageReadError as err:
+            log.warning("skipping %s", err)
+            batch["unreadable"].append({"path": path, "reason": err.reason})
+    return batch
+
+
+class ChunkDataset(Dataset):
+    """Items of :func:`read_chunk`, one per chunk of ``items``."""
+
+    def __init__(self, items: Sequence[Item], max_pixels: int | None = MAX_PIXELS):
+        self.items, self.max_pixels = list(items), max_pixels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return read_chunk(self.items[index], self.max_pixels)
+
+
+def _as_is(item: dict[str, Any]) -> dict[str, Any]:
+    # batch_size=None hands each item to collate_fn alone; the default would turn the arrays into tensors
+    return item
+
+
+class PendingChunks(pl.LightningDataModule):
+    """The chunks of ``chunks`` not in ``done``, this process's share of them (:func:`shares`), read by
+    ``workers`` DataLoader worker processes (0: in the main process).
+
+    The pending list is the global-zero process's, broadcast in :meth:`setup`: every process
+    cuts the same shares even if it looked at the shards at another moment."""
+
+    def __init__(self, chunks: Sequence[Sequence[Path]], done: set[int], workers: int = 2,
+                 max_pixels: int | None = MAX_PIXELS):
+        super().__init__()
+        if int(workers) < 0:
+            raise ValueError(f"workers={workers}: expected 0 (read in the main process) or more worker processes")
+        self.chunks = [[str(p) for p in chunk] for chunk in chunks]
+        self.pending = [c for c in range(len(chunks)) if c not in done]
+        self.workers, self.max_pixels = int(workers), max_pixels
+        self.share: list[int | None] = []
+
+    def setup(self, stage: str) -> None:
+        pending = self.trainer.strategy.broadcast(self.pending, src=0)
+        self.share = shares(pending, self.trainer.world_size)[self.trainer.global_rank]
+        log.info("process %d of %d: %d of %d pending chunk(s)", self.trainer.global_rank, self.trainer.world_size,
+                 sum(c is not None for c in self.share), len(pending))
+
+    def predict_dataloader(self) -> DataLoader:
+        items = [None if c is None else (c, self.chunks[c]) for c in self.share]
+        return DataLoader(ChunkDataset(items, self.max_pixels), batch_size=None, shuffle=False,
+                          num_workers=self.workers, collate_fn=_as_is, persistent_workers=False)
