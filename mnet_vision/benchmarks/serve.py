@@ -2,7 +2,8 @@
 client at a fixed concurrency, beside the same work done by calling the models directly in this process.
 
 Per endpoint (``/detect``, ``/faces/search``): ``requests`` uploads of face-api's demo photos (their bytes read
-once, cycled), ``concurrency`` of them in flight (:class:`httpx.AsyncClient`), each request's latency and status
+once, cycled), ``concurrency`` of them in flight (:class:`httpx.AsyncClient`; and before, one at a time, the
+cost of a request with no queue), each request's latency and status
 recorded: p50 / p99 / mean latency, requests per second, how many answers were not 2xx, how many 5xx, how many
 requests were lost (a transport error, a timeout, or still unanswered when the phase's ``timeout_s`` ran out:
 the run stops by itself), and how many 2xx answers differ from the direct call's answer for the same photo.
@@ -11,8 +12,9 @@ The direct call is what the service's batcher runs for one item, on the same loa
 ``FacePipeline.describe_photo`` and the gallery's search (:class:`mnet_vision.serving.gallery.ServedGallery`,
 ``FaceIndex.search`` beneath). Timed per call, one at a time. The service also decodes each upload (the
 ``decode ms`` column: :func:`mnet_vision.serving.uploads.decode_upload` of the same bytes), parses the
-multipart form and writes JSON, so its p50 over the direct p50 is the whole cost of serving, queueing at the
-given concurrency included.
+multipart form and writes JSON: one at a time, its p50 over the direct p50 is the whole cost of serving a
+request; at a concurrency of c the latency is mostly queueing (about c over the rate: Little's law), and the
+rates' ratio is the cost.
 
 The index check: ``adds`` concurrent ``POST /faces/add`` (demo faces, ``face=<n>``, under four identities)
 interleaved with as many ``/faces/search``, then the service's index (``GET /models``' size, and the file it
@@ -361,13 +363,34 @@ def index_check(base_url: str, index_path: Path, start: Path, uploads: Sequence[
 
 # -- the benchmark -------------------------------------------------------------------------------------------
 
+def load_row(base_url: str, endpoint: str, jobs: Sequence[Job], concurrency: int, timeout_s: float,
+             direct: tuple[list[float], list[float], dict[str, Any]], key: str) -> dict[str, Any]:
+    """One load phase of ``endpoint`` (:func:`drive`) and its row beside ``direct`` (:func:`direct_timing`'s);
+    ``key``: the distance's name in a face search answer."""
+    batcher = "detect" if endpoint == "detect" else "faces"
+    before = batcher_items(base_url)[batcher]
+    outcomes, wall = drive(base_url, jobs, concurrency, timeout_s)
+    calls, items = (a - b for a, b in zip(batcher_items(base_url)[batcher], before))
+    model_s, decode_s, answers = direct
+    row = {"endpoint": endpoint, "requests": len(jobs), "concurrency": concurrency, **latency_stats(outcomes, wall),
+           "mean_batch": items / calls if calls else float("nan"), "direct_ms": statistics.median(model_s) * 1000,
+           "direct_p99_ms": float(np.percentile(model_s, 99)) * 1000, "direct_req_s": len(model_s) / sum(model_s),
+           "decode_ms": statistics.median(decode_s) * 1000,
+           "differ": sum(1 for o in outcomes if o.status is not None and 200 <= o.status < 300
+                         and _differs(endpoint, o, answers[o.body["file"]], key))}
+    row["p50_ratio"] = row["p50_ms"] / row["direct_ms"]
+    row["rate_ratio"] = row["direct_req_s"] / row["req_s"]
+    return row
+
+
 def compare_service(requests: int = 2000, concurrency: int = 16, endpoints: Sequence[str] = ENDPOINTS,
                     photos: int = 6, batch_max_size: int = 8, batch_max_wait_ms: float = 5.0, threads: int = 1,
                     adds: int = 40, timeout_s: float = 1800.0) -> list[dict]:
-    """One row per endpoint of ``endpoints`` (``detect``, ``faces/search``): ``requests`` uploads of the first
-    ``photos`` demo photos at ``concurrency`` in flight against ``tools/serve.py`` (face-api's detector and
-    face pipeline, a gallery of the demo faces, ``batch_max_size`` / ``batch_max_wait_ms``, ``threads`` torch
-    threads), beside the direct calls; then (``adds`` > 0) the index check's two rows. Each load phase stops
+    """Two rows per endpoint of ``endpoints`` (``detect``, ``faces/search``) against ``tools/serve.py``
+    (face-api's detector and face pipeline, a gallery of the demo faces, ``batch_max_size`` /
+    ``batch_max_wait_ms``, ``threads`` torch threads), beside the direct calls: ``min(requests, DIRECT_CALLS)``
+    uploads of the first ``photos`` demo photos one at a time, then ``requests`` at ``concurrency`` in flight
+    (only the latter when ``concurrency`` is 1); then (``adds`` > 0) the index check's two rows. Each load phase stops
     after ``timeout_s`` seconds, what is unanswered then counted lost. Row keys: ``endpoint``, ``requests``,
     ``concurrency``, ``p50_ms``, ``p99_ms``, ``mean_ms``, ``req_s``, ``non_2xx``, ``5xx``, ``lost``,
     ``differ`` (2xx answers unlike the direct call's), ``mean_batch``, ``direct_ms`` / ``direct_p99_ms`` /
@@ -407,22 +430,12 @@ def compare_service(requests: int = 2000, concurrency: int = 16, endpoints: Sequ
                 if failed:
                     raise RuntimeError(f"{path}: {len(failed)} of the {len(warmup)} warm-up requests failed: "
                                        f"{failed[0].status} {failed[0].error or failed[0].body}")
-                before = batcher_items(url)
-                outcomes, wall = drive(url, [Job(path, uploads[i % len(uploads)]) for i in range(requests)],
-                                       concurrency, timeout_s)
-                batcher = "detect" if endpoint == "detect" else "faces"
-                calls, items = (a - b for a, b in zip(batcher_items(url)[batcher], before[batcher]))
-                model_s, decode_s, answers = direct[endpoint]
-                row = {"endpoint": endpoint, "requests": requests, "concurrency": concurrency,
-                       **latency_stats(outcomes, wall), "mean_batch": items / calls if calls else float("nan"),
-                       "direct_ms": statistics.median(model_s) * 1000,
-                       "direct_p99_ms": float(np.percentile(model_s, 99)) * 1000,
-                       "direct_req_s": len(model_s) / sum(model_s), "decode_ms": statistics.median(decode_s) * 1000,
-                       "differ": sum(1 for o in outcomes if o.status is not None and 200 <= o.status < 300
-                                     and _differs(endpoint, o, answers[o.body["file"]], key))}
-                row["p50_ratio"] = row["p50_ms"] / row["direct_ms"]
-                row["rate_ratio"] = row["direct_req_s"] / row["req_s"]
-                rows.append(row)
+                # one at a time first (DIRECT_CALLS of them): the cost of serving a request, no queue; then
+                # `concurrency` in flight: the throughput, and the latency a client sees behind the queue
+                phases = [(1, min(requests, DIRECT_CALLS))] if concurrency > 1 else []
+                for in_flight, count in [*phases, (concurrency, requests)]:
+                    jobs = [Job(path, uploads[i % len(uploads)]) for i in range(count)]
+                    rows.append(load_row(url, endpoint, jobs, in_flight, timeout_s, direct[endpoint], key))
             if adds:
                 shutil.copyfile(index_path, start)  # what the serial adds start from: the searches changed nothing
                 rows += index_check(url, index_path, start, uploads, adds, concurrency,
