@@ -3,10 +3,10 @@ client at a fixed concurrency, beside the same work done by calling the models d
 
 Per endpoint (``/detect``, ``/faces/search``): ``requests`` uploads of face-api's demo photos (their bytes read
 once, cycled), ``concurrency`` of them in flight (:class:`httpx.AsyncClient`; and before, one at a time, the
-cost of a request with no queue), each request's latency and status
-recorded: p50 / p99 / mean latency, requests per second, how many answers were not 2xx, how many 5xx, how many
-requests were lost (a transport error, a timeout, or still unanswered when the phase's ``timeout_s`` ran out:
-the run stops by itself), and how many 2xx answers differ from the direct call's answer for the same photo.
+cost of a request with no queue), each request's latency and status recorded: p50 / p99 / mean latency,
+requests per second, how many answers were not 2xx, how many 5xx, how many requests were lost (a transport
+error, a timeout, or still unanswered when the phase's ``timeout_s`` ran out: the run stops by itself), and
+how many 2xx answers differ from the direct call's answer for the same photo.
 The direct call is what the service's batcher runs for one item, on the same loaded models
 (:class:`mnet_vision.serving.models.ServedModels`): ``Detector.detect`` of the decoded photo;
 ``FacePipeline.describe_photo`` and the gallery's search (:class:`mnet_vision.serving.gallery.ServedGallery`,
