@@ -77,7 +77,7 @@ class ServiceConfig:
         for key in ("faces", "writable", "fast"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key}={getattr(self, key)!r}: expected true or false")
-        _whole(self, "port", 0, 65535)
+        _whole(self, "port", 1, 65535)
         _whole(self, "max_upload_bytes", 1)
         _whole(self, "max_pixels", 1)
         _whole(self, "batch_max_size", 1)

@@ -44,7 +44,9 @@ class BodyLimit:
             return
         length = dict(scope.get("headers") or ()).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await JSONResponse({"detail": too_large(self.image_limit)}, status_code=413)(scope, receive, send)
+            # the body is never read: close the connection rather than leave the client sending it
+            await JSONResponse({"detail": too_large(self.image_limit)}, status_code=413,
+                               headers={"Connection": "close"})(scope, receive, send)
             return
         received = 0
 
@@ -66,7 +68,7 @@ def client_name(upload: UploadFile) -> str:
     of ours), or ``upload`` when it has none."""
     name = upload.filename or ""
     name = PureWindowsPath(PurePosixPath(name).name).name.strip()
-    return name[:200] or "upload"
+    return name[:200] if name.strip(".") else "upload"
 
 
 async def read_upload(upload: UploadFile | None, limit: int) -> bytes:
