@@ -18,6 +18,7 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
 from mnet_vision.images import MAX_PIXELS, ImageReadError, read_rgb
+from mnet_vision.predict.shards import remove_incomplete
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +73,26 @@ class PendingChunks(pl.LightningDataModule):
     ``workers`` DataLoader worker processes (0: in the main process).
 
     The pending list is the global-zero process's, broadcast in :meth:`setup`: every process
-    cuts the same shares even if it looked at the shards at another moment."""
+    cuts the same shares even if it looked at the shards at another moment. Before it broadcasts,
+    while no process can have written yet, it removes what killed writers left under ``out``
+    (:func:`~mnet_vision.predict.shards.remove_incomplete`)."""
 
-    def __init__(self, chunks: Sequence[Sequence[Path]], done: set[int], workers: int = 2,
+    def __init__(self, out: str | Path, chunks: Sequence[Sequence[Path]], done: set[int], workers: int = 2,
                  max_pixels: int | None = MAX_PIXELS):
         super().__init__()
         if int(workers) < 0:
             raise ValueError(f"workers={workers}: expected 0 (read in the main process) or more worker processes")
+        self.out = Path(out)
         self.chunks = [[str(p) for p in chunk] for chunk in chunks]
         self.pending = [c for c in range(len(chunks)) if c not in done]
         self.workers, self.max_pixels = int(workers), max_pixels
         self.share: list[int | None] = []
 
     def setup(self, stage: str) -> None:
+        if self.trainer.is_global_zero:
+            removed = remove_incomplete(self.out)
+            if removed:
+                log.info("removed %d file(s) of killed shard writes: %s", len(removed), [p.name for p in removed[:5]])
         pending = self.trainer.strategy.broadcast(self.pending, src=0)
         self.share = shares(pending, self.trainer.world_size)[self.trainer.global_rank]
         log.info("process %d of %d: %d of %d pending chunk(s)", self.trainer.global_rank, self.trainer.world_size,

@@ -46,7 +46,7 @@ def predict_photos(kind: str, model: str | Path, source: str | Path, out: str | 
     writer = ShardWriter(out, kind, info, len(chunks), {"input": photos.source, "photos": len(photos.paths),
                                                          "duplicates": photos.duplicates, "chunk_size": chunk_size})
     module = ChunkPredictor(kind, model, batch, score, top_k, fast, threads)
-    data = PendingChunks(chunks, done, workers, max_pixels)
+    data = PendingChunks(out, chunks, done, workers, max_pixels)
     # batch prediction syncs nothing between processes: no SyncBatchNorm (trainer=ddp's default is for training)
     runner = instantiate(dict(trainer or DEFAULT_TRAINER), callbacks=[writer], logger=False, enable_checkpointing=False,
                          use_distributed_sampler=False, sync_batchnorm=False)

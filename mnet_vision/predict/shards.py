@@ -53,9 +53,8 @@ def shard_jsons(out: str | Path) -> Iterator[tuple[int, Path]]:
 def write_shard(out: str | Path, rank: int, chunk: int, kind: str, model: Mapping[str, Any], paths: Sequence[str],
                 unreadable: Sequence[Mapping[str, str]], array: np.ndarray | None,
                 records: Sequence[Mapping[str, Any]] | None) -> Path:
-    """Write chunk ``chunk``'s shard (the ``.npy`` first, then the JSON, each atomically) and remove
-    what a killed earlier holder of the same chunk left (a ``.npy`` of another rank without its
-    JSON); returns the JSON's path."""
+    """Write chunk ``chunk``'s shard (the ``.npy`` first, then the JSON, each atomically); returns the
+    JSON's path. What a killed earlier holder of the chunk left is :func:`remove_incomplete`'s."""
     folder = shard_dir(out)
     stem = shard_stem(rank, chunk)
     entry: dict[str, Any] = {"format": FORMAT, "kind": kind, "chunk": int(chunk), "rank": int(rank),
@@ -73,12 +72,24 @@ def write_shard(out: str | Path, rank: int, chunk: int, kind: str, model: Mappin
         if len(records) != len(paths):
             raise ValueError(f"chunk {chunk}: {len(records)} records for {len(paths)} photos")
         entry["records"] = list(records)
-    json_path = write_json(folder / f"{stem}.json", entry, indent=None)
-    for other in folder.glob(f"r*-c{chunk:06d}.npy"):
-        if other.stem != stem and not other.with_suffix(".json").exists():
-            other.unlink(missing_ok=True)
-            remove_orphan_temporaries(other)
-    return json_path
+    return write_json(folder / f"{stem}.json", entry, indent=None)
+
+
+def remove_incomplete(out: str | Path) -> list[Path]:
+    """Remove what killed writers left under ``out``'s shards: each ``.npy`` without its JSON (the
+    chunk is pending and may go to another rank, under another name) and the temporaries of writes
+    whose process is gone. Call it only while no process writes (a run's global-zero process does,
+    before it hands out the pending chunks). Returns the removed files."""
+    folder, removed = shard_dir(out), []
+    if not folder.is_dir():
+        return removed
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".npy" and STEM.fullmatch(path.stem) and not path.with_suffix(".json").exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        elif path.name.startswith(".") and ".tmp-" in path.name:
+            removed += remove_orphan_temporaries(folder / path.name[1:].split(".tmp-")[0])
+    return removed
 
 
 def read_shard(json_path: str | Path, mmap: bool = True) -> tuple[dict[str, Any], np.ndarray | None]:

@@ -1,10 +1,18 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnet_vision.predict.shards import check_existing, read_shard, shard_dir, summarize, write_shard
+from mnet_vision.predict.shards import (
+    check_existing,
+    read_shard,
+    remove_incomplete,
+    shard_dir,
+    summarize,
+    write_shard,
+)
 
 MODEL = {"source": "a.ckpt", "task": "EmbeddingTask", "sha256": "ab" * 32, "settings": {}}
 CHUNKS = [[Path("/p/a.jpg"), Path("/p/b.jpg")], [Path("/p/c.jpg"), Path("/p/bad.jpg")]]
@@ -39,12 +47,16 @@ def test_records_shards_carry_no_array_and_mismatched_counts_are_refused(tmp_pat
         write_shard(tmp_path, 0, 5, "embeddings", MODEL, ["/p/a.jpg"], [], np.zeros((2, 3)), None)
 
 
-def test_a_chunk_taken_over_by_another_rank_leaves_no_orphan_array(tmp_path):
-    folder = shard_dir(tmp_path)
-    folder.mkdir(parents=True)
-    np.save(folder / "r001-c000000.npy", np.zeros((2, 2), np.float32))  # a killed rank 1 got this far only
+def test_what_killed_writers_left_is_removed_and_complete_shards_stay(tmp_path):
     _write_both(tmp_path)
-    assert sorted(p.name for p in folder.iterdir()) == ["r000-c000000.json", "r000-c000000.npy",
+    folder = shard_dir(tmp_path)
+    np.save(folder / "r001-c000002.npy", np.zeros((2, 2), np.float32))  # a killed rank 1 got this far only
+    (folder / ".r001-c000003.npy.tmp-999999999-ab12cd34").write_bytes(b"half")  # killed mid-write (no such pid)
+    (folder / f".r000-c000004.json.tmp-{os.getpid()}-ab12cd34").write_bytes(b"{")  # a live writer's: kept
+    removed = remove_incomplete(tmp_path)
+    assert sorted(p.name for p in removed) == [".r001-c000003.npy.tmp-999999999-ab12cd34", "r001-c000002.npy"]
+    assert sorted(p.name for p in folder.iterdir()) == [f".r000-c000004.json.tmp-{os.getpid()}-ab12cd34",
+                                                       "r000-c000000.json", "r000-c000000.npy",
                                                        "r001-c000001.json", "r001-c000001.npy"]
 
 
