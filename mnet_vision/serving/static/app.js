@@ -123,7 +123,7 @@ function drawDetections(result) {
                height: percent((y1 - y0) / height) },
     }, element("span", { className: "tag" }, `${detection.label} ${score(detection.score)}`)));
   });
-  setCount(section, `(${detections.length})`);
+  setCount(section, `(${plural(detections.length, "detection")})`);
   section.dataset.count = detections.length;
   section.hidden = false;
 }
