@@ -14,7 +14,10 @@ For the other serving tests (the page's, the load test's):
   closed at the test's end).
 - ``demo_photo``: ``demo_photo("sample1")`` -> the path of one of face-api's six demo photos.
 - ``one_face_photos``: ``{"sample1": JPEG bytes, ...}``: a crop of each demo photo around its largest face
-  that holds that face alone (what ``/faces/add`` adds without ``largest=true``).
+  that holds that face alone (what ``/faces/add`` adds without ``largest=true``); ``two_face_photo``: two of
+  them side by side (JPEG bytes).
+- helpers: ``upload(bytes_or_path, name, mime)`` (a request's ``files=``), ``face_boxes(pipeline, rgb)``
+  (the boxes of the faces the pipeline describes, from its detector alone), ``jpeg_bytes(rgb)``.
 """
 from __future__ import annotations
 
@@ -87,6 +90,13 @@ def jpeg_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def face_boxes(pipeline: FacePipeline, rgb: np.ndarray) -> list[tuple[float, ...]]:
+    """The boxes of the faces ``pipeline`` describes in ``rgb`` (its detections of at least ``min_face``),
+    from its detector alone: a tenth of the whole pipeline's time."""
+    boxes, _ = pipeline.detect(rgb)
+    return [tuple(b) for b in boxes if min(b[2] - b[0], b[3] - b[1]) >= pipeline.min_face]
+
+
 @pytest.fixture(scope="session")
 def one_face_photos(faceapi_models, demo_photo) -> dict[str, bytes]:
     """Each demo photo cut around its largest face (the face's box plus a quarter of it on each side), kept
@@ -94,15 +104,24 @@ def one_face_photos(faceapi_models, demo_photo) -> dict[str, bytes]:
     pipeline, crops = faceapi_models.faces, {}
     for name in DEMO_PHOTOS:
         rgb = read_rgb(demo_photo(name))
-        faces = pipeline.describe_photo(rgb).faces
-        x1, y1, x2, y2 = max((f.box for f in faces), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        x1, y1, x2, y2 = max(face_boxes(pipeline, rgb), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
         mx, my = (x2 - x1) / 4, (y2 - y1) / 4
         crop = np.ascontiguousarray(rgb[max(int(y1 - my), 0):int(y2 + my), max(int(x1 - mx), 0):int(x2 + mx)])
         data = jpeg_bytes(crop)
-        if len(pipeline.describe_photo(decode_rgb(data, name)).faces) == 1:
+        if len(face_boxes(pipeline, decode_rgb(data, name))) == 1:
             crops[name] = data
     assert len(crops) >= 4, f"only {sorted(crops)} of the demo photos cut to one face"
     return crops
+
+
+@pytest.fixture(scope="session")
+def two_face_photo(one_face_photos) -> bytes:
+    """Two of :func:`one_face_photos` side by side (the shorter padded below with grey): a small photo of two
+    faces, a fraction of a whole demo photo's time through the pipeline."""
+    first, second = (decode_rgb(one_face_photos[n], n) for n in sorted(one_face_photos)[:2])
+    height = max(first.shape[0], second.shape[0])
+    padded = [np.pad(a, ((0, height - a.shape[0]), (0, 0), (0, 0)), constant_values=128) for a in (first, second)]
+    return jpeg_bytes(np.concatenate(padded, axis=1))
 
 
 def upload(data: bytes | Path, name: str = "photo.jpg", mime: str = "image/jpeg") -> dict:
