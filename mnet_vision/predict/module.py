@@ -41,13 +41,7 @@ class ChunkPredictor(pl.LightningModule):
             if found is not None:
                 records += found
         array = None
-        if self.kind in ("embeddings", "attributes"):
-            array = np.concatenate(arrays) if arrays else np.zeros((0, self._dim()), np.float32)
+        if self.predictor.dim is not None:  # an empty chunk (every photo unreadable) has a (0, D) array
+            array = np.concatenate(arrays) if arrays else np.zeros((0, self.predictor.dim), np.float32)
         return {"chunk": batch["chunk"], "paths": paths, "unreadable": batch["unreadable"], "array": array,
                 "records": records if self.kind != "embeddings" else None}
-
-    def _dim(self) -> int:
-        """The width of an empty chunk's array (every photo of it unreadable)."""
-        if self.kind == "embeddings":
-            return self.predictor.model.dim
-        return int(self.predictor.model.score([np.zeros((8, 8, 3), np.uint8)])[0].shape[1])

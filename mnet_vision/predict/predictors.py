@@ -45,14 +45,17 @@ class AttributeScorer:
         self.categorical: dict[str, list[str]] = {}
         if self.onnx is not None:
             self.names = self.onnx.meta.class_names
-            return
-        self.loaded = load_model(ckpt, fast, device)
-        if self.loaded.meta.task != "AttributeTask":
-            raise ValueError(f"{ckpt} is a {self.loaded.meta.task} checkpoint; attributes need task=attributes "
-                             f"or attribute_outputs")
-        self.names = self.loaded.meta.class_names
-        self.categorical = {str(k): list(v) for k, v in (self.loaded.cfg.task.get("categorical") or {}).items()}
-        self.transform = self.loaded.meta.eval_transform()
+        else:
+            self.loaded = load_model(ckpt, fast, device)
+            if self.loaded.meta.task != "AttributeTask":
+                raise ValueError(f"{ckpt} is a {self.loaded.meta.task} checkpoint; attributes need task=attributes "
+                                 f"or attribute_outputs")
+            self.names = self.loaded.meta.class_names
+            self.categorical = {str(k): list(v) for k, v in (self.loaded.cfg.task.get("categorical") or {}).items()}
+            self.transform = self.loaded.meta.eval_transform()
+        # K, for the (0, K) array of a chunk whose photos are all unreadable: one small forward says it
+        # for a checkpoint and an export alike
+        self.dim = int(self.score([np.zeros((8, 8, 3), np.uint8)])[0].shape[1])
 
     def outputs(self, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """The model's raw outputs of RGB uint8 images: ``logits (N, K)`` and any other named output."""
@@ -95,7 +98,8 @@ class AttributeScorer:
 class Predictor:
     """The model of one ``kind`` ready for chunks: :meth:`predict` gives a chunk's array and/or
     records; :attr:`info` identifies the model and the settings that shape its outputs (a run's
-    shards are refused by another model or settings).
+    shards are refused by another model or settings); :attr:`dim` is the array's width (None for
+    the kinds without one).
 
     Args:
         kind: one of :data:`KINDS`.
@@ -117,6 +121,7 @@ class Predictor:
             self.model = Geolocator(model, device, fast=fast, threads=threads)
         else:
             self.model = AttributeScorer(model, device, fast, threads)
+        self.dim: int | None = getattr(self.model, "dim", None) if kind in ("embeddings", "attributes") else None
 
     def predict(self, paths: Sequence[str], arrays: Sequence[np.ndarray]) -> Output:
         """The array (``(N, D)`` float32, or None) and records (a list of dicts with ``"file"``

@@ -121,3 +121,13 @@ def test_bad_settings_are_refused_before_any_work(embedding_run, tmp_path):
         run("embeddings", embedding_run["best_checkpoint"], tmp_path / "photos", tmp_path / "out", workers=-1)
     assert not (tmp_path / "out" / "shards").exists()
     assert chunked(photo_paths(tmp_path / "photos").paths, 4)  # the input itself is fine
+
+
+def test_a_chunk_of_unreadable_photos_is_a_shard_with_no_rows(attribute_run, tmp_path):
+    photo_tree(tmp_path / "photos", count=1)
+    (tmp_path / "list.txt").write_text("gone.png\nphotos/broken.jpg\nphotos/p000.png\n")
+    summary = run("attributes", attribute_run["best_checkpoint"], tmp_path / "list.txt", tmp_path / "out", chunk_size=2)
+    assert summary["predicted"] == 1 and summary["unreadable_count"] == 2 and summary["complete"]
+    entry, array = read_shard(shard_dir(tmp_path / "out") / "r000-c000000.json")
+    assert entry["rows"] == 0 and entry["records"] == [] and array.shape == (0, 17)
+    assert [u["reason"] for u in entry["unreadable"]][0] == "file not found"

@@ -15,6 +15,8 @@ def test_a_folder_tree_is_every_image_below_it_sorted_by_relative_path(tmp_path)
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="holds no image files"):
         photo_paths(tmp_path / "empty")
+    with pytest.raises(ValueError, match="images=.* applies to a list or a COCO json, not to the folder input"):
+        photo_paths(tmp_path / "photos", images=tmp_path)
 
 
 def test_lists_are_read_relative_to_their_folder_or_images(tmp_path):
