@@ -115,9 +115,10 @@ def test_concurrent_adds_and_searches_end_as_the_same_adds_done_serially(serve, 
         labels = {m["identity"] for f in response.json()["faces"] for m in f["matches"]}
         return response, labels
 
-    with ThreadPoolExecutor(4) as pool:
-        added = list(pool.map(add, adds))
-        searched = list(pool.map(search, [data for _, data in adds]))
+    with ThreadPoolExecutor(8) as pool:  # adds and searches interleaved, all in flight together
+        futures = [(pool.submit(add, item), pool.submit(search, item[1])) for item in adds]
+        added = [a.result() for a, _ in futures]
+        searched = [s.result() for _, s in futures]
     assert [r.status_code for r in added] == [200] * len(adds)
     assert all(r.status_code == 200 for r, _ in searched)
     assert all(labels <= {identity for identity, _ in adds} for _, labels in searched)  # never a half entry
