@@ -92,7 +92,9 @@ def test_index_and_search_from_the_onnx_equal_the_checkpoint(embedding_run, run_
         cosines = theirs.embeddings @ theirs.embeddings[gallery_rows[a["query"]]]
         kth = np.sort(cosines)[::-1][len(b["matches"]) - 1]
         assert all(cosines[gallery_rows[m["source"]]] >= kth - 1e-4 for m in a["matches"])
-        assert a["matches"][0]["source"] == b["matches"][0]["source"] == a["query"]  # itself first
+        # itself first, or a gallery face that ties it within 1e-4 in float32 (on an AMD EPYC another face
+        # came first in both indexes, at a cosine to the query of 1 - 1e-5)
+        assert all(cosines[gallery_rows[r["matches"][0]["source"]]] >= 1 - 1e-4 for r in (a, b))
 
 
 @pytest.mark.parametrize("crops", [1, 5])
