@@ -52,7 +52,7 @@ RULE: dict[str, set[str]] = {
                                 "index", "inference", "complexity", "pretrained", "deploy", "faces", "serving",
                                 "predict"},
     "cli": FOUNDATION | {"model", "complexity", "checkpoints", "data", "metrics", "viz", "outputs", "training",
-                         "inference", "benchmarks", "pretrained", "deploy", "faces", "serving", "predict"},
+                         "inference", "benchmarks", "pretrained", "deploy", "faces", "serving", "predict", "index"},
     "__init__": set(),
 }
 # the top of the stack, the tools' entry points: nothing imports them (benchmarks, listed by no room
