@@ -116,8 +116,9 @@ def check_existing(out: str | Path, kind: str, model: Mapping[str, Any], chunks:
                    ) -> set[int]:
     """The chunks whose shards are complete under ``out``, after refusing (``ValueError`` naming the
     file) any shard of another kind, model (its file's sha256) or settings, or of another input
-    (a chunk number past this input's, or photos other than this input's chunk holds)."""
-    done = set()
+    (a chunk number past this input's, or photos other than this input's chunk holds), and a chunk
+    held by two shards."""
+    done: dict[int, Path] = {}
     for chunk, path in shard_jsons(out):
         entry, _ = read_shard(path)
         held = entry.get("model") or {}
@@ -133,10 +134,12 @@ def check_existing(out: str | Path, kind: str, model: Mapping[str, Any], chunks:
             why = f"is chunk {chunk}, past this input's {len(chunks)} chunks (another input or chunk_size)"
         elif {*entry["paths"], *(u["path"] for u in entry["unreadable"])} != {str(p) for p in chunks[chunk]}:
             why = f"holds other photos than chunk {chunk} of this input (another input or chunk_size)"
+        elif chunk in done:  # two runs wrote into one out at once: the union would hold the chunk twice
+            why = f"holds chunk {chunk}, as {done[chunk].name} does (two runs into one out?); remove one of them"
         if why:
             raise ValueError(f"out={out}: shard {path} {why}; give another out= or remove its shards/")
-        done.add(chunk)
-    return done
+        done[chunk] = path
+    return set(done)
 
 
 def summarize(out: str | Path, chunks: int, this_run: Mapping[str, Any], kind: str, model: Mapping[str, Any],

@@ -73,6 +73,9 @@ def test_existing_shards_are_done_or_refused_by_name(tmp_path):
         with pytest.raises(ValueError, match=message) as err:
             check_existing(tmp_path, kind, model, chunks)
         assert str(shard_dir(tmp_path)) in str(err.value)
+    write_shard(tmp_path, 3, 1, "embeddings", MODEL, ["/p/c.jpg"], BAD, np.zeros((1, 2), np.float32), None)
+    with pytest.raises(ValueError, match="r003-c000001.json holds chunk 1, as r001-c000001.json does"):
+        check_existing(tmp_path, "embeddings", MODEL, CHUNKS)
 
 
 def test_the_summary_counts_every_complete_shard(tmp_path):
