@@ -2,10 +2,12 @@
 token; conf/serve.yaml's defaults make the config the service documents."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 from omegaconf import OmegaConf
 
-from mnet_vision.cli.serve import service_config
+from mnet_vision.cli.serve import main, service_config
 from mnet_vision.config import CONF_DIR
 from mnet_vision.serving.config import ServiceConfig, check_bind, is_loopback
 
@@ -69,3 +71,13 @@ def test_the_tools_defaults_serve_faceapi_with_an_index_in_memory(monkeypatch):
     cfg.batch.max_size, cfg.cors_origins = 2, ["https://app.example.org"]
     config = service_config(cfg)
     assert (config.batch_max_size, config.cors_origins) == (2, ("https://app.example.org",))
+
+
+@pytest.mark.parametrize(("args", "says"), [(["host=0.0.0.0"], "refusing to listen on host=0.0.0.0"),
+                                            (["detector=null", "faces=false"], "nothing to serve"),
+                                            (["port=0"], "port=0")])
+def test_the_tool_refuses_before_loading_anything(monkeypatch, args, says):
+    monkeypatch.delenv("MNET_SERVE_TOKEN", raising=False)
+    monkeypatch.setattr(sys, "argv", ["serve.py", *args])
+    with pytest.raises(SystemExit, match=says):
+        main()
