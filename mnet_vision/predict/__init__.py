@@ -6,6 +6,8 @@ resumable shards by a prediction writer, on one process or many through Lightnin
 - :mod:`~mnet_vision.predict.sources`: the photos of an input, in a fixed order, and their chunks;
 - :mod:`~mnet_vision.predict.predictors`: one predictor per kind over the inference objects;
 - :mod:`~mnet_vision.predict.shards`: the shard format (written, read, checked) and the summary;
-- :mod:`~mnet_vision.predict.lightning`: the DataModule of pending chunks, the LightningModule, the writer;
+- :mod:`~mnet_vision.predict.chunks`: the DataModule of the pending chunks, in parts of ``batch`` photos;
+- :mod:`~mnet_vision.predict.module`: the LightningModule (a predictor per process, one part per step);
+- :mod:`~mnet_vision.predict.writer`: the prediction writer (a shard per chunk, the summary at the end);
 - :mod:`~mnet_vision.predict.run`: :func:`~mnet_vision.predict.run.predict_photos`, what the tool runs.
 """

@@ -35,7 +35,8 @@ def predict_photos(kind: str, model: str | Path, source: str | Path, out: str | 
     settings or input are refused (``ValueError`` naming the file) before any work. ``trainer``:
     the Trainer's config (``_target_`` and arguments, e.g. ``strategy: ddp, devices: 2`` for two
     processes); the callbacks, logger, checkpointing and sampler are this function's. ``batch``:
-    photos per model call; ``workers``: DataLoader processes decoding photos. Returns the summary
+    photos per model call (one DataLoader item, so at most ``batch`` decoded photos per item in
+    flight); ``workers``: DataLoader processes decoding photos. Returns the summary
     (predict.json's content) in the global-zero process, None in the others.
     """
     photos = photo_paths(source, images)
@@ -45,8 +46,8 @@ def predict_photos(kind: str, model: str | Path, source: str | Path, out: str | 
     done = check_existing(out, kind, info, chunks)
     writer = ShardWriter(out, kind, info, len(chunks), {"input": photos.source, "photos": len(photos.paths),
                                                          "duplicates": photos.duplicates, "chunk_size": chunk_size})
-    module = ChunkPredictor(kind, model, batch, score, top_k, fast, threads)
-    data = PendingChunks(out, chunks, done, workers, max_pixels)
+    module = ChunkPredictor(kind, model, score, top_k, fast, threads)
+    data = PendingChunks(out, chunks, done, batch, workers, max_pixels)
     # batch prediction syncs nothing between processes: no SyncBatchNorm (trainer=ddp's default is for training)
     runner = instantiate(dict(trainer or DEFAULT_TRAINER), callbacks=[writer], logger=False, enable_checkpointing=False,
                          use_distributed_sampler=False, sync_batchnorm=False)

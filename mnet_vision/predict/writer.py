@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 
 class ShardWriter(BasePredictionWriter):
     """Writes chunk ``c``'s prediction as shard ``r{rank}-c{c}`` under ``out``
-    (:func:`~mnet_vision.predict.shards.write_shard`); at the end of the run the processes meet, and
+    (:func:`~mnet_vision.predict.shards.write_shard`) when its last part is predicted (a process
+    gets a chunk's parts one after the other); at the end of the run the processes meet, and
     the global-zero one writes ``<out>/predict.json`` (:func:`~mnet_vision.predict.shards.summarize`)
     (``source``: what the input was) with this run's ``this_run``: the chunks run, photos, seconds,
     photos/s overall and per process."""
@@ -30,20 +32,32 @@ class ShardWriter(BasePredictionWriter):
         self.out, self.kind, self.model, self.chunks = Path(out), kind, dict(model), chunks
         self.source = dict(source or {})
         self.chunks_run: list[int] = []
+        self.parts: list[dict[str, Any]] = []  # the predicted parts of the chunk in progress
         self.photos = 0
         self.start = 0.0
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.chunks_run, self.photos, self.start = [], 0, time.perf_counter()
+        self.chunks_run, self.parts, self.photos, self.start = [], [], 0, time.perf_counter()
 
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
-        if prediction["chunk"] is None:  # an empty item: this process's share was shorter
+        if prediction["chunk"] is None:  # an empty item: this process had no chunk to do
             return
-        write_shard(self.out, trainer.global_rank, prediction["chunk"], self.kind, self.model, prediction["paths"],
-                    prediction["unreadable"], prediction["array"], prediction["records"])
+        if self.parts and self.parts[0]["chunk"] != prediction["chunk"]:
+            raise RuntimeError(f"chunk {prediction['chunk']} began before chunk {self.parts[0]['chunk']} was complete "
+                               f"({len(self.parts)} of its {self.parts[0]['parts']} parts): the items are out of order")
+        self.parts.append(prediction)
+        if len(self.parts) < prediction["parts"]:
+            return
+        parts, self.parts = self.parts, []
+        paths = [p for part in parts for p in part["paths"]]
+        unreadable = [u for part in parts for u in part["unreadable"]]
+        array = None if parts[0]["array"] is None else np.concatenate([part["array"] for part in parts])
+        records = None if parts[0]["records"] is None else [r for part in parts for r in part["records"]]
+        write_shard(self.out, trainer.global_rank, prediction["chunk"], self.kind, self.model, paths, unreadable,
+                    array, records)
         self.chunks_run.append(prediction["chunk"])
-        self.photos += len(prediction["paths"]) + len(prediction["unreadable"])
+        self.photos += len(paths) + len(unreadable)
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         mine = {"rank": trainer.global_rank, "chunks": self.chunks_run, "photos": self.photos,

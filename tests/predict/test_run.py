@@ -124,10 +124,15 @@ def test_bad_settings_are_refused_before_any_work(embedding_run, tmp_path):
 
 
 def test_a_chunk_of_unreadable_photos_is_a_shard_with_no_rows(attribute_run, tmp_path):
-    photo_tree(tmp_path / "photos", count=1)
-    (tmp_path / "list.txt").write_text("gone.png\nphotos/broken.jpg\nphotos/p000.png\n")
-    summary = run("attributes", attribute_run["best_checkpoint"], tmp_path / "list.txt", tmp_path / "out", chunk_size=2)
-    assert summary["predicted"] == 1 and summary["unreadable_count"] == 2 and summary["complete"]
+    photo_tree(tmp_path / "photos", count=3)
+    (tmp_path / "list.txt").write_text("gone.png\nphotos/broken.jpg\nphotos/p000.png\nphotos/a/p001.png\n"
+                                       "photos/deep/truncated.png\nphotos/deep/b/p002.png\n")
+    summary = run("attributes", attribute_run["best_checkpoint"], tmp_path / "list.txt", tmp_path / "out",
+                  chunk_size=2, batch=1)
+    assert summary["predicted"] == 3 and summary["unreadable_count"] == 3 and summary["complete"]
     entry, array = read_shard(shard_dir(tmp_path / "out") / "r000-c000000.json")
     assert entry["rows"] == 0 and entry["records"] == [] and array.shape == (0, 17)
     assert [u["reason"] for u in entry["unreadable"]][0] == "file not found"
+    entry, array = read_shard(shard_dir(tmp_path / "out") / "r000-c000002.json")  # parts of 1: unreadable, then one
+    assert entry["paths"] == [str(tmp_path / "photos/deep/b/p002.png")] and array.shape == (1, 17)
+    assert [r["file"] for r in entry["records"]] == entry["paths"]
