@@ -16,10 +16,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile
 from fastapi import Path as PathParam
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from mnet_vision.faces.pipeline import PhotoFaces
@@ -33,6 +34,8 @@ from mnet_vision.serving.uploads import FORM_OVERHEAD_BYTES, BodyLimit, uploaded
 log = logging.getLogger(__name__)
 
 IMAGE_FIELD = File(None, description="the photo (JPEG, PNG, WebP, BMP, TIFF, PPM), multipart field 'image'")
+# Shown in the OpenAPI schema (the docs page's "Authorize"); missing or not Bearer is our 401, not FastAPI's 403.
+BEARER = HTTPBearer(auto_error=False, description="the service's token (token=, MNET_SERVE_TOKEN), for writes")
 # Which key of tools/serve.py (conf/serve.yaml) loads each endpoint's model.
 MODEL_KEYS = {"detect": "detector=<checkpoint, .onnx or faceapi_ssd>", "embed": "embedder=<checkpoint or .onnx>",
               "geolocate": "geolocator=<checkpoint or .onnx>", "faces": "faces=true"}
@@ -122,7 +125,7 @@ def create_app(config: ServiceConfig, models: ServedModels | None = None) -> Fas
             batcher("faces")  # raises the 503 naming faces=true
         return gallery
 
-    def require_writer(authorization: str | None = Header(None, include_in_schema=False)) -> None:
+    def require_writer(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:
         """Writes: refused when the service is read-only (403), or, with a token configured, without
         ``Authorization: Bearer <token>`` (401) or with another token (403)."""
         if not config.writable:
@@ -130,11 +133,10 @@ def create_app(config: ServiceConfig, models: ServedModels | None = None) -> Fas
                                                         "is refused")
         if config.token is None:
             return
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
+        if credentials is None or not credentials.credentials.strip():
             raise HTTPException(status_code=401, detail="writes need a token: send the header 'Authorization: "
                                                         "Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
-        if not secrets.compare_digest(given.strip().encode(), config.token.encode()):
+        if not secrets.compare_digest(credentials.credentials.strip().encode(), config.token.encode()):
             raise HTTPException(status_code=403, detail="wrong token for writes")
 
     @app.get("/healthz", tags=["service"])

@@ -68,7 +68,7 @@ class ServiceConfig:
     fast: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("detector", "embedder", "geolocator", "index", "token"):
+        for key in ("detector", "embedder", "geolocator", "index"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, (str, Path)) or not str(value)):
                 raise ValueError(f"{key}={value!r}: expected a non-empty string (a path or a name), or null")
@@ -102,8 +102,9 @@ class ServiceConfig:
         object.__setattr__(self, "cors_origins", origins)
         if not isinstance(self.pipeline, Mapping):
             raise ValueError(f"pipeline={self.pipeline!r}: expected FacePipeline's keyword arguments as a mapping")
-        if self.token is not None and not self.token.strip():
-            raise ValueError("token is blank: give a secret string, or null for no token")
+        if self.token is not None and (not isinstance(self.token, str) or not self.token.strip()):
+            raise ValueError(f"token is {'blank' if isinstance(self.token, str) else type(self.token).__name__}: "
+                             f"give a secret string (token= or MNET_SERVE_TOKEN), or null for no token")
 
     @property
     def serves_anything(self) -> bool:

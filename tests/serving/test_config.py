@@ -27,7 +27,8 @@ def test_defaults_load_nothing_and_open_nothing_beyond_this_machine():
     ({"batch_max_size": 0}, "batch_max_size"), ({"batch_max_wait_ms": -1}, "batch_max_wait_ms"),
     ({"score": 1.5}, "score"), ({"top_k": 0}, "top_k"), ({"k": True}, "k"), ({"threads": 0}, "threads"),
     ({"faces": "yes"}, "faces"), ({"writable": 1}, "writable"), ({"detector": ""}, "detector"),
-    ({"token": "  "}, "token"), ({"cors_origins": ("",)}, "cors_origins"), ({"threshold": "near"}, "threshold"),
+    ({"token": "  "}, "token"), ({"token": ""}, "token"), ({"token": 123}, "token"),
+    ({"cors_origins": ("",)}, "cors_origins"), ({"threshold": "near"}, "threshold"),
     ({"host": ""}, "host"), ({"pipeline": ["describer"]}, "pipeline"),
 ])
 def test_bad_values_are_refused_naming_the_key(keys, named):
