@@ -14,6 +14,8 @@ from PIL import Image
 
 from mnet_vision.faces.gallery import index_photos
 from mnet_vision.images import decode_rgb, read_rgb
+from mnet_vision.inference.detect import Detector
+from mnet_vision.inference.load import load_model
 from mnet_vision.serving.app import create_app
 from mnet_vision.serving.config import ServiceConfig
 from mnet_vision.serving.models import ServedModels
@@ -178,3 +180,17 @@ def test_models_loaded_from_a_config_serve_the_same(tiny_detector_models, detect
     assert models.describe()["detector"] == tiny_detector_models.describe()["detector"]
     with pytest.raises(FileNotFoundError, match="embedder=nowhere.ckpt: no such file"):
         ServedModels.load(ServiceConfig(embedder="nowhere.ckpt"))
+
+
+def test_an_onnx_export_is_served_by_onnx_runtime(serve, detection_run, shapes_image, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from mnet_vision.inference.export import export_onnx  # the deploy extra, as tests/inference/conftest.py
+
+    loaded = load_model(str(detection_run["best_checkpoint"]), fast=False)
+    loaded.model.requires_grad_(False)
+    onnx = export_onnx(loaded, tmp_path / "detector.onnx", dynamo=False).path
+    models = ServedModels.load(ServiceConfig(detector=str(onnx)))
+    client = serve(models, score=0.0)
+    assert client.get("/models").json()["models"]["detector"]["runtime"] == "onnxruntime"
+    found = client.post("/detect", files=upload(shapes_image, "a.png", "image/png")).json()["detections"]
+    assert found == Detector(onnx).detect([read_rgb(shapes_image)], 0.0)[0] and found
