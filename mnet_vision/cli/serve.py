@@ -39,7 +39,10 @@ def main(cfg: DictConfig) -> None:
     if not config.serves_anything:
         raise SystemExit("serve: nothing to serve: set detector=, faces=true, embedder= or geolocator= "
                          "(conf/serve.yaml)")
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except (FileNotFoundError, ValueError) as err:  # a model file missing, an index of another model ...
+        raise SystemExit(f"serve: {err}") from err
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"serving {', '.join(sorted(app.state.batchers))} on http://{host}:{config.port}/ "
           f"(API: http://{host}:{config.port}/docs)", flush=True)

@@ -76,7 +76,9 @@ def test_the_tools_defaults_serve_faceapi_with_an_index_in_memory(monkeypatch):
 
 @pytest.mark.parametrize(("args", "says"), [(["host=0.0.0.0"], "refusing to listen on host=0.0.0.0"),
                                             (["detector=null", "faces=false"], "nothing to serve"),
-                                            (["port=0"], "port=0")])
+                                            (["port=0"], "port=0"),
+                                            (["detector=null", "faces=false", "embedder=nowhere.ckpt"],
+                                             "embedder=nowhere.ckpt: no such file")])
 def test_the_tool_refuses_before_loading_anything(monkeypatch, args, says):
     monkeypatch.delenv("MNET_SERVE_TOKEN", raising=False)
     monkeypatch.setattr(sys, "argv", ["serve.py", *args])
