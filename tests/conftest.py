@@ -111,6 +111,8 @@ MEASURED_SLOW = {
     "tests/benchmarks/test_faces.py::test_one_photo_gives_every_row_of_the_table",
     # two demo photos through face-api's pipeline and 2 x 3 augmented views written (~4 s)
     "tests/faces/test_attribute_crops.py::test_the_set_of_real_faces_is_read_by_the_attribute_data_module",
+    # the service's face index under concurrent adds and searches, then the same adds serially (~4 s)
+    "tests/serving/test_security.py::test_concurrent_adds_and_searches_end_as_the_same_adds_done_serially",
 }
 
 

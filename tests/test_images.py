@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnet_vision.images import ImageReadError, read_rgb
+from mnet_vision.images import ImageReadError, ImageTooLargeError, NotAnImageError, decode_rgb, read_rgb
 
 
 def _save(path, mode, color):
@@ -248,3 +248,29 @@ def test_exif_orientation_is_applied_before_anything_sees_the_pixels(tmp_path, o
     assert rgb.shape == (48, 80, 3)
     assert (np.abs(rgb[2:14, 2:22] - (255, 0, 0)) < 40).all()  # JPEG: near, not exact
     assert rgb[20:, 30:].max() < 40
+
+
+# --- decode_rgb: an upload's bytes, the same checks as a file, errors that tell the service which answer ---
+
+def test_decoded_bytes_equal_the_file_read_exif_included(tmp_path):
+    path = tmp_path / "o6.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8)).save(path, exif=exif)
+    decoded = decode_rgb(path.read_bytes(), "upload.jpg")
+    assert decoded.shape == (50, 30, 3)  # turned upright
+    np.testing.assert_array_equal(decoded, read_rgb(path))
+
+
+def test_decode_errors_name_the_upload_and_say_which_kind(tmp_path):
+    with pytest.raises(NotAnImageError, match="notes.txt"):
+        decode_rgb(b"just some text, no image", "notes.txt")
+    for side, guard in ((5000, "5000x5000 pixels"), (20000, "PIL's guard")):  # ours from the header, then PIL's
+        with pytest.raises(ImageTooLargeError, match=r"bomb\.png.*max_pixels=1000") as err:
+            decode_rgb(_bomb(tmp_path / f"bomb{side}.png", side).read_bytes(), "bomb.png", max_pixels=1000)
+        assert guard in str(err.value)
+    path = tmp_path / "t.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    with pytest.raises(ImageReadError, match="t.jpg") as err:  # an image, but cut short: neither of the two
+        decode_rgb(path.read_bytes()[: path.stat().st_size // 2], "t.jpg")
+    assert not isinstance(err.value, (NotAnImageError, ImageTooLargeError))
