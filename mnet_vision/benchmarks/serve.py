@@ -10,7 +10,8 @@ how many 2xx answers differ from the direct call's answer for the same photo.
 The direct call is what the service's batcher runs for one item, on the same loaded models
 (:class:`mnet_vision.serving.models.ServedModels`): ``Detector.detect`` of the decoded photo;
 ``FacePipeline.describe_photo`` and the gallery's search (:class:`mnet_vision.serving.gallery.ServedGallery`,
-``FaceIndex.search`` beneath). Timed per call, one at a time. The service also decodes each upload (the
+``FaceIndex.search`` beneath). Timed per call, one at a time, half before and half after the endpoint's load
+phases (their ratio shows how far the machine's speed drifted meanwhile). The service also decodes each upload (the
 ``decode ms`` column: :func:`mnet_vision.serving.uploads.decode_upload` of the same bytes), parses the
 multipart form and writes JSON: one at a time, its p50 over the direct p50 is the whole cost of serving a
 request; at a concurrency of c the latency is mostly queueing (about c over the rate: Little's law), and the
@@ -363,21 +364,34 @@ def index_check(base_url: str, index_path: Path, start: Path, uploads: Sequence[
 
 # -- the benchmark -------------------------------------------------------------------------------------------
 
-def load_row(base_url: str, endpoint: str, jobs: Sequence[Job], concurrency: int, timeout_s: float,
-             direct: tuple[list[float], list[float], dict[str, Any]], key: str) -> dict[str, Any]:
-    """One load phase of ``endpoint`` (:func:`drive`) and its row beside ``direct`` (:func:`direct_timing`'s);
-    ``key``: the distance's name in a face search answer."""
+def load_phase(base_url: str, endpoint: str, jobs: Sequence[Job], concurrency: int,
+               timeout_s: float) -> dict[str, Any]:
+    """One load phase of ``endpoint`` (:func:`drive`): its outcomes, wall seconds, and the model calls and
+    items the endpoint's batcher ran meanwhile."""
     batcher = "detect" if endpoint == "detect" else "faces"
     before = batcher_items(base_url)[batcher]
     outcomes, wall = drive(base_url, jobs, concurrency, timeout_s)
     calls, items = (a - b for a, b in zip(batcher_items(base_url)[batcher], before))
-    model_s, decode_s, answers = direct
-    row = {"endpoint": endpoint, "requests": len(jobs), "concurrency": concurrency, **latency_stats(outcomes, wall),
-           "mean_batch": items / calls if calls else float("nan"), "direct_ms": statistics.median(model_s) * 1000,
+    return {"endpoint": endpoint, "concurrency": concurrency, "outcomes": outcomes, "wall": wall, "calls": calls,
+            "items": items}
+
+
+def phase_row(phase: Mapping[str, Any], direct: Sequence[tuple[list[float], list[float], dict[str, Any]]],
+              key: str) -> dict[str, Any]:
+    """The row of a :func:`load_phase` beside the direct calls timed before and after the endpoint's phases
+    (:func:`direct_timing`'s, ``direct_drift``: the median after over the median before); ``key``: the
+    distance's name in a face search answer."""
+    (before_s, decode_before, answers), (after_s, decode_after, _) = direct
+    model_s, outcomes = before_s + after_s, phase["outcomes"]
+    row = {"endpoint": phase["endpoint"], "requests": len(outcomes), "concurrency": phase["concurrency"],
+           **latency_stats(outcomes, phase["wall"]),
+           "mean_batch": phase["items"] / phase["calls"] if phase["calls"] else float("nan"),
+           "direct_ms": statistics.median(model_s) * 1000,
            "direct_p99_ms": float(np.percentile(model_s, 99)) * 1000, "direct_req_s": len(model_s) / sum(model_s),
-           "decode_ms": statistics.median(decode_s) * 1000,
+           "direct_drift": statistics.median(after_s) / statistics.median(before_s),
+           "decode_ms": statistics.median(decode_before + decode_after) * 1000,
            "differ": sum(1 for o in outcomes if o.status is not None and 200 <= o.status < 300
-                         and _differs(endpoint, o, answers[o.body["file"]], key))}
+                         and _differs(phase["endpoint"], o, answers[o.body["file"]], key))}
     row["p50_ratio"] = row["p50_ms"] / row["direct_ms"]
     row["rate_ratio"] = row["direct_req_s"] / row["req_s"]
     return row
@@ -394,8 +408,10 @@ def compare_service(requests: int = 2000, concurrency: int = 16, endpoints: Sequ
     after ``timeout_s`` seconds, what is unanswered then counted lost. Row keys: ``endpoint``, ``requests``,
     ``concurrency``, ``p50_ms``, ``p99_ms``, ``mean_ms``, ``req_s``, ``non_2xx``, ``5xx``, ``lost``,
     ``differ`` (2xx answers unlike the direct call's), ``mean_batch``, ``direct_ms`` / ``direct_p99_ms`` /
-    ``direct_req_s`` (the model's work on the decoded photo), ``decode_ms``, ``p50_ratio`` (service p50 /
-    direct p50), ``rate_ratio`` (direct rate / service rate); the adds' row ``index_check``."""
+    ``direct_req_s`` (the model's work on the decoded photo, timed half before and half after the endpoint's
+    load phases), ``direct_drift`` (the after half's median over the before half's), ``decode_ms``,
+    ``p50_ratio`` (service p50 / direct p50), ``rate_ratio`` (direct rate / service rate); the adds' row
+    ``index_check``."""
     unknown = [e for e in endpoints if e not in ENDPOINTS]
     if unknown:
         raise ValueError(f"endpoints={list(endpoints)!r}: {unknown} not load-tested; expected some of {ENDPOINTS}")
@@ -413,8 +429,7 @@ def compare_service(requests: int = 2000, concurrency: int = 16, endpoints: Sequ
         index_path, start = Path(tmp) / "gallery.faceindex", Path(tmp) / "gallery-before-adds.faceindex"
         index_faces([u.faces for u in uploads], [], index_path, models.faces.embedding_model, models.faces.metric)
         gallery = ServedGallery(models.faces, index_path)
-        direct = {e: direct_timing(e, uploads, models, gallery, config, min(requests, DIRECT_CALLS))
-                  for e in endpoints}
+        half = max(1, min(requests, DIRECT_CALLS) // 2)
         overrides = ["detector=faceapi_ssd", "faces=true", f"index={index_path}", "writable=true",
                      f"threads={threads}", f"batch.max_size={batch_max_size}", f"batch.max_wait_ms={batch_max_wait_ms}"]
         # writes behind a token, as a service open to others would be (the tool reads it from the environment);
@@ -430,12 +445,18 @@ def compare_service(requests: int = 2000, concurrency: int = 16, endpoints: Sequ
                 if failed:
                     raise RuntimeError(f"{path}: {len(failed)} of the {len(warmup)} warm-up requests failed: "
                                        f"{failed[0].status} {failed[0].error or failed[0].body}")
+                # the direct calls half before and half after the service's phases (the service idle
+                # meanwhile), so that a machine whose load drifts shows it (direct_drift) and both sides see it
+                direct = [direct_timing(endpoint, uploads, models, gallery, config, half)]
                 # one at a time first (DIRECT_CALLS of them): the cost of serving a request, no queue; then
                 # `concurrency` in flight: the throughput, and the latency a client sees behind the queue
-                phases = [(1, min(requests, DIRECT_CALLS))] if concurrency > 1 else []
-                for in_flight, count in [*phases, (concurrency, requests)]:
+                phases = []
+                for in_flight, count in [*([(1, min(requests, DIRECT_CALLS))] if concurrency > 1 else []),
+                                         (concurrency, requests)]:
                     jobs = [Job(path, uploads[i % len(uploads)]) for i in range(count)]
-                    rows.append(load_row(url, endpoint, jobs, in_flight, timeout_s, direct[endpoint], key))
+                    phases.append(load_phase(url, endpoint, jobs, in_flight, timeout_s))
+                direct.append(direct_timing(endpoint, uploads, models, gallery, config, half))
+                rows += [phase_row(phase, direct, key) for phase in phases]
             if adds:
                 shutil.copyfile(index_path, start)  # what the serial adds start from: the searches changed nothing
                 rows += index_check(url, index_path, start, uploads, adds, concurrency,
@@ -459,8 +480,8 @@ def cpu_line() -> str:
 
 
 COLUMNS = ("endpoint", "requests", "concurrency", "p50 ms", "p99 ms", "mean ms", "req/s", "mean batch",
-           "direct ms", "direct req/s", "decode ms", "p50 / direct", "direct rate / rate", "non-2xx", "5xx",
-           "lost", "differ")
+           "direct ms", "direct req/s", "direct after / before", "decode ms", "p50 / direct", "direct rate / rate",
+           "non-2xx", "5xx", "lost", "differ")
 
 
 def report(rows: list[dict], args: Mapping[str, Any]) -> str:
@@ -470,15 +491,16 @@ def report(rows: list[dict], args: Mapping[str, Any]) -> str:
         f = lambda key, fmt="{:.1f}", row=row: number_or_dash(float(row.get(key, float("nan"))), fmt)  # noqa: E731
         table.append([row["endpoint"], str(row["requests"]), str(row["concurrency"]), f("p50_ms"), f("p99_ms"),
                       f("mean_ms"), f("req_s"), f("mean_batch", "{:.2f}"), f("direct_ms"), f("direct_req_s"),
-                      f("decode_ms"), f("p50_ratio", "{:.2f}x"), f("rate_ratio", "{:.2f}x"), str(row["non_2xx"]),
-                      str(row["5xx"]), str(row["lost"]), "–" if row["differ"] is None else str(row["differ"])])
+                      f("direct_drift", "{:.2f}"), f("decode_ms"), f("p50_ratio", "{:.2f}x"),
+                      f("rate_ratio", "{:.2f}x"), str(row["non_2xx"]), str(row["5xx"]), str(row["lost"]),
+                      "–" if row["differ"] is None else str(row["differ"])])
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     header = (f"tools/serve.py on 127.0.0.1 (uvicorn, one process) driven by httpx.AsyncClient in another; "
               f"{cpu_line()}; torch {torch.__version__}, {args['threads']} thread(s) in the service and the direct "
               f"calls; batch_max_size {args['batch_max_size']}, batch_max_wait_ms {args['batch_max_wait_ms']}; "
               f"face-api's first {args['photos']} demo photo(s) (1920 px wide) cycled; direct: one call at a time, "
               f"model only (decode ms apart); load average after the run {load}")
-    text = header + "\n" + markdown_table(table, list(COLUMNS), align="lrrrrrrrrrrrrrrrr")
+    text = header + "\n" + markdown_table(table, list(COLUMNS), align="l" + "r" * (len(COLUMNS) - 1))
     for row in rows:
         check = row.get("index_check")
         if check:

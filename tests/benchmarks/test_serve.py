@@ -30,7 +30,7 @@ def test_a_tiny_run_against_the_service_process_has_every_row_and_column():
         assert row["requests"] == 4
         assert row["non_2xx"] == row["5xx"] == row["lost"] == row["differ"] == 0
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["req_s"] > 0 and 1 <= row["mean_batch"] <= row["concurrency"]
-        assert row["direct_ms"] > 0 and row["decode_ms"] > 0
+        assert row["direct_ms"] > 0 and row["decode_ms"] > 0 and row["direct_drift"] > 0
         assert math.isclose(row["p50_ratio"], row["p50_ms"] / row["direct_ms"])
         assert math.isclose(row["rate_ratio"], row["direct_req_s"] / row["req_s"])
     adds, searches = rows[4:]
