@@ -158,19 +158,20 @@ def _timed(run: Any, args: tuple, repeats: int) -> tuple[float, Any]:
 
 def compare_shard_indexes(sizes: Sequence[int] = (1_000_000, 10_000_000), dim: int = 128,
                           factories: Sequence[str] = ("auto",), nprobes: Sequence[int] = (16, 64),
-                          on_disk: Sequence[bool] = (False,), queries: int = 1000, k: int = 10,
-                          shard_rows: int = 100_000, per_identity: int = 10, repeats: int = 3,
+                          on_disk: Sequence[bool] = (False,), block_rows: int = 2_000_000, queries: int = 1000,
+                          k: int = 10, shard_rows: int = 100_000, per_identity: int = 10, repeats: int = 3,
                           threads: int | None = None, tmp_dir: str | None = None, seed: int = 0,
                           progress: bool = True) -> list[dict]:
     """One row per size, factory (``auto``: :func:`~mnet_vision.index.shards.auto_factory`),
     on-disk mode and nprobe, plus the exact peer first for each size.
 
-    Each size's shards are written under ``tmp_dir`` (None: the system's temporary folder) and
-    removed after. Row keys: ``n``, ``index``, ``on_disk``, ``nprobe``, ``gen_s`` (writing the
-    shards), ``build_s``, ``train_s``, ``add_s``, ``peak_rss_mib``, ``base_rss_mib``,
-    ``numpy_peak_mib`` (see :func:`measured_build`), ``index_mib`` (index file + its ``.ivfdata``),
-    ``paths_mib`` (paths table + offsets), ``ms_per_query`` (a batch of all queries, median of
-    ``repeats``), ``recall1`` / ``recall10`` (against exact search), ``speedup`` (exact's time / this).
+    ``block_rows``: the vectors of a block index in an on-disk build. Each size's shards are written
+    under ``tmp_dir`` (None: the system's temporary folder) and removed after. Row keys: ``n``,
+    ``index``, ``on_disk``, ``nprobe``, ``gen_s`` (writing the shards), ``build_s``, ``train_s``,
+    ``add_s``, ``peak_rss_mib``, ``base_rss_mib``, ``numpy_peak_mib`` (see :func:`measured_build`),
+    ``index_mib`` (index file + its ``.ivfdata``), ``paths_mib`` (paths table + offsets),
+    ``ms_per_query`` (a batch of all queries, median of ``repeats``), ``recall1`` / ``recall10``
+    (against exact search), ``speedup`` (exact's time / this).
     Exact's row has its search time and no build.
     """
     if threads:
@@ -190,7 +191,8 @@ def compare_shard_indexes(sizes: Sequence[int] = (1_000_000, 10_000_000), dim: i
             todo = [(f, d) for f in factories for d in on_disk]
             for factory, disk in tqdm(todo, desc=f"build n={n:,}", disable=not progress):
                 out = Path(tmp) / f"index-{len(rows)}"
-                built = measured_build(shards, out, threads, {"factory": factory, "on_disk": disk, "seed": seed})
+                options = {"factory": factory, "on_disk": disk, "block_rows": block_rows, "seed": seed}
+                built = measured_build(shards, out, threads, options)
                 manifest, index = built["manifest"], ShardIndex.load(out)
                 files = manifest["files"]
                 index_bytes = sum((out / files[key]).stat().st_size for key in ("index", "ivfdata") if files[key])
