@@ -234,7 +234,7 @@ def test_an_unfinished_shard_is_skipped_and_counted(tmp_path):
     assert list_shards(folder)[1] == manifest["skipped"]
 
 
-def test_refusals_before_any_work(tmp_path):
+def test_refusals_before_any_work(tmp_path, monkeypatch):
     folder = good_shards(tmp_path / "shards")
     with pytest.raises(ValueError, match="'IDMap2,Flat' is not an IVF index"):
         build_from_shards(folder, tmp_path / "index", factory="IDMap2,Flat")
@@ -246,6 +246,7 @@ def test_refusals_before_any_work(tmp_path):
     write_shard(empty, "r000-c000000", np.zeros((0, DIM)))
     with pytest.raises(ValueError, match="no vectors in 1 complete embedding shard"):
         build_from_shards(empty, tmp_path / "index")
+    monkeypatch.setattr(sh, "LOCK_TIMEOUT_S", 0.05)
     with exclusive_flock(tmp_path / "index" / ".lock", 1, TimeoutError, "test"):
         with pytest.raises(RuntimeError, match="another build of the shard index .* is running"):
             build_from_shards(folder, tmp_path / "index", factory="IVF4,Flat")
