@@ -21,6 +21,8 @@ from mnet_vision.benchmarks import (
     faces,
     geo,
     index,
+    serve,
+    shard_index,
 )
 
 
@@ -48,6 +50,8 @@ BENCHMARKS: dict[str, tuple[Part, ...]] = {
     "attributes": (Part(attributes.compare_attribute_models, attributes.report),),
     "geo": (Part(geo.partition_build_rows, geo.partition_report), Part(geo.geolocation_rows, geo.geolocation_report)),
     "deploy": (Part(deploy.compare_deployments, deploy.report),),
+    "serve": (Part(serve.compare_service, serve.report),),
+    "shard_index": (Part(shard_index.compare_shard_indexes, shard_index.report),),
 }
 DEFAULT = "classification"
 

@@ -14,7 +14,7 @@ def test_benchmark_tool_prints_the_header_and_table():
 
 def test_every_benchmark_lists_its_keys_with_the_library_defaults():
     assert set(BENCHMARKS) == {"classification", "detection", "face_detector", "faces", "index", "embedding",
-                               "attributes", "geo", "deploy"}
+                               "attributes", "geo", "deploy", "serve", "shard_index"}
     assert "repeats=40" in describe("classification") and "sizes=[10000,100000,1000000]" in describe("index")
     assert describe("geo").count("repeats=") == 2  # each part has its own default
 
