@@ -113,6 +113,9 @@ MEASURED_SLOW = {
     "tests/faces/test_attribute_crops.py::test_the_set_of_real_faces_is_read_by_the_attribute_data_module",
     # the service's face index under concurrent adds and searches, then the same adds serially (~4 s)
     "tests/serving/test_security.py::test_concurrent_adds_and_searches_end_as_the_same_adds_done_serially",
+    # the benchmarks of issue 18 start the service / the builds as processes from inside the benchmark module
+    "tests/benchmarks/test_serve.py::test_a_tiny_run_against_the_service_process_has_every_row_and_column",
+    "tests/benchmarks/test_shard_index.py::test_a_tiny_run_has_the_exact_peer_every_row_and_leaves_no_shards",
 }
 
 
