@@ -2,7 +2,6 @@
 TCP, a clean stop on SIGTERM. (Its refusals run in-process: tests/serving/test_config.py.)"""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,15 +9,10 @@ from pathlib import Path
 
 import httpx
 
+from mnet_vision.benchmarks.serve import free_port
 from tests.helpers.cli import REPO
 
 STARTUP_S = 180  # a guard against a server that never comes up, not a speed limit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_tool_serves_over_tcp_and_stops_cleanly(detection_run):
